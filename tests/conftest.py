@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("MSGSAGAN_SHARED_DIR", REPO_ROOT.parent / "shared"))
+FIGURE1_DIR = SHARED_DIR / "data" / "figure1-cxr"
+META_SCHEMA = SHARED_DIR / "schemas" / "meta_schema_20240725.json"
+
+
+@pytest.fixture(scope="session")
+def figure1_dir() -> Path:
+    """The 55 real chest radiographs of ../shared/data/figure1-cxr (skips when absent)."""
+    if not (FIGURE1_DIR / "metadata.csv").is_file():
+        pytest.skip(f"real radiographs not found at {FIGURE1_DIR} (set MSGSAGAN_SHARED_DIR to the shared folder)")
+    return FIGURE1_DIR
