@@ -39,12 +39,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
-    """Band-limited noise on an ``n x n`` grid: white noise on ``cells x cells`` upsampled (cubic), unit std."""
+    """Band-limited noise on an ``n x n`` grid: white noise on ``cells x cells`` upsampled (linear), unit std."""
     coarse = rng.standard_normal((cells + 3, cells + 3))
-    up = ndimage.zoom(coarse, n / cells, order=3, mode="reflect", grid_mode=True)
+    up = ndimage.zoom(coarse, n / cells, order=1, mode="reflect", grid_mode=True)
     off = (up.shape[0] - n) // 2
     up = up[off : off + n, off : off + n]
     return ((up - up.mean()) / (up.std() + 1e-8)).astype(np.float32)
+
+
+def _nearest_rib(t: np.ndarray, spacing: float, count: int) -> np.ndarray:
+    """Distance from ``t`` to the nearest of ``count`` ribs at ``0, spacing, 2 spacing, ...`` (one pass, no loop)."""
+    k = np.clip(np.rint(t / spacing), 0, count - 1)
+    return t - k * spacing
 
 
 def _lung(
@@ -135,15 +141,15 @@ def make_phantom(size: int, label: int = 0, rng: np.random.Generator | int | Non
     # posterior ribs: arcs from the spine sloping down laterally; anterior ribs: fainter, sloping up
     n_ribs = int(rng.integers(9, 12))
     spacing = (base_r - top) / (n_ribs - 1.5)
-    y0 = top - 0.05 + spacing * np.arange(n_ribs, dtype=np.float32)[:, None, None] + u(-0.02, 0.02)
+    start = top - 0.05 + u(-0.02, 0.02)
     curve = u(0.55, 0.85)
     thick = u(0.022, 0.032)
-    y_post = y0 + 0.25 * ax[None] + curve * (ax[None] - 0.1) ** 2 * 0.6
-    post = np.exp(-(((y[None] - y_post) / thick) ** 2)) - 0.5 * np.exp(-(((y[None] - y_post) / (0.5 * thick)) ** 2))
+    d_post = _nearest_rib(y - (0.25 * ax + 0.6 * curve * (ax - 0.1) ** 2) - start, spacing, n_ribs)
+    post = np.exp(-((d_post / thick) ** 2)) - 0.5 * np.exp(-((d_post / (0.5 * thick)) ** 2))
     thorax = _sigmoid((max(base_r, base_l) + 0.02 - y) / 0.06)  # ribs fade out over the abdomen
-    ribs = post.sum(axis=0) * _sigmoid((ax - 0.07) / 0.015) * _sigmoid((bw * 0.92 - ax) / 0.03) * thorax
-    y_ant = y0[: n_ribs - 3] + 0.5 * spacing - 0.35 * ax[None] + 0.2 * ax[None] ** 2
-    ant = np.exp(-(((y[None] - y_ant) / (1.3 * thick)) ** 2)).sum(axis=0) * _sigmoid((ax - 0.3) / 0.05)
+    ribs = post * _sigmoid((ax - 0.07) / 0.015) * _sigmoid((bw * 0.92 - ax) / 0.03) * thorax
+    d_ant = _nearest_rib(y - (-0.35 * ax + 0.2 * ax**2) - start - 0.5 * spacing, spacing, n_ribs - 3)
+    ant = np.exp(-((d_ant / (1.3 * thick)) ** 2)) * _sigmoid((ax - 0.3) / 0.05)
     atten += (u(0.06, 0.10) * ribs + 0.03 * ant * _sigmoid((bw * 0.9 - ax) / 0.03) * thorax) * body
 
     # clavicles: S-shaped bars from the sternal notch out to the shoulders
@@ -159,6 +165,13 @@ def make_phantom(size: int, label: int = 0, rng: np.random.Generator | int | Non
         bubble = np.exp(-(((x - gx) / u(0.06, 0.11)) ** 2 + ((y - gy) / u(0.04, 0.07)) ** 2))
         atten -= 0.18 * bubble * body
 
+    # acquisition parameters are drawn before the class-specific part, so the same seed gives the same
+    # anatomy and exposure for both classes and class 1 differs only by its opacities
+    grad = 1.0 + u(-0.08, 0.08) * x + u(-0.06, 0.06) * y
+    level = max(float(np.percentile(np.clip(atten * grad, 0.0, None), 99.5)), 1e-3) / u(0.80, 0.95)
+    gamma, gain, offset = u(0.8, 1.25), u(0.85, 1.05), u(0.0, 0.08)
+    noise = rng.normal(0.0, u(0.006, 0.02), atten.shape).astype(np.float32)
+
     # class 1: patchy consolidation confined to the lungs
     if label == 1:
         lung_any = np.clip(lung_r + lung_l, 0.0, 1.0)
@@ -172,13 +185,9 @@ def make_phantom(size: int, label: int = 0, rng: np.random.Generator | int | Non
             opac += u(0.25, 0.45) * np.exp(-(((x - cxo) / rad_x) ** 2 + ((y - cyo) / rad_y) ** 2))
         atten += np.clip(opac, 0.0, 0.55) * np.clip(patch, 0.0, None) * lung_any * (1.0 - heart)
 
-    # acquisition: exposure gradient, gamma, quantum noise, detector blur
-    grad = 1.0 + u(-0.08, 0.08) * x + u(-0.06, 0.06) * y
-    img = np.clip(atten * grad, 0.0, None)
-    img = img / max(float(np.percentile(img, 99.5)), 1e-3) * u(0.80, 0.95)
-    img = np.clip(img, 0.0, 1.0) ** u(0.8, 1.25)
-    img = img * u(0.85, 1.05) + u(0.0, 0.08)  # brightness / air level
-    img = img + rng.normal(0.0, u(0.006, 0.02), img.shape).astype(np.float32)
+    # acquisition: exposure gradient, gamma, brightness, quantum noise, detector blur (all monotone in atten)
+    img = np.clip(atten * grad / level, 0.0, 1.0) ** gamma
+    img = img * gain + offset + noise
     img = ndimage.gaussian_filter(img, sigma=0.6 * n / 256.0 + 0.3)
     if factor > 1:
         img = img.reshape(size, factor, size, factor).mean(axis=(1, 3))

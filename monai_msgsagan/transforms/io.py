@@ -11,6 +11,7 @@ decoder stack trace.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -106,9 +107,16 @@ def _spacing_or_nan(values: Sequence[float] | None) -> np.ndarray:
 def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]]:
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+    source: Any = str(path)
+    with open(path, "rb") as f:
+        head = f.read(132)
+    if head[128:132] != b"DICM" and head[:2] == b"\x02\x00" and head[3:4] == b"\x00":
+        # file meta group without the 128-byte preamble: pydicom only reads file meta after a preamble
+        source = io.BytesIO(b"\x00" * 128 + b"DICM" + path.read_bytes())
     try:
-        ds = pydicom.dcmread(str(path), force=True)
+        ds = pydicom.dcmread(source, force=True)
     except InvalidDicomError as e:
         raise XrayReadError(path, f"not a DICOM file ({e})") from None
     except Exception as e:  # pydicom raises many types on garbage input
@@ -121,8 +129,13 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
     if frames > 1:
         raise XrayReadError(path, f"multi-frame DICOM ({frames} frames) is not supported; export one frame per file")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    syntax_name = getattr(tsyntax, "name", str(tsyntax)) if tsyntax is not None else "implicit VR little endian"
+    if "TransferSyntaxUID" not in ds.file_meta:  # bare dataset (no file meta): use the encoding the parser found
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    tsyntax = ds.file_meta.TransferSyntaxUID
+    syntax_name = getattr(tsyntax, "name", str(tsyntax))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
