@@ -179,7 +179,7 @@ class XrayBorderCleanup(Transform):
         content_fraction: float = 0.05,
         tol: float = 0.02,
         remove_text: bool = False,
-        text_size: float = 0.03,
+        text_size: float = 0.05,
         text_contrast: float = 0.3,
         min_keep: float = 0.5,
     ) -> None:
