@@ -74,6 +74,9 @@ def test_phantom_dataset_is_reproducible_and_balanced():
     torch.testing.assert_close(PhantomDataset(20, 32, 2, 0.25, seed=3)[4]["image"], item["image"])
     assert not torch.equal(PhantomDataset(20, 32, 2, 0.25, seed=4)[4]["image"], item["image"])
     assert {PhantomDataset(6, 32, num_classes=1)[i]["label"] for i in range(6)} == {0}
+    first = ds[4]["image"]
+    first.fill_(0.0)  # a caller writing into its item must not change the cached phantom
+    torch.testing.assert_close(ds[4]["image"], PhantomDataset(20, 32, 2, 0.25, seed=3, cache=False)[4]["image"])
     with pytest.raises(ValueError, match="num_classes"):
         PhantomDataset(4, 32, num_classes=3)
 

@@ -102,7 +102,8 @@ class NormalizeXrayIntensity(Transform):
         if self.max_samples is not None and x.shape[-1] * x.shape[-2] > self.max_samples:
             step = math.ceil(math.sqrt(x.shape[-1] * x.shape[-2] / self.max_samples))
             x = x[..., ::step, ::step]
-        lo, hi = percentile(x.reshape(-1).float(), [self.lower, self.upper])
+        # numpy's partition-based percentile: torch.quantile sorts, ~10x slower at this size
+        lo, hi = percentile(x.reshape(-1).float().cpu().numpy(), [self.lower, self.upper])
         return float(lo), float(hi)
 
     def intensity_range(self, img: torch.Tensor) -> tuple[float, float]:

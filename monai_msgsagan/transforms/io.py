@@ -211,7 +211,8 @@ def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             if frames > 1:
                 raise XrayReadError(path, f"multi-frame {fmt.upper()} ({frames} frames) is not supported")
             im.load()
-            im = ImageOps.exif_transpose(im)
+            if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation (phone photos of films)
+                im = ImageOps.exif_transpose(im)
             mode = im.mode
             dpi = im.info.get("dpi")
             if mode == "P":
