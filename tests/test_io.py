@@ -17,6 +17,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
 )
@@ -138,6 +139,15 @@ def test_dicom_lossless_compressed(tmp_path, syntax):
     np.testing.assert_array_equal(img[0].numpy(), STORED.min() + STORED.max() - STORED.astype(np.float32))
 
 
+@pytest.mark.parametrize("bits", [12, 16])
+def test_dicom_jpeg_lossless_process14(tmp_path, bits):
+    stored = ramp(33, 51, (1 << bits) - 1, seed=bits)
+    ds = dicom_dataset(stored, "MONOCHROME2", bits_stored=bits, RescaleSlope=1, RescaleIntercept=-1024)
+    img = LoadXray()(write_dicom(tmp_path / "jll.dcm", ds, syntax=JPEGLosslessSV1))
+    assert img.meta["transfer_syntax"] == JPEGLosslessSV1.name
+    np.testing.assert_array_equal(img[0].numpy(), stored.astype(np.float32) - 1024.0)
+
+
 def test_dicom_jpeg_baseline(tmp_path):
     stored8 = ramp(40, 48, 255)
     path = write_dicom(tmp_path / "jb.dcm", dicom_dataset(stored8, bits_stored=8), syntax=JPEGBaseline8Bit)
@@ -230,5 +240,6 @@ def test_good_corpus_through_dict_loader_and_collate(tmp_path):
     assert tuple(batch["image"].shape) == (len(data), 1, 32, 32)
     assert batch["image"].meta["label"].tolist() == list(range(len(data)))
     assert sorted(batch["image"].meta["source_format"]) == sorted(["png", "png", "jpeg", "dicom", "nifti"])
+    assert sorted(batch["image"].meta["transfer_syntax"])[-1] == "Explicit VR Little Endian"
     loaded = LoadXrayd("image")({"image": str(files["dicom"]), "label": 3})
     assert loaded["image"].meta["label"] == 3 and loaded["label"] == 3

@@ -15,7 +15,13 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    generate_uid,
+)
 
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 
@@ -56,6 +62,11 @@ def write_dicom(path: Path, ds: Dataset, syntax: str | None = None, preamble: bo
         ds.PixelData = encapsulate([buf.getvalue()])
         ds["PixelData"].VR = "OB"
         ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    elif syntax == JPEGLosslessSV1:  # no installed encoder: the T.81 writer below, pydicom encapsulates
+        bits = int(ds.BitsStored)
+        ds.PixelData = encapsulate([encode_jpeg_lossless_sv1(ds.pixel_array, bits)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
     elif syntax is not None:
         ds.compress(syntax)
     ds.save_as(path, enforce_file_format=True)
@@ -133,3 +144,44 @@ def write_bad_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
     ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
     bad["unsupported_syntax"] = (write_dicom(folder / "mpeg.dcm", ds), "unsupported")
     return bad
+
+
+def encode_jpeg_lossless_sv1(arr: np.ndarray, precision: int) -> bytes:
+    """Encode a 2D unsigned array as a JPEG Lossless, Process 14, Selection Value 1 codestream (ITU T.81 H).
+
+    No installed library encodes this syntax (the usual one of CR/DX archives), so the tests write it here to
+    check that pydicom's decoder plugin reads it through :class:`LoadXray`. One Huffman table with the 17
+    difference categories as 5-bit codes; predictor 1 (left), first row/column per T.81 H.1.2.1.
+    """
+    h, w = arr.shape
+    x = arr.astype(np.int64)
+    pred = np.empty_like(x)
+    pred[0, 0] = 1 << (precision - 1)
+    pred[0, 1:] = x[0, :-1]
+    pred[1:, 0] = x[:-1, 0]
+    pred[1:, 1:] = x[1:, :-1]
+    diff = (x - pred + 32768) % 65536 - 32768  # modulo 2**16, T.81 H.1.2.1
+    bits: list[str] = []
+    for d in diff.ravel().tolist():
+        ssss = 16 if d == -32768 else abs(d).bit_length()
+        bits.append(format(ssss, "05b"))
+        if 0 < ssss < 16:
+            bits.append(format(d if d > 0 else d + (1 << ssss) - 1, f"0{ssss}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)  # pad with ones
+    data = bytearray()
+    for i in range(0, len(stream), 8):
+        byte = int(stream[i : i + 8], 2)
+        data.append(byte)
+        if byte == 0xFF:
+            data.append(0x00)  # byte stuffing
+
+    def segment(marker: int, payload: bytes) -> bytes:
+        return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+    counts = bytes(16)
+    counts = counts[:4] + bytes([17]) + counts[5:]  # 17 codes of length 5
+    sof3 = bytes([precision]) + h.to_bytes(2, "big") + w.to_bytes(2, "big") + bytes([1, 1, 0x11, 0])
+    dht = bytes([0x00]) + counts + bytes(range(17))
+    sos = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, Ss = predictor 1, Se = 0, Ah/Al = 0
+    return b"\xff\xd8" + segment(0xC3, sof3) + segment(0xC4, dht) + segment(0xDA, sos) + bytes(data) + b"\xff\xd9"

@@ -295,7 +295,8 @@ def read_xray(
         ``(array, meta)``: the array in source display units, and a dict with ``filename_or_obj``,
         ``source_format``, ``original_size`` ``(H, W)``, ``pixel_spacing`` (mm, ``(row, column)``, NaN when
         unknown), ``photometric_interpretation`` (of the source), ``display_range`` (the source's full display
-        range, NaN when unknown).
+        range, NaN when unknown), ``transfer_syntax`` and ``modality`` (DICOM) and ``source_mode`` (Pillow mode),
+        empty strings where they do not apply.
 
     Raises:
         XrayReadError: naming the file and the reason (missing, empty, truncated, not an image, no pixel data,
@@ -333,6 +334,8 @@ def read_xray(
         raise XrayReadError(path, f"constant image (every pixel is {float(arr.min()):g}); no content to learn from")
     meta["filename_or_obj"] = str(path)
     meta["original_size"] = np.asarray(arr.shape, dtype=np.int64)
+    for key in ("transfer_syntax", "modality", "source_mode"):  # same keys for every format: batches collate
+        meta.setdefault(key, "")
     return arr, meta
 
 
