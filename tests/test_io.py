@@ -243,3 +243,50 @@ def test_good_corpus_through_dict_loader_and_collate(tmp_path):
     assert sorted(batch["image"].meta["transfer_syntax"])[-1] == "Explicit VR Little Endian"
     loaded = LoadXrayd("image")({"image": str(files["dicom"]), "label": 3})
     assert loaded["image"].meta["label"] == 3 and loaded["label"] == 3
+
+
+def test_dicom_voi_lut_sequence(tmp_path):
+    from pydicom.dataset import Dataset as DicomDataset
+
+    lut = (np.sqrt(np.arange(1024) / 1023.0) * 4095).astype(np.uint16)  # a gamma-like display LUT, 12-bit output
+    item = DicomDataset()
+    item.LUTDescriptor = [1024, 1000, 12]  # 1024 entries, first mapped stored value 1000
+    item.LUTData = lut.astype("<u2").tobytes()
+    ds = dicom_dataset(STORED, "MONOCHROME2")
+    ds.VOILUTSequence = [item]
+    img = LoadXray()(write_dicom(tmp_path / "voilut.dcm", ds))
+    expected = lut[np.clip(STORED.astype(np.int64) - 1000, 0, 1023)]
+    np.testing.assert_array_equal(img[0].numpy(), expected.astype(np.float32))
+    np.testing.assert_allclose(img.meta["display_range"], [0, 4095])
+
+
+def test_dicom_signed_pixels(tmp_path):
+    signed = (STORED.astype(np.int32) - 2048).astype(np.int16)
+    ds = dicom_dataset(signed, "MONOCHROME2", RescaleSlope=1, RescaleIntercept=0)
+    np.testing.assert_array_equal(LoadXray()(write_dicom(tmp_path / "s.dcm", ds))[0].numpy(), signed)
+
+
+def test_third_party_colour_dicoms_are_refused():
+    from pydicom.data import get_testdata_file
+
+    for name, fragment in (
+        ("SC_rgb_rle.dcm", "colour image"),
+        ("SC_rgb_jpeg_dcmtk.dcm", "colour image"),
+        ("examples_palette.dcm", "PALETTE COLOR"),
+    ):
+        path = get_testdata_file(name, download=False)
+        if path is None:
+            pytest.skip(f"pydicom test file {name} not installed")
+        with pytest.raises(XrayReadError, match=fragment):
+            LoadXray()(path)
+
+
+def test_tiff_16_bit_and_gray_alpha_png(tmp_path):
+    g16 = ramp(30, 40, 65535, seed=5)
+    Image.fromarray(g16).save(tmp_path / "scan.tif")
+    img = LoadXray()(tmp_path / "scan.tif")
+    np.testing.assert_array_equal(img[0].numpy(), g16)
+    assert img.meta["source_format"] == "tiff"
+    g8 = ramp(30, 40, 255, seed=6)
+    Image.fromarray(np.stack([g8, np.full_like(g8, 255)], axis=-1), mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(LoadXray()(tmp_path / "la.png")[0].numpy(), g8)

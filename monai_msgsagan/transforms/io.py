@@ -148,13 +148,14 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
     except Exception as e:
         raise XrayReadError(path, f"truncated or corrupt pixel data ({type(e).__name__}: {e})") from None
 
+    if photometric == "PALETTE COLOR":
+        raise XrayReadError(path, "colour image (DICOM PALETTE COLOR); expected a grayscale radiograph")
     if arr.ndim == 3 and photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        arr = _gray_from_rgb(path, arr, what=f"DICOM {photometric}")
-        photometric_out = photometric
-    elif arr.ndim != 2:
-        raise XrayReadError(path, f"unexpected DICOM pixel array shape {arr.shape}; expected one 2D frame")
-    else:
-        photometric_out = photometric
+        arr = _gray_from_rgb(path, arr, what=f"DICOM {photometric}")  # pydicom returns YBR as RGB
+    elif arr.ndim != 2 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise XrayReadError(
+            path, f"unsupported DICOM pixel layout (photometric {photometric}, array shape {arr.shape})"
+        )
     arr = np.asarray(arr)
     display_range = np.array([np.nan, np.nan])
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
@@ -162,22 +163,24 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
         has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
         if apply_voi and has_voi:
             try:
-                arr = apply_voi_lut(arr, ds, index=0)
-                # the output range of the VOI transform: map the extremes of any input through it
-                ends = apply_voi_lut(np.array([-1e12, 1e12]), ds, index=0).astype(np.float64)
-                display_range = np.array([ends.min(), ends.max()])
+                arr = apply_voi_lut(arr, ds, index=0)  # a VOI LUT is preferred over a window, as in pydicom
+                if "VOILUTSequence" in ds:  # output range: the LUT Descriptor's bit depth (PS3.3 C.11.2.1.1)
+                    bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+                    display_range = np.array([0.0, float(2**bits - 1)])
+                else:  # window output range: map the extremes of any input through it
+                    ends = apply_voi_lut(np.array([-1e12, 1e12]), ds, index=0).astype(np.float64)
+                    display_range = np.array([ends.min(), ends.max()])
             except Exception as e:
                 raise XrayReadError(path, f"invalid VOI LUT / window ({type(e).__name__}: {e})") from None
         arr = arr.astype(np.float32, copy=False)
         if photometric == "MONOCHROME1":  # minimum value is white: invert so that bone is bright
             lo, hi = display_range if np.isfinite(display_range).all() else (float(arr.min()), float(arr.max()))
             arr = np.float32(lo + hi) - arr
-            photometric_out = "MONOCHROME1"
     spacing = ds.get("PixelSpacing", None) or ds.get("ImagerPixelSpacing", None)
     meta = {
         "source_format": "dicom",
         "pixel_spacing": _spacing_or_nan(spacing),
-        "photometric_interpretation": photometric_out,
+        "photometric_interpretation": photometric,
         "display_range": display_range,
         "transfer_syntax": syntax_name,
         "modality": str(ds.get("Modality", "")),
