@@ -132,9 +132,7 @@ class GeneratorBlock(nn.Module):
     Input: ``(B, L)`` for the first block, else ``(B, C_in, s/2, s/2)``. Output features ``(B, C_out, s, s)``.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, image_channels: int, first: bool, attention: bool
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, image_channels: int, first: bool, attention: bool) -> None:
         super().__init__()
         self.first = first
         if first:

@@ -79,7 +79,9 @@ class MultiScaleDiscriminator(nn.Module):
         if 4 in attention:
             self.final_attention = SelfAttention2d(final_width + image_channels, use_spectral_norm=sn)
         self.mbstd = MinibatchStdDev(mbstd_group_size)
-        self.final_conv = maybe_spectral_norm(nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1), sn)
+        self.final_conv = maybe_spectral_norm(
+            nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1), sn
+        )
         self.final_dense = maybe_spectral_norm(nn.Conv2d(final_width, final_width, 4), sn)
         self.act = nn.LeakyReLU(0.2)
         self.logit = maybe_spectral_norm(nn.Linear(final_width, 1), sn)
