@@ -243,6 +243,8 @@ def test_good_corpus_through_dict_loader_and_collate(tmp_path):
     assert sorted(batch["image"].meta["transfer_syntax"])[-1] == "Explicit VR Little Endian"
     loaded = LoadXrayd("image")({"image": str(files["dicom"]), "label": 3})
     assert loaded["image"].meta["label"] == 3 and loaded["label"] == 3
+    with pytest.raises(ValueError, match="'label' must be an integer class index, got 'COVID-19'"):
+        LoadXrayd("image")({"image": str(files["dicom"]), "label": "COVID-19"})
 
 
 def test_dicom_voi_lut_sequence(tmp_path):

@@ -397,6 +397,10 @@ class LoadXrayd(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         label = d.get(self.label_key) if self.label_key is not None else None
+        try:
+            label = None if label is None else int(label)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.label_key!r} must be an integer class index, got {label!r}") from None
         for key in self.key_iterator(d):
-            d[key] = self.loader(d[key], label=None if label is None else int(label))
+            d[key] = self.loader(d[key], label=label)
         return d
