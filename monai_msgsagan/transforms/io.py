@@ -105,6 +105,7 @@ def _spacing_or_nan(values: Sequence[float] | None) -> np.ndarray:
 
 
 def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    from pydicom.datadict import dictionary_has_tag
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -121,7 +122,7 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
         raise XrayReadError(path, f"not a DICOM file ({e})") from None
     except Exception as e:  # pydicom raises many types on garbage input
         raise XrayReadError(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from None
-    if len(ds) == 0 or not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028, 0x7FE0) for tag in ds.keys()):
+    if not any(dictionary_has_tag(tag) for tag in ds.keys()):  # a forced parse of non-DICOM bytes finds none
         raise XrayReadError(path, "not a DICOM file (no DICOM preamble and no recognisable DICOM elements)")
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise XrayReadError(path, "DICOM has no pixel data (PixelData element missing)")
@@ -145,6 +146,8 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
         if "decod" in msg.lower() or "plugin" in msg.lower() or "support" in msg.lower():
             raise XrayReadError(path, f"unsupported or undecodable transfer syntax '{syntax_name}' ({msg})") from None
         raise XrayReadError(path, f"pixel data cannot be decoded ({type(e).__name__}: {msg})") from None
+    except AttributeError as e:  # pydicom: a required Image Pixel module element is missing
+        raise XrayReadError(path, f"incomplete DICOM image description ({e})") from None
     except Exception as e:
         raise XrayReadError(path, f"truncated or corrupt pixel data ({type(e).__name__}: {e})") from None
 
@@ -314,19 +317,25 @@ def read_xray(
     with open(path, "rb") as f:
         head = f.read(352)
     fmt = _sniff_format(path, head)
-    if fmt == "dicom":
-        arr, meta = _read_dicom(path, apply_voi=apply_voi)
-    elif fmt in ("png", "jpeg", "tiff"):
-        arr, meta = _read_raster(path)
-    elif fmt == "nifti":
-        if head.startswith(_GZIP_MAGIC) or path.name.lower().endswith(".nii"):
+    try:
+        if fmt == "dicom":
+            arr, meta = _read_dicom(path, apply_voi=apply_voi)
+        elif fmt in ("png", "jpeg", "tiff"):
+            arr, meta = _read_raster(path)
+        elif fmt == "nifti":
+            if not (head.startswith(_GZIP_MAGIC) or path.name.lower().endswith(".nii")):
+                raise XrayReadError(path, "not a NIfTI file (neither gzip nor NIfTI header)")
             arr, meta = _read_nifti(path)
+        elif fmt == "raster":
+            raise XrayReadError(path, f"not an image: '{path.suffix}' file without a PNG/JPEG/TIFF signature")
         else:
-            raise XrayReadError(path, "not a NIfTI file (neither gzip nor NIfTI header)")
-    elif fmt == "raster":
-        raise XrayReadError(path, f"not an image: '{path.suffix}' file without a PNG/JPEG/TIFF signature")
-    else:
-        raise XrayReadError(path, f"not a recognised radiograph format (DICOM, PNG, JPEG, TIFF, NIfTI): '{path.name}'")
+            raise XrayReadError(
+                path, f"not a recognised radiograph format (DICOM, PNG, JPEG, TIFF, NIfTI): '{path.name}'"
+            )
+    except XrayReadError:
+        raise
+    except Exception as e:  # anything a decoder or parser throws on malformed input (e.g. an invalid IS value)
+        raise XrayReadError(path, f"malformed {fmt} file ({type(e).__name__}: {e})") from None
     if arr.ndim != 2:
         raise XrayReadError(path, f"expected a 2D image, got array of shape {arr.shape}")
     if min(arr.shape) < min_size:
