@@ -1,10 +1,12 @@
 """Data-layer throughput on large radiographs, against plain MONAI ``LoadImage`` + ``Resize`` in the same run.
 
-Writes ``--num`` synthetic radiographs of ``--height`` x ``--width`` pixels (16-bit PNG and 12-bit DICOM, built from
-upsampled chest phantoms plus noise) into a temporary folder, then measures images/s for:
+Writes ``--num`` synthetic radiographs of ``--height`` x ``--width`` pixels per format (16-bit PNG, 8-bit JPEG as in
+public chest X-ray sets, 12-bit DICOM; built from upsampled chest phantoms plus noise) into a temporary folder,
+then measures images/s for:
 
 - ``msgsagan cold``: ``xray_train_transforms(256, augment=False)`` (load, photometric fix, percentile
-  normalisation, area resize with aspect kept, pyramid) over a plain ``Dataset``: every image decoded every epoch;
+  normalisation, area resize with aspect kept, pyramid) over a plain ``Dataset``: every image decoded every epoch
+  (JPEGs with libjpeg's DCT-scaled draft decode, the default);
 - ``msgsagan cached``: the same with augmentation over a ``CacheDataset``: the fill (one decode per image) and
   then the steady-state epochs, which only augment and build the pyramid (and, without augmentation, only the
   pyramid);
@@ -35,14 +37,14 @@ from monai_msgsagan.transforms import LoadXray, xray_train_transforms
 
 
 def write_large_radiographs(folder: Path, num: int, height: int, width: int, seed: int = 0) -> dict[str, list[str]]:
-    """``num`` 16-bit PNGs and ``num`` 12-bit MONOCHROME1 DICOMs of ``height x width`` pixels."""
+    """``num`` 16-bit PNGs, 8-bit JPEGs and 12-bit MONOCHROME1 DICOMs of ``height x width`` pixels."""
     import pydicom
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     rng = np.random.default_rng(seed)
-    out: dict[str, list[str]] = {"png": [], "dicom": []}
+    out: dict[str, list[str]] = {"png": [], "jpeg": [], "dicom": []}
     for i in range(num):
         base = (make_phantom(512, i % 2, rng)[0] + 1.0) / 2.0
         big = np.asarray(Image.fromarray(base).resize((width, height), Image.BILINEAR))
@@ -50,6 +52,9 @@ def write_large_radiographs(folder: Path, num: int, height: int, width: int, see
         png = folder / f"cxr_{i:03d}.png"
         Image.fromarray((big * 65535).astype(np.uint16)).save(png)
         out["png"].append(str(png))
+        jpg = folder / f"cxr_{i:03d}.jpg"
+        Image.fromarray((big * 255).astype(np.uint8)).save(jpg, quality=92)
+        out["jpeg"].append(str(jpg))
         ds = DicomDataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -107,7 +112,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         files, t = timed(lambda: write_large_radiographs(Path(tmp), args.num, args.height, args.width))
-        print(f"wrote {2 * args.num} files in {t:.1f} s")
+        print(f"wrote {3 * args.num} files in {t:.1f} s")
         rows = []
         for fmt, paths in files.items():
             data = [{"image": p, "label": i % 2} for i, p in enumerate(paths)]

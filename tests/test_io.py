@@ -310,3 +310,16 @@ def test_malformed_third_party_dicoms_give_named_errors():
             pytest.skip(f"pydicom test file {name} not installed")
         with pytest.raises(XrayReadError, match=fragment):
             LoadXray()(path)
+
+
+def test_jpeg_draft_decoding_is_close_to_full_decoding(tmp_path):
+    big = np.kron(ramp(64, 80, 255, seed=9), np.ones((16, 16), np.uint8))  # 1024 x 1280, smooth blocks
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=95, dpi=(100, 100))
+    full = LoadXray()(tmp_path / "big.jpg")
+    draft = LoadXray(draft_size=256)(tmp_path / "big.jpg")
+    assert tuple(draft.shape) == (1, 256, 320)  # 1/4 scale: both sides still >= 256
+    assert tuple(draft.meta["original_size"]) == (1024, 1280) == tuple(full.meta["original_size"])
+    np.testing.assert_allclose(draft.meta["pixel_spacing"], full.meta["pixel_spacing"] * 4, rtol=1e-6)
+    pooled = torch.nn.functional.avg_pool2d(full[None].as_tensor(), 4)[0]
+    assert float((draft.as_tensor() - pooled).abs().mean()) < 2.0  # of 255
+    np.testing.assert_array_equal(LoadXray(draft_size=256)(write_png(tmp_path / "big.png", big))[0].numpy(), big)

@@ -53,6 +53,7 @@ def xray_preprocess_transforms(
     border_cleanup: bool = False,
     remove_text: bool = False,
     label_key: str | None = "label",
+    jpeg_draft: bool = True,
 ) -> Compose:
     """The deterministic part: load -> normalise to [-1, 1] -> (border cleanup) -> square ``resolution`` side.
 
@@ -67,9 +68,12 @@ def xray_preprocess_transforms(
         resize_mode: ``"pad"`` or ``"crop"``, see :class:`ResizeXrayToSquare`.
         border_cleanup: crop uniform borders; ``remove_text`` also erases small burned-in marks.
         label_key: key of the class label copied into the image metadata by the loader.
+        jpeg_draft: decode large JPEGs at a reduced DCT scale (sides kept >= 2 x ``resolution``), a several-fold
+            speed-up on 2000+ px files; the area resize to ``resolution`` follows either way.
     """
     keys = list(keys)
-    chain = [LoadXrayd(keys, label_key=label_key)] if load else []
+    draft = 2 * int(resolution) if jpeg_draft else None
+    chain = [LoadXrayd(keys, label_key=label_key, draft_size=draft)] if load else []
     chain.append(NormalizeXrayIntensityd(keys, mode=normalize_mode, lower=lower, upper=upper, window=window))
     if border_cleanup or remove_text:
         chain.append(XrayBorderCleanupd(keys, remove_text=remove_text))

@@ -206,10 +206,13 @@ def _gray_from_rgb(path: Path, arr: np.ndarray, what: str, tolerance: float = 3.
     return rgb.mean(axis=-1)
 
 
-def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def _read_raster(path: Path, draft_size: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     try:
         with Image.open(str(path)) as im:
             fmt = str(im.format or "").lower()
+            full_w, full_h = im.size
+            if draft_size is not None and fmt == "jpeg" and im.mode in ("L", "RGB"):
+                im.draft(im.mode, (draft_size, draft_size))  # libjpeg DCT scaling; both sides stay >= draft_size
             try:
                 frames = int(getattr(im, "n_frames", 1))
             except Exception:
@@ -250,8 +253,10 @@ def _read_raster(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         display_range = np.array([np.nan, np.nan])
     spacing = None
     if dpi and all(float(d) > 0 for d in dpi[:2]):
-        spacing = [25.4 / float(dpi[1]), 25.4 / float(dpi[0])]  # (row, column) in mm
+        scale = (full_h / arr.shape[0], full_w / arr.shape[1])  # > 1 after a JPEG draft decode
+        spacing = [25.4 / float(dpi[1]) * scale[0], 25.4 / float(dpi[0]) * scale[1]]  # (row, column) in mm
     meta = {
+        "original_size": np.asarray((full_h, full_w), dtype=np.int64),
         "source_format": fmt or "image",
         "pixel_spacing": _spacing_or_nan(spacing),
         "photometric_interpretation": "MONOCHROME2",
@@ -286,7 +291,11 @@ def _read_nifti(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def read_xray(
-    path: str | Path, apply_voi: bool = True, min_size: int = 8, allow_constant: bool = False
+    path: str | Path,
+    apply_voi: bool = True,
+    min_size: int = 8,
+    allow_constant: bool = False,
+    draft_size: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Read one radiograph as a 2D float32 array ``(H, W)`` (bone bright) plus metadata.
 
@@ -296,10 +305,14 @@ def read_xray(
         apply_voi: apply the DICOM VOI LUT or window centre/width when present.
         min_size: the smallest accepted side length in pixels.
         allow_constant: accept an image whose pixels are all equal (refused by default: it has no content).
+        draft_size: JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 scale (DCT-domain, anti-aliased) as long
+            as both sides stay >= ``draft_size``; several times faster for 2000+ px files that are resized to
+            a small training size anyway. ``None`` decodes at full size.
 
     Returns:
         ``(array, meta)``: the array in source display units, and a dict with ``filename_or_obj``,
-        ``source_format``, ``original_size`` ``(H, W)``, ``pixel_spacing`` (mm, ``(row, column)``, NaN when
+        ``source_format``, ``original_size`` ``(H, W)`` of the file, ``pixel_spacing`` (mm per pixel of the
+        returned array, ``(row, column)``, NaN when
         unknown), ``photometric_interpretation`` (of the source), ``display_range`` (the source's full display
         range, NaN when unknown), ``transfer_syntax`` and ``modality`` (DICOM) and ``source_mode`` (Pillow mode),
         empty strings where they do not apply.
@@ -321,7 +334,7 @@ def read_xray(
         if fmt == "dicom":
             arr, meta = _read_dicom(path, apply_voi=apply_voi)
         elif fmt in ("png", "jpeg", "tiff"):
-            arr, meta = _read_raster(path)
+            arr, meta = _read_raster(path, draft_size)
         elif fmt == "nifti":
             if not (head.startswith(_GZIP_MAGIC) or path.name.lower().endswith(".nii")):
                 raise XrayReadError(path, "not a NIfTI file (neither gzip nor NIfTI header)")
@@ -345,7 +358,7 @@ def read_xray(
     if not allow_constant and float(arr.max()) == float(arr.min()):
         raise XrayReadError(path, f"constant image (every pixel is {float(arr.min()):g}); no content to learn from")
     meta["filename_or_obj"] = str(path)
-    meta["original_size"] = np.asarray(arr.shape, dtype=np.int64)
+    meta.setdefault("original_size", np.asarray(arr.shape, dtype=np.int64))
     for key in ("transfer_syntax", "modality", "source_mode"):  # same keys for every format: batches collate
         meta.setdefault(key, "")
     return arr, meta
@@ -363,19 +376,24 @@ class LoadXray(Transform):
         apply_voi: apply the DICOM VOI LUT / window centre and width when present.
         min_size: smallest accepted side in pixels (smaller images raise :class:`XrayReadError`).
         allow_constant: accept images whose pixels are all equal.
+        draft_size: JPEG only: decode at a reduced DCT scale while both sides stay >= ``draft_size`` (see
+            :func:`read_xray`); the image is then smaller than ``original_size``.
 
     Example::
 
         img = LoadXray()("chest.dcm")   # MetaTensor (1, H, W), img.meta["pixel_spacing"]
     """
 
-    def __init__(self, apply_voi: bool = True, min_size: int = 8, allow_constant: bool = False) -> None:
+    def __init__(
+        self, apply_voi: bool = True, min_size: int = 8, allow_constant: bool = False, draft_size: int | None = None
+    ) -> None:
         self.apply_voi = apply_voi
         self.min_size = min_size
         self.allow_constant = allow_constant
+        self.draft_size = draft_size
 
     def __call__(self, filename: str | Path, label: int | None = None) -> MetaTensor:
-        arr, meta = read_xray(filename, self.apply_voi, self.min_size, self.allow_constant)
+        arr, meta = read_xray(filename, self.apply_voi, self.min_size, self.allow_constant, self.draft_size)
         meta["label"] = -1 if label is None else int(label)
         return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr[None])), meta=meta)
 
@@ -386,7 +404,7 @@ class LoadXrayd(MapTransform):
     Args:
         keys: keys holding file paths.
         label_key: key of an integer class label to copy into the image metadata (``None`` to skip).
-        apply_voi, min_size, allow_constant: see :class:`LoadXray`.
+        apply_voi, min_size, allow_constant, draft_size: see :class:`LoadXray`.
         allow_missing_keys: do not raise when a key is absent.
     """
 
@@ -397,11 +415,12 @@ class LoadXrayd(MapTransform):
         apply_voi: bool = True,
         min_size: int = 8,
         allow_constant: bool = False,
+        draft_size: int | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.label_key = label_key
-        self.loader = LoadXray(apply_voi=apply_voi, min_size=min_size, allow_constant=allow_constant)
+        self.loader = LoadXray(apply_voi, min_size, allow_constant, draft_size)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
