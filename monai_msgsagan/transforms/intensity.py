@@ -225,9 +225,19 @@ class XrayBorderCleanup(Transform):
 class XrayBorderCleanupd(MapTransform):
     """Dictionary version of :class:`XrayBorderCleanup` (same arguments after ``keys``)."""
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        content_fraction: float = 0.05,
+        tol: float = 0.02,
+        remove_text: bool = False,
+        text_size: float = 0.05,
+        text_contrast: float = 0.3,
+        min_keep: float = 0.5,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.cleanup = XrayBorderCleanup(**kwargs)
+        self.cleanup = XrayBorderCleanup(content_fraction, tol, remove_text, text_size, text_contrast, min_keep)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -369,11 +379,23 @@ class RandXrayAugment(Randomizable, Transform):
 
 
 class RandXrayAugmentd(Randomizable, MapTransform):
-    """Dictionary version of :class:`RandXrayAugment`: the same random draw is applied to every key."""
+    """Dictionary version of :class:`RandXrayAugment` (same arguments after ``keys``): the same random draw is
+    applied to every key."""
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        prob: float = 0.5,
+        rotate_deg: float = 5.0,
+        scale: float = 0.05,
+        shift: float = 0.03,
+        gamma: tuple[float, float] = (0.85, 1.15),
+        hflip_prob: float = 0.0,
+        vflip_prob: float = 0.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.augment = RandXrayAugment(**kwargs)
+        self.augment = RandXrayAugment(prob, rotate_deg, scale, shift, gamma, hflip_prob, vflip_prob)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandXrayAugmentd:
         super().set_random_state(seed, state)
