@@ -3,6 +3,7 @@ and a corpus of corrupt inputs that must each be refused with a named reason."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import nibabel as nib
@@ -23,7 +24,14 @@ from pydicom.uid import (
 )
 from xray_files import dicom_dataset, ramp, write_bad_corpus, write_dicom, write_good_corpus, write_png
 
-from monai_msgsagan.transforms import LoadXray, LoadXrayd, XrayReadError, read_xray, xray_preprocess_transforms
+from monai_msgsagan.transforms import (
+    XRAY_META_KEYS,
+    LoadXray,
+    LoadXrayd,
+    XrayReadError,
+    read_xray,
+    xray_preprocess_transforms,
+)
 
 
 def _figure1_images(figure1_dir: Path) -> list[Path]:
@@ -221,6 +229,8 @@ def test_corrupt_corpus_each_gets_its_named_error(tmp_path):
         assert reason in err.reason, f"{case}: {err.reason}"
         assert str(path) in str(err)
         assert isinstance(err, ValueError)
+        copy = pickle.loads(pickle.dumps(err))  # crosses DataLoader worker boundaries intact
+        assert (copy.path, copy.reason) == (err.path, err.reason)
 
 
 def test_missing_file_and_constant_image(tmp_path):
@@ -241,6 +251,8 @@ def test_good_corpus_through_dict_loader_and_collate(tmp_path):
     assert batch["image"].meta["label"].tolist() == list(range(len(data)))
     assert sorted(batch["image"].meta["source_format"]) == sorted(["png", "png", "jpeg", "dicom", "nifti"])
     assert sorted(batch["image"].meta["transfer_syntax"])[-1] == "Explicit VR Little Endian"
+    for path in files.values():
+        assert set(XRAY_META_KEYS) <= set(LoadXray()(path).meta), path
     loaded = LoadXrayd("image")({"image": str(files["dicom"]), "label": 3})
     assert loaded["image"].meta["label"] == 3 and loaded["label"] == 3
     with pytest.raises(ValueError, match="'label' must be an integer class index, got 'COVID-19'"):

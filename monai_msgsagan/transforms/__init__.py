@@ -16,11 +16,12 @@ from .intensity import (
     XrayBorderCleanup,
     XrayBorderCleanupd,
 )
-from .io import XRAY_EXTENSIONS, LoadXray, LoadXrayd, XrayReadError, read_xray
+from .io import XRAY_EXTENSIONS, XRAY_META_KEYS, LoadXray, LoadXrayd, XrayReadError, read_xray
 from .pyramid import MultiScalePyramid, MultiScalePyramidd, pyramid_sizes
 
 __all__ = [
     "XRAY_EXTENSIONS",
+    "XRAY_META_KEYS",
     "LoadXray",
     "LoadXrayd",
     "MultiScalePyramid",

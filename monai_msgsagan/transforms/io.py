@@ -29,7 +29,7 @@ nib, _ = optional_import("nibabel")
 Image, _ = optional_import("PIL.Image")
 ImageOps, _ = optional_import("PIL.ImageOps")
 
-__all__ = ["XrayReadError", "read_xray", "LoadXray", "LoadXrayd", "XRAY_EXTENSIONS"]
+__all__ = ["XrayReadError", "read_xray", "LoadXray", "LoadXrayd", "XRAY_EXTENSIONS", "XRAY_META_KEYS"]
 
 #: File name endings recognised as radiographs when scanning folders (lower case).
 XRAY_EXTENSIONS: tuple[str, ...] = (
@@ -49,14 +49,18 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _GZIP_MAGIC = b"\x1f\x8b"
 
-#: Metadata keys that every loaded image carries (values always collatable: no ``None``).
-META_KEYS = (
+#: Metadata keys that every image from :class:`LoadXray` carries, whatever its format (values are never ``None``,
+#: so batches of mixed formats collate).
+XRAY_META_KEYS: tuple[str, ...] = (
     "filename_or_obj",
     "source_format",
     "original_size",
     "pixel_spacing",
     "photometric_interpretation",
     "display_range",
+    "transfer_syntax",
+    "modality",
+    "source_mode",
     "label",
 )
 
