@@ -99,6 +99,15 @@ def test_dicom_monochrome1_is_inverted(tmp_path):
 
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_dicom_inverse_presentation_lut_shape(tmp_path, photometric):
+    ds = dicom_dataset(STORED, photometric, PresentationLUTShape="INVERSE")
+    img = LoadXray()(write_dicom(tmp_path / "inv.dcm", ds))
+    shown = STORED.astype(np.float32)
+    expected = shown if photometric == "MONOCHROME1" else shown.min() + shown.max() - shown
+    np.testing.assert_array_equal(img[0].numpy(), expected)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 def test_dicom_voi_window(tmp_path, photometric):
     ds = dicom_dataset(STORED, photometric, WindowCenter=1500, WindowWidth=1200)
     img = LoadXray()(write_dicom(tmp_path / "win.dcm", ds))
