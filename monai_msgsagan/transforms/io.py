@@ -180,9 +180,11 @@ def _read_dicom(path: Path, apply_voi: bool) -> tuple[np.ndarray, dict[str, Any]
             except Exception as e:
                 raise XrayReadError(path, f"invalid VOI LUT / window ({type(e).__name__}: {e})") from None
         arr = arr.astype(np.float32, copy=False)
-        # MONOCHROME1 (minimum is white) or an INVERSE Presentation LUT, not both: invert so that bone is bright
+        # MONOCHROME1 (minimum is white) or an INVERSE Presentation LUT Shape: invert so that bone is bright.
+        # In image IODs INVERSE is the Presentation LUT Shape that goes with MONOCHROME1 (the same inversion,
+        # not a second one: PS3.3 General Image Module, C.11.6.1.2); on MONOCHROME2 it is taken as an inversion.
         inverse_shape = str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
-        if (photometric == "MONOCHROME1") != inverse_shape:
+        if photometric == "MONOCHROME1" or inverse_shape:
             lo, hi = display_range if np.isfinite(display_range).all() else (float(arr.min()), float(arr.max()))
             arr = np.float32(lo + hi) - arr
     spacing = ds.get("PixelSpacing", None) or ds.get("ImagerPixelSpacing", None)
