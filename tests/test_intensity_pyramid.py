@@ -80,8 +80,10 @@ def test_border_cleanup_crops_frame_and_removes_text():
     img = torch.full((1, 100, 80), -1.0)
     img[:, 10:90, 6:76] = torch.rand((1, 80, 70), generator=g) * 1.2 - 0.6  # content in the middle
     img[:, 2:5, 60:78] = 1.0  # a burned-in label in the black border
-    out = XrayBorderCleanup()(img)
+    out = XrayBorderCleanup()(MetaTensor(img))
     assert tuple(out.shape) == (1, 80, 70)
+    torch.testing.assert_close(out.as_tensor(), img[:, 10:90, 6:76])
+    assert out.affine[0, 3] == 10 and out.affine[1, 3] == 6  # the crop origin moved with it
     marked = img[:, 10:90, 6:76].clone()
     marked[:, 30:33, 20:26] = 1.0  # a small saturated text mark on the anatomy
     cleaned = XrayBorderCleanup(remove_text=True)(marked)

@@ -25,6 +25,7 @@ from monai.transforms import (
     Randomizable,
     Resize,
     ScaleIntensityRange,
+    SpatialCrop,
     SpatialPad,
     Transform,
 )
@@ -207,7 +208,7 @@ class XrayBorderCleanup(Transform):
         content = (gray > -1.0 + self.tol) & (gray < 1.0 - self.tol)
         r0, r1 = self._bounds(content.mean(axis=1), gray.shape[0])
         c0, c1 = self._bounds(content.mean(axis=0), gray.shape[1])
-        out = img[:, r0:r1, c0:c1]
+        out = SpatialCrop(roi_start=(r0, c0), roi_end=(r1, c1))(img)  # MetaTensor affine follows the crop
         if self.remove_text:
             crop = x[:, r0:r1, c0:c1]
             k = max(3, int(round(self.text_size * min(crop.shape[-2:]))) | 1)
