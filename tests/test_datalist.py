@@ -66,6 +66,8 @@ def test_csv_with_bad_rows_reports_each_and_keeps_good(tmp_path):
     assert by_row[n + 3] == "blank label in column 'diagnosis'"
     assert by_row[n + 4] == "duplicate of row 1"
     assert len(dl.report.skipped) == len(bad) + 4
+    threaded = build_datalist(tmp_path / "labels.csv", label_column="diagnosis", num_workers=2)
+    assert threaded.train == dl.train and threaded.report.to_dict() == dl.report.to_dict()
     saved = json.loads(dl.report.to_json(tmp_path / "report.json").read_text())
     assert saved["num_used"] == len(good) and len(saved["skipped"]) == len(bad) + 4
     for item in dl.train:  # the good ones still load

@@ -8,6 +8,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,15 @@ def _is_dicom_without_extension(path: Path) -> bool:
     return head[128:132] == b"DICM"
 
 
+def _read_error(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a radiograph, or ``None`` when it loads."""
+    try:
+        read_xray(path)
+    except XrayReadError as e:
+        return e.reason
+    return None
+
+
 def _natural_sorted(names: set[str]) -> list[str]:
     if names and all(n.lstrip("-").isdigit() for n in names):
         return sorted(names, key=int)
@@ -174,6 +184,7 @@ def build_datalist(
     check_readable: bool = True,
     labels_from_subfolders: bool = False,
     extensions: Sequence[str] = XRAY_EXTENSIONS,
+    num_workers: int = 1,
 ) -> Datalist:
     """Find radiographs in a folder tree or a CSV and split them into train / validation datalists.
 
@@ -200,6 +211,7 @@ def build_datalist(
         check_readable: decode every file once and skip the ones that cannot be used (costs one full read).
         labels_from_subfolders: folder sources: class = first-level subfolder.
         extensions: file endings considered images (lower case).
+        num_workers: threads decoding files for ``check_readable``.
 
     Returns:
         :class:`Datalist` with ``train``, ``val``, ``class_names`` and ``report``.
@@ -273,7 +285,7 @@ def build_datalist(
             candidates.append((i, p, raw, name))
 
     seen: dict[str, int | str] = {}
-    kept: list[tuple[int | None, Path, str]] = []
+    chosen: list[tuple[int | None, Path, str]] = []
     for row, p, raw, name in candidates:
         report.num_candidates += 1
         assert p is not None
@@ -285,13 +297,18 @@ def build_datalist(
         if wanted is not None and name not in wanted:
             report.skipped.append(SkippedItem(raw, f"class {name!r} not in requested classes {wanted}", row))
             continue
-        if check_readable:
-            try:
-                read_xray(p)
-            except XrayReadError as e:
-                report.skipped.append(SkippedItem(str(p), f"unreadable: {e.reason}", row))
-                continue
-        kept.append((row, p, name))
+        chosen.append((row, p, name))
+
+    errors: list[str | None] = [None] * len(chosen)
+    if check_readable:
+        with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # decoders release the GIL
+            errors = list(pool.map(_read_error, [p for _, p, _ in chosen]))
+    kept: list[tuple[int | None, Path, str]] = []
+    for (row, p, name), error in zip(chosen, errors):
+        if error is not None:
+            report.skipped.append(SkippedItem(str(p), f"unreadable: {error}", row))
+        else:
+            kept.append((row, p, name))
 
     labelled = label_column is not None or (source.is_dir() and (labels_from_subfolders or wanted is not None))
     class_names = (wanted if wanted is not None else _natural_sorted({n for _, _, n in kept})) if labelled else []
