@@ -77,7 +77,7 @@ def build_context(out: Path, models: Path, tag: str, platform: str) -> Path:
             dockerfile = Path(builder._write_dockerfile(platform_parameters))
             print(
                 "On a machine with Docker:\n  docker buildx build "
-                f"--platform {platform_parameters.docker_arch} -f {dockerfile} -t {tag} {out}"
+                f"--platform {platform_parameters.docker_arch} -f {dockerfile} -t {platform_parameters.tag} {out}"
             )
     return dockerfile
 
