@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime
 import re
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,6 @@ __all__ = [
     "APPLICATION_NAME",
     "to_stored_values",
     "write_synthetic_dicom_series",
-    "dicom_text_fields",
 ]
 
 SYNTHETIC_PATIENT_NAME = "SYNTHETIC^IMAGE^NOT A REAL PATIENT"
@@ -217,22 +215,3 @@ def write_synthetic_dicom_series(
         sc.WindowWidth = 2
         sc.save_as(path, enforce_file_format=True)
     return paths
-
-
-def dicom_text_fields(paths: Sequence[str | Path]) -> list[dict[str, str]]:
-    """Identity-relevant attributes of written files, for reports: patient ID, study/series/SOP UIDs, file."""
-    from pydicom import dcmread
-
-    fields = []
-    for path in paths:
-        ds = dcmread(path, stop_before_pixels=True)
-        fields.append(
-            {
-                "file": str(path),
-                "PatientID": str(ds.PatientID),
-                "StudyInstanceUID": str(ds.StudyInstanceUID),
-                "SeriesInstanceUID": str(ds.SeriesInstanceUID),
-                "SOPInstanceUID": str(ds.SOPInstanceUID),
-            }
-        )
-    return fields

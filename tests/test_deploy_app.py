@@ -285,6 +285,16 @@ def test_generation_is_seeded_and_matches_the_network(models: dict[str, Path]) -
     torch.testing.assert_close(a, reference, atol=1e-5, rtol=0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the app's GPU path needs one")
+def test_cuda_float16_matches_cpu(models: dict[str, Path]) -> None:
+    cpu = generate(load_exported_generator(models["good"]), 4, seed=5, batch_size=4, class_index=0)
+    gpu = load_exported_generator(models["good"], "cuda")
+    half = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=True)
+    full = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=False)
+    torch.testing.assert_close(full, cpu, atol=1e-4, rtol=0)
+    torch.testing.assert_close(half, cpu, atol=2e-2, rtol=0)
+
+
 def test_gate_verdicts(models: dict[str, Path]) -> None:
     generator = load_exported_generator(models["good"])
     varied = generate(generator, 6, seed=0, batch_size=6)
