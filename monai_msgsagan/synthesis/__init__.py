@@ -3,6 +3,7 @@
 The MONAI Deploy application (``apps/xray_synthesis``) wires these steps into Holoscan operators.
 """
 
+from monai_msgsagan.synthesis.gate import GateResult, diversity_gate
 from monai_msgsagan.synthesis.generator import (
     ExportedGenerator,
     ModelError,
@@ -29,11 +30,13 @@ __all__ = [
     "REPORT_FILENAME",
     "REQUEST_FILENAME",
     "ExportedGenerator",
+    "GateResult",
     "ModelError",
     "OutputError",
     "RequestError",
     "SynthesisRequest",
     "check_output_dir",
+    "diversity_gate",
     "find_model_file",
     "generate",
     "load_exported_generator",
