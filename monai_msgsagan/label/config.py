@@ -43,6 +43,7 @@ class SyntheticAugmentSettings:
     augment_classes: tuple[str, ...] | None = None
     seed: int = 0
     device: str = "cpu"
+    prefix: str = "synthetic_"
 
     @classmethod
     def from_conf(
@@ -103,11 +104,18 @@ class SyntheticAugmentSettings:
             augment_classes=None if augment is None else tuple(augment),
             seed=number("seed", int, 0),
             device=str(conf.get(key("device")) or "cpu"),
+            prefix=prefix,
         )
 
     def load_generator(self) -> SyntheticGenerator:
-        """The generator these settings name (raises ``ValueError`` for an unusable file)."""
-        return SyntheticGenerator.from_file(self.model, self.network, self.device)
+        """The generator these settings name; ``ValueError`` for an unusable file or another number of classes."""
+        generator = SyntheticGenerator.from_file(self.model, self.network, self.device)
+        if generator.num_classes != len(self.classes):
+            raise ValueError(
+                f"app config '{self.prefix}model': the generator {self.model} has {generator.num_classes} classes but "
+                f"{len(self.classes)} class names were given: {list(self.classes)}."
+            )
+        return generator
 
     def build(self, generator: SyntheticGenerator | None = None) -> SyntheticAugmenter:
         """The augmenter; loads the generator unless one is given."""

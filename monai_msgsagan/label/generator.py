@@ -31,7 +31,7 @@ def image_seed(seed: int, class_index: int, index: int) -> int:
     images), so image ``i`` of class ``c`` is the same whatever the number of images asked for, and a larger request
     only adds images to the cache.
     """
-    return int(np.random.SeedSequence([seed, class_index, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, class_index, index]).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 class SyntheticGenerator:
