@@ -7,27 +7,22 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 
-pytest.importorskip(
-    "monailabel",
-    reason="MONAI Label is not installed here: run `bash scripts/test_monailabel.sh` (it builds .venv-monailabel)",
-)
-
-import torch  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-
-from monai_msgsagan.networks import InferenceGenerator  # noqa: E402
+from monai_msgsagan.networks import InferenceGenerator
 
 APP_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = APP_DIR.parents[1]
 SHARED_DIR = Path(os.environ.get("MSGSAGAN_SHARED_DIR", REPO_ROOT.parent / "shared"))
 FIGURE1_DIR = SHARED_DIR / "data" / "figure1-cxr"
 CLASSES = ["COVID-19", "other"]
+#: Why the app tests skip outside .venv-monailabel; each test module calls ``pytest.importorskip`` with it.
+NO_MONAILABEL = "MONAI Label is not installed here: run `bash scripts/test_monailabel.sh` (it builds .venv-monailabel)"
 GENERATOR_ARGS = {"resolution": 32, "latent_dim": 8, "channels": [16, 16, 8, 8], "num_classes": 2}
 
 
@@ -72,8 +67,9 @@ def make_datastore(figure1_dir: Path, folder: Path, n_covid: int = 6, n_other: i
 
 
 @contextmanager
-def start_app(studies: Path, conf: dict[str, str]) -> Iterator[TestClient]:
-    """Start the real MONAI Label server app (FastAPI, in process) on this app folder and datastore."""
+def start_app(studies: Path, conf: dict[str, str]) -> Iterator:
+    """Start the real MONAI Label server app (FastAPI ``TestClient``, in process) on this app and datastore."""
+    from fastapi.testclient import TestClient
     from monailabel.app import app
     from monailabel.config import settings
     from monailabel.interfaces.utils.app import clear_cache
@@ -92,8 +88,3 @@ def start_app(studies: Path, conf: dict[str, str]) -> Iterator[TestClient]:
             yield client
     finally:
         clear_cache()
-
-
-@pytest.fixture
-def app_starter() -> Callable:
-    return start_app

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, make_datastore, start_app
+from conftest import CLASSES, NO_MONAILABEL, make_datastore, start_app
 from PIL import Image
+
+pytest.importorskip("monailabel", reason=NO_MONAILABEL)
 
 from monai_msgsagan.label import SPLIT_FILENAME, read_class_index
 
