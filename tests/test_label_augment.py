@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged, Resized, ScaleIntensityd, SelectItemsd
+from monai.utils import OptionalImportError
 
 from monai_msgsagan.label import (
     SPLIT_FILENAME,
@@ -21,8 +22,10 @@ from monai_msgsagan.label import (
     SyntheticAugmenter,
     SyntheticAugmentSettings,
     SyntheticGenerator,
+    SyntheticImageInfer,
     augment_split,
     class_counts,
+    has_monailabel,
     image_seed,
     plan_synthetic_counts,
     read_class_index,
@@ -78,6 +81,7 @@ def test_read_class_index_forms_and_errors(tmp_path: Path):
     assert read_class_index(1, CLASSES) == 1
     assert read_class_index(torch.tensor([0]), CLASSES) == 0
     assert read_class_index("other", CLASSES) == 1
+    assert read_class_index("1", CLASSES) == 1
     (tmp_path / "a.cls.json").write_text('{"label": "COVID-19"}')
     (tmp_path / "b.json").write_text('{"label": 1}')
     (tmp_path / "c.txt").write_text("other\n")
@@ -265,6 +269,14 @@ def test_augment_split_keeps_validation_real(tmp_path: Path, torchscript_model: 
     assert split["validation"] == val and len(split["train"]) == 8
     off, _, none = augment_split(augmenter, train, val, {"synthetic_augment": "false"})
     assert off == train and none == {}
+
+
+def test_core_imports_without_monailabel(torchscript_model: Path):
+    """The package imports without MONAI Label; only creating a MONAI Label task needs it."""
+    if has_monailabel:
+        pytest.skip("monailabel is installed in this environment (the app tests cover the infer task there)")
+    with pytest.raises(OptionalImportError):
+        SyntheticImageInfer(SyntheticGenerator.from_file(torchscript_model), CLASSES)
 
 
 @pytest.mark.slow

@@ -21,9 +21,9 @@ def read_class_index(value: Any, classes: Sequence[str], where: str = "label") -
     """Class index in ``[0, len(classes))`` of a record's label.
 
     Args:
-        value: an ``int`` (or 0-d/1-element tensor) class index; a class name from ``classes``; or the path of a
-            label file: ``*.json`` holding ``{"label": <index or name>}`` (the MONAI Label datastore form used by
-            ``apps/monailabel_xray``), or a text file holding the index or the name.
+        value: an ``int`` class index (or a 1-element tensor, or the index as text); a class name from ``classes``;
+            or the path of a label file: ``*.json`` holding ``{"label": <index or name>}`` (the MONAI Label
+            datastore form used by ``apps/monailabel_xray``), or a text file holding the index or the name.
         classes: class names, in the generator's and classifier's index order.
         where: what to name in error messages (a record id or a file).
 
@@ -46,6 +46,8 @@ def read_class_index(value: Any, classes: Sequence[str], where: str = "label") -
         text = str(value)
         if text in classes:
             return list(classes).index(text)
+        if text.lstrip("-").isdigit():  # an index written as text (CSV columns, form fields)
+            return read_class_index(int(text), classes, where)
         path = Path(text)
         if path.is_file():
             return _read_label_file(path, classes)
@@ -59,10 +61,8 @@ def _read_label_file(path: Path, classes: Sequence[str]) -> int:
         content: Any = json.loads(text)["label"] if path.suffix == ".json" else text
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: cannot read a class label ({type(e).__name__}: {e}).") from e
-    if isinstance(content, str) and content.lstrip("-").isdigit():
-        content = int(content)
     if (isinstance(content, int) and not isinstance(content, bool)) or (
-        isinstance(content, str) and content in classes
+        isinstance(content, str) and (content in classes or content.lstrip("-").isdigit())
     ):
         return read_class_index(content, classes, where=str(path))
     raise ValueError(f"{path}: the label must be a class index or one of {list(classes)}, got {content!r}.")

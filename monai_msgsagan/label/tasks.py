@@ -195,8 +195,6 @@ class SyntheticImageInfer(InferTask):  # type: ignore[misc, valid-type]
         requested = request.get("class", self.classes[0])
         if isinstance(requested, list):  # the config default offers all classes; take the first
             requested = requested[0]
-        if isinstance(requested, str) and requested.lstrip("-").isdigit():
-            requested = int(requested)
         class_index = read_class_index(requested, self.classes, where="infer param 'class'")
         try:
             seed = int(request.get("seed", 0))

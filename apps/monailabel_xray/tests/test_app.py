@@ -110,3 +110,11 @@ def test_bad_config_fails_at_app_start(conf, message, figure1_dir, generator_fil
     with pytest.raises(ValueError, match=message):
         with start_app(studies, full):
             pass
+
+
+def test_hook_off_needs_no_generator(figure1_dir, tmp_path):
+    studies = make_datastore(figure1_dir, tmp_path / "studies", n_covid=1, n_other=1)
+    with start_app(studies, {"model_dir": str(tmp_path / "model"), "synthetic": "false"}) as client:
+        info = client.get("/info/").json()
+    assert INFER not in info["models"]
+    assert info["trainers"][TRAIN]["config"]["synthetic_augment"] is False
