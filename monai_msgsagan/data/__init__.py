@@ -1,1 +1,18 @@
-"""monai_msgsagan.data"""
+"""Radiograph datalists (folder / CSV), cached datasets and procedural chest phantoms."""
+
+from __future__ import annotations
+
+from .datalist import Datalist, DatalistReport, SkippedItem, build_datalist, make_dataset
+from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+
+__all__ = [
+    "PHANTOM_CLASS_NAMES",
+    "Datalist",
+    "DatalistReport",
+    "PhantomDataset",
+    "SkippedItem",
+    "build_datalist",
+    "make_dataset",
+    "make_phantom",
+    "write_phantom_folder",
+]
