@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImage, LoadImaged, Resized, ScaleIntensityd, SelectItemsd
+from monai.transforms import Compose, SelectItemsd
 from monai.utils import OptionalImportError
 
 from monai_msgsagan.label import (
@@ -30,7 +30,9 @@ from monai_msgsagan.label import (
     plan_synthetic_counts,
     read_class_index,
 )
+from monai_msgsagan.label.files import write_png
 from monai_msgsagan.networks import InferenceGenerator
+from monai_msgsagan.transforms import LoadXray, xray_preprocess_transforms
 
 CLASSES = ["COVID-19", "other"]
 NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "num_classes": 2}
@@ -154,11 +156,11 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     assert folder.parent == cache and folder.name.startswith(generator.sha256[:16])
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["generator_sha256"] == generator.sha256 and manifest["seed"] == 3
-    # real PNG files of the generator's resolution that MONAI reads back close to the generated tensor
-    first = LoadImage(image_only=True, ensure_channel_first=True)(synthetic[0]["image"])
+    # real PNG files of the generator's resolution that the project's loader reads back as the generated tensor
+    first = LoadXray()(synthetic[0]["image"])
     assert first.shape == (1, 16, 16)
-    expected = (generator(1, [image_seed(3, 1, 0)])[0] + 1) / 2 * 255
-    assert np.abs(first.numpy() - expected.numpy()).max() <= 1.0
+    expected = (generator(1, [image_seed(3, 1, 0)])[0] + 1) * 127.5
+    assert np.abs(first.numpy() - expected.numpy()).max() <= 0.5 + 1e-4
     # a second run (new augmenter, same model and settings) reuses every file
     mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")}
     again = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, cache, seed=3)(data)
@@ -171,10 +173,23 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     # another seed is another cache folder with other images
     other = SyntheticAugmenter(generator, CLASSES, cache, seed=4)
     assert other.cache_folder != folder
-    img_other = LoadImage(image_only=True)(other(data)[0]["image"])
-    assert not np.array_equal(img_other.numpy(), LoadImage(image_only=True)(synthetic[0]["image"]).numpy())
+    img_other = LoadXray()(other(data)[0]["image"])
+    assert not np.array_equal(img_other.numpy(), first.numpy())
     # already synthetic records are not counted as real data
     assert augmenter(data + synthetic) == synthetic
+
+
+def test_png_orientation_and_values_match_the_loader(tmp_path: Path):
+    """Row h of the tensor is row h of the PNG (LoadXray's orientation); [-1, 1] maps to 0..255 rounded."""
+    image = torch.full((1, 8, 16), -1.0)
+    image[0, 0, :] = 1.0  # top row white
+    image[0, :, 3] = 0.0  # one mid-grey column
+    write_png(image, tmp_path / "x.png")
+    read = LoadXray()(tmp_path / "x.png")
+    expected = torch.round((image + 1) * 127.5)
+    assert read.shape == (1, 8, 16) and torch.equal(read.as_tensor(), expected)
+    with pytest.raises(ValueError, match=r"\(1, H, W\)"):
+        write_png(torch.zeros(3, 8, 8), tmp_path / "rgb.png")
 
 
 def test_augmenter_rejects_bad_settings(torchscript_model: Path, tmp_path: Path):
@@ -209,11 +224,8 @@ def test_dataset_wrapper_on_real_images(figure1_dir: Path, torchscript_model: Pa
     augmenter = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, tmp_path / "cache")
     transform = Compose(
         [
-            LoadImaged("image", image_only=True),
-            EnsureChannelFirstd("image"),
+            xray_preprocess_transforms(16, label_key=None),
             SelectItemsd(["image", "label"]),
-            Resized("image", (16, 16)),
-            ScaleIntensityd("image", minv=-1.0, maxv=1.0),
             ClassIndexd("label", CLASSES),
         ]
     )

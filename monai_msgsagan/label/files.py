@@ -6,23 +6,29 @@ import os
 from pathlib import Path
 
 import numpy as np
-from monai.data import PILWriter
+import torch
+from PIL import Image
 
 __all__ = ["atomic_write_text", "write_png"]
 
 
-def write_png(image: np.ndarray, path: str | Path) -> None:
-    """Write a ``(C, R, R)`` float image in [-1, 1] (``C == 1``) as an 8-bit grayscale PNG.
+def write_png(image: torch.Tensor | np.ndarray, path: str | Path) -> None:
+    """Write a ``(1, H, W)`` float image in [-1, 1] as an 8-bit grayscale PNG, row ``h`` of the array as row ``h``.
 
-    Uses MONAI's :class:`~monai.data.PILWriter`, so :class:`~monai.transforms.LoadImage` reads the file back in the
-    same orientation. The file is written under a temporary name and renamed, so a concurrent reader (another rank,
-    a second run) never sees half a file.
+    The orientation is that of :class:`~monai_msgsagan.transforms.LoadXray` (rows top to bottom), the loader the
+    generator's training data went through, so a synthetic PNG reads back as the tensor it came from (to 8-bit
+    rounding). MONAI's ``PILWriter`` is not used on purpose: it swaps the two spatial axes, to match
+    ``LoadImage``'s ``PILReader``, which would store the synthetic radiographs transposed.
+    The file is written under a temporary name and renamed, so a concurrent reader (another rank, a second run)
+    never sees half a file.
     """
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[0] != 1:
+        raise ValueError(f"{path}: expected a (1, H, W) image, got shape {arr.shape}.")
+    pixels = np.rint((np.clip(arr[0], -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
     path = Path(path)
-    writer = PILWriter(output_dtype=np.uint8, scale=255)
-    writer.set_data_array((np.asarray(image, dtype=np.float32) + 1.0) / 2.0, channel_dim=0)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    writer.write(str(tmp))
+    Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
     os.replace(tmp, path)
 
 

@@ -17,12 +17,8 @@ from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monai_msgsagan.label import SPLIT_FILENAME, SyntheticAugmentSettings, SyntheticBundleTrainMixin  # noqa: E402
 
 PREPROCESSING = [
-    {"_target_": "LoadImaged", "keys": "image", "image_only": True},
-    {"_target_": "EnsureChannelFirstd", "keys": "image"},
-    {"_target_": "Lambdad", "keys": "image", "func": "$lambda x: x.mean(0, keepdim=True)"},
+    {"_target_": "monai_msgsagan.transforms.xray_preprocess_transforms", "resolution": 32, "label_key": None},
     {"_target_": "SelectItemsd", "keys": ["image", "label"]},
-    {"_target_": "Resized", "keys": "image", "spatial_size": [32, 32]},
-    {"_target_": "ScaleIntensityd", "keys": "image", "minv": -1.0, "maxv": 1.0},
     {"_target_": "EnsureTyped", "keys": "image", "track_meta": False},
     {"_target_": "monai_msgsagan.label.ClassIndexd", "keys": "label", "classes": "@classes"},
 ]

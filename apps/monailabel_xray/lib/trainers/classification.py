@@ -7,33 +7,19 @@ from collections.abc import Sequence
 import torch
 from monai.handlers import ConfusionMatrix, from_engine
 from monai.inferers import SimpleInferer
-from monai.transforms import (
-    Activationsd,
-    AsDiscreted,
-    EnsureChannelFirstd,
-    EnsureTyped,
-    Lambdad,
-    LoadImaged,
-    Resized,
-    ScaleIntensityd,
-    SelectItemsd,
-)
+from monai.transforms import Activationsd, AsDiscreted, EnsureTyped, SelectItemsd
 from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 
 from monai_msgsagan.label import ClassIndexd, SyntheticTrainMixin
-
-
-def to_single_channel(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> (1, H, W): RGB-saved radiographs become grayscale (channel mean); 1-channel images pass."""
-    return image.mean(dim=0, keepdim=True) if image.shape[0] > 1 else image
+from monai_msgsagan.transforms import xray_preprocess_transforms
 
 
 class XrayClassificationTrain(SyntheticTrainMixin, BasicTrainTask):
     """Trains a classifier on the datastore's labelled radiographs plus the hook's synthetic minority images.
 
     Real records carry the path of a ``<image id>.cls.json`` label file, synthetic ones the class index;
-    :class:`~monai_msgsagan.label.records.ClassIndexd` reads both. Images are made single-channel, resized to
-    ``spatial_size`` and scaled to [-1, 1], like the generator's output.
+    :class:`~monai_msgsagan.label.records.ClassIndexd` reads both. Real and synthetic images go through the same
+    :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` (``(1, spatial_size, spatial_size)`` in [-1, 1]).
     """
 
     def __init__(
@@ -70,12 +56,9 @@ class XrayClassificationTrain(SyntheticTrainMixin, BasicTrainTask):
 
     def train_pre_transforms(self, context: Context) -> list:
         return [
-            LoadImaged(keys="image", image_only=True),
-            EnsureChannelFirstd(keys="image"),
-            Lambdad(keys="image", func=to_single_channel),
+            # the project's X-ray pipeline (load, grayscale, normalise to [-1, 1], square side), as for the generator
+            xray_preprocess_transforms(self.spatial_size, label_key=None),
             SelectItemsd(keys=["image", "label"]),  # synthetic records carry extra keys; batches need the same keys
-            Resized(keys="image", spatial_size=(self.spatial_size, self.spatial_size)),
-            ScaleIntensityd(keys="image", minv=-1.0, maxv=1.0),
             EnsureTyped(keys="image", track_meta=False),
             ClassIndexd(keys="label", classes=self.classes),
         ]
