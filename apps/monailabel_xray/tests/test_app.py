@@ -89,7 +89,8 @@ def test_infer_returns_synthetic_image(running_app):
     assert infer({"class": "COVID-19", "seed": 5}, "image") != png
     meta = json.loads(infer({"class": 1, "seed": 5}, "json"))
     assert meta["class"] == "other" and meta["synthetic"] is True and meta["seed"] == 5
-    # never stored in the datastore as a label of the real image
+    # never stored in the datastore as a label of the real image, even when the client asks for it
+    infer({"class": "other", "seed": 5, "save_label": True, "label_tag": "original"}, "image")
     assert not (studies / "labels" / "original").exists() or not any((studies / "labels" / "original").iterdir())
 
 
