@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from .datalist import Datalist, DatalistReport, SkippedItem, build_datalist, make_dataset
+from .latents import LatentDataset
 from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+from .sources import TrainingData, real_image_sample, training_data
 
 __all__ = [
     "PHANTOM_CLASS_NAMES",
+    "LatentDataset",
+    "TrainingData",
+    "real_image_sample",
+    "training_data",
     "Datalist",
     "DatalistReport",
     "PhantomDataset",

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from ignite.engine import Events
 from monai.engines import Trainer
 from monai.engines.utils import default_prepare_batch
 from torch.optim import Optimizer
@@ -157,7 +158,7 @@ class MultiScaleGanTrainer(Trainer):
         self.conditional = g_network.num_classes > 0
         self.d_steps_done = 0
         self.consecutive_nonfinite = 0
-        self.add_event_handler("started", self._sync_ranks)
+        self.add_event_handler(Events.STARTED, self._sync_ranks)
 
     # ------------------------------------------------------------------ distributed
     @staticmethod

@@ -40,8 +40,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 class GlobalRandomState:
     """The process-wide random states (torch CPU and CUDA, numpy, Python) as a checkpointable object.
 
-    The state dict holds only tensors and plain numbers, so it loads with ``torch.load(weights_only=True)``.
+    ``generators`` adds named ``torch.Generator`` objects (e.g. a data sampler's). The state dict holds only
+    tensors and plain numbers, so it loads with ``torch.load(weights_only=True)``.
     """
+
+    def __init__(self, generators: dict[str, torch.Generator] | None = None) -> None:
+        self.generators = dict(generators or {})
 
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
@@ -58,6 +62,8 @@ class GlobalRandomState:
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
+        for name, gen in self.generators.items():
+            state[f"generator_{name}"] = gen.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -67,6 +73,10 @@ class GlobalRandomState:
         random.setstate((state["python_version"], tuple(state["python_internal"].tolist()), state["python_gauss"]))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
+        for name, gen in self.generators.items():
+            if f"generator_{name}" not in state:
+                raise KeyError(f"the checkpoint holds no state for the random generator {name!r}.")
+            gen.set_state(state[f"generator_{name}"])
 
 
 class GanCheckpointSaver:
@@ -85,6 +95,8 @@ class GanCheckpointSaver:
         model_path: e.g. ``{bundle_root}/models/model.pt``.
         epoch_interval: save every this many epochs (and always when training completes).
         n_saved: resume checkpoints to keep.
+        engine_key: name under which the engine itself (its state, trainer RNG, augmentation) is saved when the
+            handler is attached; ``None`` leaves it out.
         enabled: ``False`` makes the handler a no-op (ranks other than 0 in multi-GPU runs).
     """
 
@@ -96,6 +108,7 @@ class GanCheckpointSaver:
         model_path: str | os.PathLike,
         epoch_interval: int = 1,
         n_saved: int = 2,
+        engine_key: str | None = "trainer",
         enabled: bool = True,
     ) -> None:
         if epoch_interval < 1 or n_saved < 1:
@@ -105,19 +118,25 @@ class GanCheckpointSaver:
         self.model = model
         self.model_path = Path(model_path)
         self.epoch_interval = epoch_interval
+        self.n_saved = n_saved
+        self.engine_key = engine_key
         self.enabled = enabled
-        self._checkpoint = Checkpoint(
-            save_dict,
-            DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
-            filename_prefix=CHECKPOINT_PREFIX,
-            n_saved=n_saved,
-            global_step_transform=lambda engine, _: engine.state.iteration,
-            filename_pattern="{filename_prefix}_{global_step}.{ext}",
-        )
+        self._checkpoint: Checkpoint | None = None
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
+        save_dict = dict(self.save_dict)
+        if self.engine_key is not None:
+            save_dict[self.engine_key] = engine
+        self._checkpoint = Checkpoint(
+            save_dict,
+            DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
+            filename_prefix=CHECKPOINT_PREFIX,
+            n_saved=self.n_saved,
+            global_step_transform=lambda eng, _: eng.state.iteration,
+            filename_pattern="{filename_prefix}_{global_step}.{ext}",
+        )
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.epoch_interval), self)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
 
@@ -126,6 +145,8 @@ class GanCheckpointSaver:
             self(engine)
 
     def __call__(self, engine: Engine) -> None:
+        if self._checkpoint is None:
+            raise RuntimeError("GanCheckpointSaver must be attached to the engine before it saves.")
         self._checkpoint(engine)
         for path in self.save_dir.glob(f"{CHECKPOINT_PREFIX}_*.pt"):
             os.chmod(path, 0o644)
@@ -152,6 +173,7 @@ class ResumeFromLatest:
         save_dir: folder of :class:`GanCheckpointSaver` checkpoints.
         load_dict: name -> object, the same names as the saver's ``save_dict``.
         map_location: ``torch.load`` map location.
+        engine_key: name under which the engine's own state was saved (added when attached), or ``None``.
         enabled: ``False`` disables resuming (always start fresh).
     """
 
@@ -160,16 +182,20 @@ class ResumeFromLatest:
         save_dir: str | os.PathLike,
         load_dict: dict[str, Any],
         map_location: str | torch.device | None = "cpu",
+        engine_key: str | None = "trainer",
         enabled: bool = True,
     ) -> None:
         self.save_dir = Path(save_dir)
-        self.load_dict = load_dict
+        self.load_dict = dict(load_dict)
+        self.engine_key = engine_key
         self.map_location = map_location
         self.enabled = enabled
         self.loaded_from: Path | None = None
 
     def attach(self, engine: Engine) -> None:
         if self.enabled:
+            if self.engine_key is not None:
+                self.load_dict[self.engine_key] = engine
             engine.add_event_handler(Events.STARTED, self)
 
     def __call__(self, engine: Engine) -> None:
