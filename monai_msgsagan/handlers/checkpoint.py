@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
 
 __all__ = ["GlobalRandomState", "GanCheckpointSaver", "ResumeFromLatest", "latest_checkpoint", "atomic_torch_save"]
 
@@ -121,22 +120,12 @@ class GanCheckpointSaver:
         self.n_saved = n_saved
         self.engine_key = engine_key
         self.enabled = enabled
-        self._checkpoint: Checkpoint | None = None
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
-        save_dict = dict(self.save_dict)
         if self.engine_key is not None:
-            save_dict[self.engine_key] = engine
-        self._checkpoint = Checkpoint(
-            save_dict,
-            DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
-            filename_prefix=CHECKPOINT_PREFIX,
-            n_saved=self.n_saved,
-            global_step_transform=lambda eng, _: eng.state.iteration,
-            filename_pattern="{filename_prefix}_{global_step}.{ext}",
-        )
+            self.save_dict = {**self.save_dict, self.engine_key: engine}
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.epoch_interval), self)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
 
@@ -145,21 +134,24 @@ class GanCheckpointSaver:
             self(engine)
 
     def __call__(self, engine: Engine) -> None:
-        if self._checkpoint is None:
-            raise RuntimeError("GanCheckpointSaver must be attached to the engine before it saves.")
-        self._checkpoint(engine)
-        for path in self.save_dir.glob(f"{CHECKPOINT_PREFIX}_*.pt"):
-            os.chmod(path, 0o644)
+        checkpoint = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        path = atomic_torch_save(checkpoint, self.save_dir / f"{CHECKPOINT_PREFIX}_{engine.state.iteration}.pt")
         atomic_torch_save(self.model.state_dict(), self.model_path)
-        logger.info("epoch %d: checkpoint in %s, model in %s", engine.state.epoch, self.save_dir, self.model_path)
+        for old in sorted(_checkpoints(self.save_dir))[: -self.n_saved]:
+            old[1].unlink(missing_ok=True)
+        logger.info("epoch %d: checkpoint %s, model %s", engine.state.epoch, path, self.model_path)
+
+
+def _checkpoints(save_dir: Path) -> list[tuple[int, Path]]:
+    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)\.pt$")
+    return [
+        (int(m.group(1)), p) for p in Path(save_dir).glob(f"{CHECKPOINT_PREFIX}_*.pt") if (m := pattern.search(p.name))
+    ]
 
 
 def latest_checkpoint(save_dir: str | os.PathLike) -> Path | None:
     """The resume checkpoint with the highest iteration in ``save_dir``, or ``None``."""
-    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)\.pt$")
-    found = [
-        (int(m.group(1)), p) for p in Path(save_dir).glob(f"{CHECKPOINT_PREFIX}_*.pt") if (m := pattern.search(p.name))
-    ]
+    found = _checkpoints(Path(save_dir))
     return max(found)[1] if found else None
 
 
@@ -206,8 +198,12 @@ class ResumeFromLatest:
             checkpoint = torch.load(path, map_location=self.map_location, weights_only=True)
         except Exception as e:
             raise RuntimeError(f"cannot resume from checkpoint {path}: {e}") from e
+        missing = sorted(set(self.load_dict) - set(checkpoint))
+        if missing:
+            raise RuntimeError(f"cannot resume from checkpoint {path}: it holds no {missing}.")
         max_epochs = engine.state.max_epochs
-        Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint)
+        for name, obj in self.load_dict.items():
+            obj.load_state_dict(checkpoint[name])
         if max_epochs is not None and engine.state.epoch >= max_epochs:
             logger.info("checkpoint %s is already at epoch %d of %d.", path, engine.state.epoch, max_epochs)
         engine.state.max_epochs = max_epochs
