@@ -39,12 +39,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 class GlobalRandomState:
     """The process-wide random states (torch CPU and CUDA, numpy, Python) as a checkpointable object.
 
-    ``generators`` adds named ``torch.Generator`` objects (e.g. a data sampler's). The state dict holds only
-    tensors and plain numbers, so it loads with ``torch.load(weights_only=True)``.
+    The state dict holds only tensors and plain numbers, so it loads with ``torch.load(weights_only=True)``.
+    Data order is not part of it: samplers should derive their order from (seed, epoch), like
+    ``DistributedSampler`` (which MONAI workflows ``set_epoch`` every epoch), so that it does not depend on when
+    an iterator was created.
     """
-
-    def __init__(self, generators: dict[str, torch.Generator] | None = None) -> None:
-        self.generators = dict(generators or {})
 
     def state_dict(self) -> dict[str, Any]:
         np_state = np.random.get_state()
@@ -61,8 +60,6 @@ class GlobalRandomState:
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
-        for name, gen in self.generators.items():
-            state[f"generator_{name}"] = gen.get_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -72,10 +69,6 @@ class GlobalRandomState:
         random.setstate((state["python_version"], tuple(state["python_internal"].tolist()), state["python_gauss"]))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        for name, gen in self.generators.items():
-            if f"generator_{name}" not in state:
-                raise KeyError(f"the checkpoint holds no state for the random generator {name!r}.")
-            gen.set_state(state[f"generator_{name}"])
 
 
 class GanCheckpointSaver:
