@@ -276,8 +276,8 @@ class MultiScaleGanTrainer(Trainer):
                 d_losses.append(total.detach())
                 if self.augment is not None:
                     self.augment.update(real_logits)
-                out["d_loss"] += float(d_loss) / chunks
-                out["penalty"] += float(penalty) / chunks
+                out["d_loss"] += float(d_loss.detach()) / chunks
+                out["penalty"] += float(penalty.detach()) / chunks
                 out["real_logit"] += float(real_logits.detach().mean()) / chunks
                 out["fake_logit"] += float(fake_logits.detach().mean()) / chunks
             skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
@@ -300,7 +300,7 @@ class MultiScaleGanTrainer(Trainer):
                 g_loss = self.loss.generator_loss(fake_logits, real_logits) / chunks
             g_loss.backward()
             g_losses.append(g_loss.detach())
-            out["g_loss"] += float(g_loss)
+            out["g_loss"] += float(g_loss.detach())
         self.d_network.requires_grad_(True)
         skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
         self._record_nonfinite(skipped, "generator loss or gradient")
