@@ -42,7 +42,8 @@ def run_bundle(command: str, bundle: Path, *args: str, timeout: int = 600, check
     """``python -m monai.bundle <command> ...`` with the bundle's metadata and logging config."""
     cmd = [sys.executable, "-m", "monai.bundle", command, *args]
     cmd += ["--meta_file", str(bundle / "configs" / "metadata.json")]
-    cmd += ["--logging_file", str(bundle / "configs" / "logging.conf")]
+    if command == "run":
+        cmd += ["--logging_file", str(bundle / "configs" / "logging.conf")]
     proc = subprocess.run(cmd, env=bundle_env(), capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(

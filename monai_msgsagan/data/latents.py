@@ -13,17 +13,25 @@ __all__ = ["LatentDataset"]
 class LatentDataset(Dataset):
     """``num_images`` latent vectors drawn once from ``seed``: item ``i`` is the same for any batch size.
 
-    Item ``i``: ``{"image": (latent_dim,) float32, "index": i, "pred_meta_dict": {"filename_or_obj": name}}``
-    with ``name = f"{prefix}_{i:05d}"``, so MONAI's ``SaveImaged(keys="pred", meta_keys="pred_meta_dict")`` names
-    each generated image after its latent.
+    Item ``i``: ``{"image": (latent_dim,) float32, "index": i, "pred_meta_dict": {...}}`` whose meta dict holds
+    ``filename_or_obj = f"{prefix}_{i:05d}"`` and a 2-D identity ``affine`` (3x3), so that
+    ``ToMetaTensord("pred")`` + ``SaveImaged("pred")`` write each generated ``(1, R, R)`` image as a 2-D PNG or
+    NIfTI file named after its latent. With ``image_size`` the meta dict also holds ``spatial_shape`` and an
+    identity ``original_affine``: MONAI 1.6's NIfTI writer needs them (its no-resample path fails on 2-D images),
+    and with them ``SaveImaged(resample=True)`` is an exact identity.
     """
 
-    def __init__(self, num_images: int, latent_dim: int, seed: int = 0, prefix: str = "synthetic") -> None:
+    def __init__(
+        self, num_images: int, latent_dim: int, seed: int = 0, prefix: str = "synthetic", image_size: int | None = None
+    ) -> None:
         if num_images < 1:
             raise ValueError(f"num_images must be >= 1, got {num_images}.")
         latents = sample_latent(num_images, latent_dim, torch.Generator().manual_seed(seed))
-        data = [
-            {"image": latents[i], "index": i, "pred_meta_dict": {"filename_or_obj": f"{prefix}_{i:05d}"}}
-            for i in range(num_images)
-        ]
+        data = []
+        for i in range(num_images):
+            meta = {"filename_or_obj": f"{prefix}_{i:05d}", "affine": torch.eye(3, dtype=torch.float64)}
+            if image_size is not None:
+                meta["original_affine"] = torch.eye(3, dtype=torch.float64)
+                meta["spatial_shape"] = torch.tensor([image_size, image_size])
+            data.append({"image": latents[i], "index": i, "pred_meta_dict": meta})
         super().__init__(data)
