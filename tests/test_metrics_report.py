@@ -6,9 +6,8 @@ import json
 
 import pytest
 import torch
+from metrics_helpers import TinyFeatures, load_xrays
 from PIL import Image
-from test_metrics_fidelity import TinyFeatures
-from xray_images import load_xrays
 
 from monai_msgsagan.metrics import evaluate_synthesis, load_training_log, pairwise_ms_ssim, write_report
 

@@ -195,26 +195,43 @@ class _ScaleStats:
     computed in float64; ``x``, ``mu``, ``half_den`` and ``mu0`` are stored in ``dtype``.
     """
 
-    def __init__(self, images01: torch.Tensor, levels: int, win: torch.Tensor, c2: float, dtype: torch.dtype):
-        x = images01.to(torch.float64)
+    def __init__(
+        self,
+        images01: torch.Tensor,
+        levels: int,
+        win: torch.Tensor,
+        c2: float,
+        dtype: torch.dtype,
+        block: int = 8,
+    ):
         win64 = win.to(torch.float64)
-        self.x: list[torch.Tensor] = []
-        self.m: list[torch.Tensor] = []
-        self.mu: list[torch.Tensor] = []
-        self.half_den: list[torch.Tensor] = []
-        self.mu0 = torch.empty(0)
-        for level in range(levels):
-            m = x.mean(dim=(2, 3))
-            mu = _blur(x, win64)
-            var = _blur(x * x, win64) - mu * mu
-            self.x.append((x - m[..., None, None]).to(dtype))
-            self.m.append(m)
-            self.mu.append((mu - m[..., None, None]).to(dtype))
-            self.half_den.append((var + c2 / 2).to(dtype))
-            if level == levels - 1:
-                self.mu0 = mu.to(dtype)
-            else:
-                x = F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
+        parts: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in range(levels)]
+        # a few images at a time keeps the float64 working set in cache
+        for start in range(0, images01.shape[0], block):
+            x = images01[start : start + block].to(torch.float64)
+            for level in range(levels):
+                m = x.mean(dim=(2, 3))
+                mu = _blur(x, win64)
+                var = _blur(x * x, win64) - mu * mu
+                parts[level].append(
+                    (
+                        (x - m[..., None, None]).to(dtype),
+                        m,
+                        (mu - m[..., None, None]).to(dtype),
+                        (var + c2 / 2).to(dtype),
+                        mu.to(dtype) if level == levels - 1 else None,
+                    )
+                )
+                if level < levels - 1:
+                    x = F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
+        stacked = [
+            [torch.cat(field) if field[0] is not None else None for field in zip(*level_parts)] for level_parts in parts
+        ]
+        self.x = [level[0] for level in stacked]
+        self.m = [level[1] for level in stacked]
+        self.mu = [level[2] for level in stacked]
+        self.half_den = [level[3] for level in stacked]
+        self.mu0 = stacked[-1][4]
         self._last: tuple | None = None
 
     def images_last(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
