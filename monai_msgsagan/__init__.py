@@ -1,3 +1,64 @@
-"""monai-msgsagan: MSG-SAGAN (self-attention guided multi-scale gradient GAN) for diverse synthetic X-rays."""
+"""monai-msgsagan: MSG-SAGAN (self-attention guided multi-scale gradient GAN) for diverse synthetic X-rays.
+
+The public API is small: the networks, the losses, the X-ray transforms and datalists, the trainer and the
+diversity/fidelity metrics. Subpackages (``data``, ``engines``, ``handlers``, ``metrics``, ``networks``,
+``transforms``) hold the rest and are imported here so that bundle configs can reach them as
+``monai_msgsagan.<subpackage>.<name>``.
+"""
+
+from monai_msgsagan import data, engines, handlers, losses, metrics, networks, transforms
+from monai_msgsagan.data import PhantomDataset, build_datalist, training_data
+from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
+from monai_msgsagan.losses import (
+    GradientPenalty,
+    HingeLoss,
+    NonSaturatingLogisticLoss,
+    R1Penalty,
+    RelativisticAverageHingeLoss,
+    WassersteinLoss,
+    get_adversarial_loss,
+)
+from monai_msgsagan.metrics import collapse_score, pairwise_ms_ssim
+from monai_msgsagan.networks import (
+    InferenceGenerator,
+    MultiScaleDiscriminator,
+    MultiScaleGenerator,
+    SelfAttention2d,
+    sample_latent,
+)
+from monai_msgsagan.transforms import LoadXray, LoadXrayd, MultiScalePyramid, MultiScalePyramidd
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GradientPenalty",
+    "HingeLoss",
+    "InferenceGenerator",
+    "LoadXray",
+    "LoadXrayd",
+    "MultiScaleDiscriminator",
+    "MultiScaleGanTrainer",
+    "MultiScaleGenerator",
+    "MultiScalePyramid",
+    "MultiScalePyramidd",
+    "NonSaturatingLogisticLoss",
+    "PhantomDataset",
+    "PyramidDiffAugment",
+    "R1Penalty",
+    "RelativisticAverageHingeLoss",
+    "SelfAttention2d",
+    "WassersteinLoss",
+    "build_datalist",
+    "collapse_score",
+    "data",
+    "engines",
+    "get_adversarial_loss",
+    "handlers",
+    "losses",
+    "metrics",
+    "networks",
+    "pairwise_ms_ssim",
+    "sample_latent",
+    "training_data",
+    "transforms",
+]

@@ -1,1 +1,24 @@
-"""monai_msgsagan.data"""
+"""Radiograph datalists (folder / CSV), cached datasets and procedural chest phantoms."""
+
+from __future__ import annotations
+
+from .datalist import Datalist, DatalistReport, SkippedItem, build_datalist, make_dataset
+from .latents import LatentDataset
+from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+from .sources import TrainingData, real_image_sample, training_data
+
+__all__ = [
+    "PHANTOM_CLASS_NAMES",
+    "LatentDataset",
+    "TrainingData",
+    "real_image_sample",
+    "training_data",
+    "Datalist",
+    "DatalistReport",
+    "PhantomDataset",
+    "SkippedItem",
+    "build_datalist",
+    "make_dataset",
+    "make_phantom",
+    "write_phantom_folder",
+]

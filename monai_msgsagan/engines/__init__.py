@@ -1,1 +1,6 @@
-"""monai_msgsagan.engines"""
+"""Training engine for MSG-SAGAN."""
+
+from monai_msgsagan.engines.augment import PyramidDiffAugment
+from monai_msgsagan.engines.trainer import MultiScaleGanTrainer, NonFiniteLossError, image_pyramid
+
+__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "PyramidDiffAugment", "image_pyramid"]

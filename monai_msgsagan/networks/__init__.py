@@ -1,1 +1,22 @@
-"""monai_msgsagan.networks"""
+"""MSG-SAGAN networks: multi-scale generator and discriminator with SAGAN self-attention."""
+
+from monai_msgsagan.networks.blocks import MinibatchStdDev, PixelNorm, SelfAttention2d, default_channels
+from monai_msgsagan.networks.discriminator import MultiScaleDiscriminator
+from monai_msgsagan.networks.generator import (
+    DEFAULT_ATTENTION_RESOLUTIONS,
+    InferenceGenerator,
+    MultiScaleGenerator,
+    sample_latent,
+)
+
+__all__ = [
+    "DEFAULT_ATTENTION_RESOLUTIONS",
+    "InferenceGenerator",
+    "MinibatchStdDev",
+    "MultiScaleDiscriminator",
+    "MultiScaleGenerator",
+    "PixelNorm",
+    "SelfAttention2d",
+    "default_channels",
+    "sample_latent",
+]

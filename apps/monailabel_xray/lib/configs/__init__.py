@@ -1,0 +1,3 @@
+from lib.configs.classification_xray import ClassificationXray
+
+__all__ = ["ClassificationXray"]

@@ -1,0 +1,3 @@
+from lib.infers.synthesis import XraySynthesisInfer
+
+__all__ = ["XraySynthesisInfer"]

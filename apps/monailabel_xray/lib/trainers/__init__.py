@@ -1,0 +1,3 @@
+from lib.trainers.classification import XrayClassificationTrain
+
+__all__ = ["XrayClassificationTrain"]

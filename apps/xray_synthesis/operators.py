@@ -1,0 +1,216 @@
+"""Holoscan operators of the synthesis app, one concern each: request -> generate -> gate -> DICOM -> report.
+
+A run's state is one dict passed along the chain. An operator whose step fails records ``status`` "failed" (or
+"refused" for the gate) and the reason; later operators pass the state on untouched, and the report operator
+writes ``report.json`` and sets the application's exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from holoscan.conditions import CountCondition
+from monai.deploy.core import Fragment, Operator, OperatorSpec
+
+from monai_msgsagan import __version__
+from monai_msgsagan.synthesis import (
+    generate,
+    load_exported_generator,
+    load_request,
+    write_report,
+    write_series_atomically,
+)
+from monai_msgsagan.synthesis.gate import diversity_gate
+
+APP_NAME = "xray_synthesis"
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
+logger = logging.getLogger(APP_NAME)
+
+
+def _run_step(state: dict[str, Any], name: str, step: Callable[[], None]) -> None:
+    """Run ``step`` unless the run already failed; time it and record a failure with its reason."""
+    if state["status"] != "running":
+        return
+    start = time.perf_counter()
+    try:
+        step()
+    except Exception as e:  # every failure ends in report.json and a non-zero exit, never a bare stack trace
+        state["status"] = "failed"
+        state["reason"] = f"{name}: {e}" if isinstance(e, (ValueError, OSError)) else f"{name}: {type(e).__name__}: {e}"
+        logger.error(state["reason"])
+    finally:
+        state["timing_s"][name] = round(time.perf_counter() - start, 6)
+
+
+class RequestOperator(Operator):
+    """Reads and validates the request (``request.json`` in the input folder, else the app.yaml defaults).
+
+    Emits the run state with ``request`` (a :class:`monai_msgsagan.synthesis.SynthesisRequest`).
+    """
+
+    def __init__(
+        self, fragment: Fragment, *args: Any, input_path: Path, defaults: Mapping[str, Any], limits: Mapping, **kwargs
+    ) -> None:
+        self.input_path = Path(input_path)
+        self.defaults = dict(defaults)
+        self.limits = dict(limits)
+        super().__init__(fragment, CountCondition(fragment, 1), *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.output("state")
+
+    def compute(self, op_input, op_output, context) -> None:
+        state: dict[str, Any] = {"status": "running", "reason": None, "timing_s": {}, "files": []}
+
+        def step() -> None:
+            request = load_request(
+                self.input_path, self.defaults, int(self.limits["max_images"]), int(self.limits["max_batch_size"])
+            )
+            state["request"] = request
+
+        _run_step(state, "request", step)
+        op_output.emit(state, "state")
+
+
+class GeneratorOperator(Operator):
+    """Loads the TorchScript generator and generates the requested images (GPU when present).
+
+    Adds ``model`` (identity incl. SHA-256), ``device``, ``precision`` and ``images`` (N, 1, R, R) in [-1, 1].
+    """
+
+    def __init__(self, fragment: Fragment, *args: Any, model_path: Path, half_precision: bool, **kwargs) -> None:
+        self.model_path = Path(model_path)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.half_precision = bool(half_precision) and self.device.type == "cuda"
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+        spec.output("state")
+
+    def compute(self, op_input, op_output, context) -> None:
+        state = op_input.receive("state")
+        state["device"] = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        state["precision"] = "float16" if self.half_precision else "float32"
+
+        def load() -> None:
+            state["generator"] = load_exported_generator(self.model_path, self.device)
+            state["model"] = state["generator"].identity()
+
+        def run() -> None:
+            request, generator = state["request"], state["generator"]
+            index = generator.class_index(request.class_name)
+            state["class"] = generator.class_label(index)
+            state["images"] = generate(
+                generator, request.num_images, request.seed, request.batch_size, index, self.device, self.half_precision
+            )
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+
+        _run_step(state, "load", load)
+        _run_step(state, "generate", run)
+        op_output.emit(state, "state")
+
+
+class DiversityGateOperator(Operator):
+    """Refuses a mode-collapsed batch: mean pairwise MS-SSIM above the configured threshold."""
+
+    def __init__(
+        self, fragment: Fragment, *args: Any, max_mean_ms_ssim: float, max_pairs: int | None, **kwargs
+    ) -> None:
+        self.threshold = float(max_mean_ms_ssim)
+        self.max_pairs = None if max_pairs is None else int(max_pairs)
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+        spec.output("state")
+
+    def compute(self, op_input, op_output, context) -> None:
+        state = op_input.receive("state")
+
+        def step() -> None:
+            result = diversity_gate(state["images"], self.threshold, self.max_pairs, seed=state["request"].seed)
+            state["diversity"] = result.to_dict()
+            if not result.passed:
+                state["status"], state["reason"] = "refused", result.reason
+                logger.error(result.reason)
+
+        _run_step(state, "gate", step)
+        op_output.emit(state, "state")
+
+
+class DicomWriterOperator(Operator):
+    """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing."""
+
+    def __init__(self, fragment: Fragment, *args: Any, output_path: Path, bits_allocated: int, **kwargs) -> None:
+        self.output_path = Path(output_path)
+        self.bits_allocated = int(bits_allocated)
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+        spec.output("state")
+
+    def compute(self, op_input, op_output, context) -> None:
+        state = op_input.receive("state")
+
+        def step() -> None:
+            generator = state["generator"]
+            paths = write_series_atomically(
+                state["images"],
+                self.output_path,
+                generator.name,
+                generator.version,
+                class_name=state["class"],
+                model_sha256=generator.sha256,
+                bits_allocated=self.bits_allocated,
+            )
+            state["files"] = [str(p.relative_to(self.output_path)) for p in paths]
+
+        _run_step(state, "write", step)
+        op_output.emit(state, "state")
+
+
+class ReportOperator(Operator):
+    """Writes ``report.json`` (request, model identity, device, timing, diversity, verdict, files) and the exit code."""
+
+    def __init__(
+        self, fragment: Fragment, *args: Any, output_path: Path, on_exit_code: Callable[[int], None], **kwargs
+    ) -> None:
+        self.output_path = Path(output_path)
+        self.on_exit_code = on_exit_code
+        self.started = time.perf_counter()
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+
+    def compute(self, op_input, op_output, context) -> None:
+        state = op_input.receive("state")
+        if state["status"] == "running":
+            state["status"] = "written"
+        request = state.get("request")
+        report = {
+            "app": {"name": APP_NAME, "version": __version__},
+            "status": state["status"],
+            "reason": state["reason"],
+            "request": request.to_dict() if request is not None else None,
+            "model": state.get("model"),
+            "device": state.get("device"),
+            "precision": state.get("precision"),
+            "class": state.get("class"),
+            "timing_s": {**state["timing_s"], "total_in_graph": round(time.perf_counter() - self.started, 6)},
+            "diversity": state.get("diversity"),
+            "gate": None if "diversity" not in state else ("passed" if state["diversity"]["passed"] else "refused"),
+            "files": state["files"],
+        }
+        write_report(report, self.output_path)
+        codes = {"written": EXIT_OK, "refused": EXIT_REFUSED}
+        self.on_exit_code(codes.get(state["status"], EXIT_FAILED))
+        logger.info(f"{APP_NAME}: {state['status']}, {len(state['files'])} DICOM file(s) in {self.output_path}")

@@ -1,0 +1,332 @@
+"""MultiScaleGanTrainer: the MSG-SAGAN training loop as a MONAI/Ignite engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from ignite.engine import Events
+from monai.engines import Trainer
+from monai.engines.utils import default_prepare_batch
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
+
+from monai_msgsagan.engines.augment import PyramidDiffAugment
+from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
+from monai_msgsagan.networks.generator import sample_latent
+
+__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "image_pyramid"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when too many consecutive training steps had a non-finite loss or gradient."""
+
+
+def image_pyramid(images: torch.Tensor | Sequence[torch.Tensor], num_scales: int) -> list[torch.Tensor]:
+    """The coarse-to-fine pyramid ``[4x4, ..., RxR]`` of a batch ``(B, C, R, R)`` by repeated 2x2 averaging.
+
+    Repeated 2x2 averaging equals area downsampling for power-of-two sides. A list that already holds
+    ``num_scales`` tensors is returned as a list unchanged.
+    """
+    if isinstance(images, (list, tuple)):
+        if len(images) != num_scales:
+            raise ValueError(f"expected a pyramid of {num_scales} scales, got {len(images)}.")
+        return list(images)
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2] or images.shape[-1] != 2 ** (num_scales + 1):
+        raise ValueError(
+            f"expected real images of shape (B, C, {2 ** (num_scales + 1)}, {2 ** (num_scales + 1)}), "
+            f"got {list(images.shape)}."
+        )
+    pyramid = [images]
+    for _ in range(num_scales - 1):
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+    return pyramid[::-1]
+
+
+class MultiScaleGanTrainer(Trainer):
+    """MSG-SAGAN training as a :class:`monai.engines.Trainer` (an Ignite engine).
+
+    Each iteration takes a batch of real images, builds their pyramid (or takes the pyramid the data pipeline
+    made), then runs ``d_train_steps`` discriminator updates on real vs fake pyramids and one generator update.
+    Losses are the multi-scale losses of :mod:`monai_msgsagan.losses`; optional R1 or WGAN-GP penalty with lazy
+    regularisation; optional differentiable augmentation (:class:`PyramidDiffAugment`) of both pyramids before the
+    discriminator. Two-timescale learning rates are set on the optimizers (D faster than G).
+
+    A step whose loss or gradients are not finite is skipped (no optimizer update, gradients dropped) and logged;
+    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`, leaving the
+    last checkpoint as it was.
+
+    When ``torch.distributed`` is initialised, parameters and buffers (spectral-norm vectors included) are
+    broadcast from rank 0 when the run starts and gradients are averaged across ranks before every optimizer
+    step, so all ranks hold the same G, D (and hence EMA) at all times. This replaces
+    ``DistributedDataParallel``, whose single-forward reducer does not fit the several discriminator passes of
+    a GAN step.
+
+    Args:
+        device: device to train on.
+        max_epochs: epochs to train.
+        train_data_loader: yields dicts with ``"image"``: real images ``(B, C, R, R)`` in [-1, 1] (or their
+            coarse-to-fine pyramid as a list) and, for class-conditional training, ``"label"``: ``(B,)`` int64.
+        g_network: :class:`~monai_msgsagan.networks.MultiScaleGenerator`.
+        g_optimizer: optimizer of G.
+        d_network: :class:`~monai_msgsagan.networks.MultiScaleDiscriminator`.
+        d_optimizer: optimizer of D.
+        loss: an :class:`~monai_msgsagan.losses.AdversarialLoss` or its name (``rahinge``, ``hinge``,
+            ``logistic``, ``wgan``).
+        penalty: ``None``, an :class:`~monai_msgsagan.losses.R1Penalty` or a
+            :class:`~monai_msgsagan.losses.GradientPenalty`.
+        augment: optional :class:`PyramidDiffAugment` applied to real and fake pyramids before D.
+        d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
+        accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
+        seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
+        amp: bf16 autocast (CUDA only; ignored on CPU).
+        channels_last: channels-last memory format for G, D and the images (CUDA only).
+        compile: wrap G and D forward in ``torch.compile``.
+        max_nonfinite_steps: consecutive skipped steps after which the run stops.
+        epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
+
+    ``engine.state.output`` holds floats: ``d_loss``, ``g_loss``, ``penalty``, ``real_logit``, ``fake_logit``,
+    ``augment_p`` and ``skipped`` (1.0 when the step was skipped).
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader,
+        g_network: torch.nn.Module,
+        g_optimizer: Optimizer,
+        d_network: torch.nn.Module,
+        d_optimizer: Optimizer,
+        loss: AdversarialLoss | str = "rahinge",
+        penalty: R1Penalty | GradientPenalty | None = None,
+        augment: PyramidDiffAugment | None = None,
+        d_train_steps: int = 1,
+        accumulation_steps: int = 1,
+        seed: int = 0,
+        amp: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+        max_nonfinite_steps: int = 10,
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        train_handlers: Sequence | None = None,
+    ) -> None:
+        if d_train_steps < 1 or accumulation_steps < 1 or max_nonfinite_steps < 1:
+            raise ValueError(
+                "d_train_steps, accumulation_steps and max_nonfinite_steps must be >= 1, got "
+                f"{d_train_steps}, {accumulation_steps}, {max_nonfinite_steps}."
+            )
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            prepare_batch=default_prepare_batch,
+            handlers=train_handlers,
+            decollate=False,
+        )
+        self.g_network = g_network
+        self.d_network = d_network
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.loss = get_adversarial_loss(loss) if isinstance(loss, str) else loss
+        self.penalty = penalty
+        self.augment = augment
+        self.d_train_steps = d_train_steps
+        self.accumulation_steps = accumulation_steps
+        self.max_nonfinite_steps = max_nonfinite_steps
+        cuda = torch.device(device).type == "cuda"
+        self.amp = amp and cuda
+        self.channels_last = channels_last and cuda
+        if self.channels_last:
+            g_network.to(memory_format=torch.channels_last)
+            d_network.to(memory_format=torch.channels_last)
+        self._g_forward: Callable[..., list[torch.Tensor]] = torch.compile(g_network) if compile else g_network
+        self._d_forward: Callable[..., torch.Tensor] = torch.compile(d_network) if compile else d_network
+        self.rng = torch.Generator(device="cpu").manual_seed(seed)
+        self.num_scales = len(g_network.blocks)
+        self.latent_dim = g_network.latent_dim
+        self.conditional = g_network.num_classes > 0
+        self.d_steps_done = 0
+        self.consecutive_nonfinite = 0
+        self.add_event_handler(Events.STARTED, self._sync_ranks)
+
+    # ------------------------------------------------------------------ distributed
+    @staticmethod
+    def _distributed() -> bool:
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _sync_ranks(self, _engine: Any = None) -> None:
+        """Broadcast G and D parameters and buffers from rank 0 (identical start, identical spectral norms)."""
+        if not self._distributed():
+            return
+        for net in (self.g_network, self.d_network):
+            for tensor in list(net.parameters()) + list(net.buffers()):
+                dist.broadcast(tensor.data, src=0)
+
+    def _average_gradients(self, network: torch.nn.Module) -> None:
+        if not self._distributed():
+            return
+        world = dist.get_world_size()
+        for p in network.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(world)
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+    def _fakes(self, batch_size: int, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        z = sample_latent(batch_size, self.latent_dim, self.rng, self.state.device)
+        return [f.float() for f in self._g_forward(z, labels)]
+
+    def _d_logits(self, images: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+        if self.augment is not None:
+            images = self.augment(images, self.rng)
+        if self.channels_last:
+            images = [x.contiguous(memory_format=torch.channels_last) for x in images]
+        return self._d_forward(images, labels).float()
+
+    def _step(self, network: torch.nn.Module, optimizer: Optimizer, losses: list[torch.Tensor]) -> bool:
+        """Average gradients across ranks, check everything is finite, then step; return False when skipped."""
+        self._average_gradients(network)
+        grads = [p.grad for p in network.parameters() if p.grad is not None]
+        finite = all(bool(torch.isfinite(v).all()) for v in losses)
+        if finite and grads:
+            finite = bool(torch.isfinite(torch.stack([g.detach().abs().max() for g in grads])).all())
+        if finite:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return finite
+
+    def _record_nonfinite(self, skipped: bool, what: str) -> None:
+        if not skipped:
+            self.consecutive_nonfinite = 0
+            return
+        self.consecutive_nonfinite += 1
+        logger.warning(
+            "non-finite %s at iteration %d: step skipped, weights unchanged (%d in a row).",
+            what,
+            self.state.iteration,
+            self.consecutive_nonfinite,
+        )
+        if self.consecutive_nonfinite >= self.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"{self.consecutive_nonfinite} consecutive training steps had a non-finite loss or gradient "
+                f"(last: {what} at iteration {self.state.iteration}); stopping. The last checkpoint is intact; "
+                "lower the learning rates, enable a gradient penalty or check the data for NaN."
+            )
+
+    # ------------------------------------------------------------------ iteration
+    def _iteration(self, engine: MultiScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, float]:
+        if batchdata is None:
+            raise ValueError("must provide batch data for current iteration.")
+        images = batchdata["image"]
+        if isinstance(images, (list, tuple)):
+            real_all = [x.to(engine.state.device, non_blocking=engine.non_blocking).float() for x in images]
+        else:
+            real_all = image_pyramid(
+                images.to(engine.state.device, non_blocking=engine.non_blocking).float(), self.num_scales
+            )
+        real_all = image_pyramid(real_all, self.num_scales)
+        labels_all = None
+        if self.conditional:
+            if "label" not in batchdata:
+                raise ValueError("class-conditional training needs a 'label' entry in every batch.")
+            labels_all = torch.as_tensor(batchdata["label"]).to(engine.state.device).long().view(-1)
+        batch_size = real_all[0].shape[0]
+        chunks = min(self.accumulation_steps, batch_size)
+        splits = [t.tensor_split(chunks) for t in real_all]
+        real_chunks = [[s[i] for s in splits] for i in range(chunks)]
+        label_chunks = labels_all.tensor_split(chunks) if labels_all is not None else [None] * chunks
+
+        self.g_network.train()
+        self.d_network.train()
+        out = {"d_loss": 0.0, "g_loss": 0.0, "penalty": 0.0, "real_logit": 0.0, "fake_logit": 0.0, "skipped": 0.0}
+
+        # discriminator
+        for _ in range(self.d_train_steps):
+            self.d_network.requires_grad_(True)
+            d_losses = []
+            apply_penalty = self.penalty is not None and self.penalty.is_due(self.d_steps_done)
+            for real, labels in zip(real_chunks, label_chunks):
+                with self._autocast():
+                    with torch.no_grad():
+                        fake = self._fakes(real[0].shape[0], labels)
+                    real_logits = self._d_logits(real, labels)
+                    fake_logits = self._d_logits(fake, labels)
+                    d_loss = self.loss.discriminator_loss(real_logits, fake_logits)
+                    penalty = torch.zeros((), device=d_loss.device)
+                    if apply_penalty and isinstance(self.penalty, R1Penalty):
+                        penalty = self.penalty(self._d_forward, real, labels)
+                    elif apply_penalty and isinstance(self.penalty, GradientPenalty):
+                        penalty = self.penalty(self._d_forward, real, fake, labels, self.rng)
+                total = (d_loss + penalty.float()) / chunks
+                total.backward()
+                d_losses.append(total.detach())
+                if self.augment is not None:
+                    self.augment.update(real_logits)
+                out["d_loss"] += float(d_loss.detach()) / chunks
+                out["penalty"] += float(penalty.detach()) / chunks
+                out["real_logit"] += float(real_logits.detach().mean()) / chunks
+                out["fake_logit"] += float(fake_logits.detach().mean()) / chunks
+            skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
+            self._record_nonfinite(skipped, "discriminator loss or gradient")
+            out["skipped"] = max(out["skipped"], float(skipped))
+            self.d_steps_done += 1
+        out["d_loss"] /= self.d_train_steps
+        out["penalty"] /= self.d_train_steps
+        out["real_logit"] /= self.d_train_steps
+        out["fake_logit"] /= self.d_train_steps
+
+        # generator (D frozen so its weights get no gradient from the G step)
+        self.d_network.requires_grad_(False)
+        g_losses = []
+        for real, labels in zip(real_chunks, label_chunks):
+            with self._autocast():
+                fake = self._fakes(real[0].shape[0], labels)
+                fake_logits = self._d_logits(fake, labels)
+                real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
+                g_loss = self.loss.generator_loss(fake_logits, real_logits) / chunks
+            g_loss.backward()
+            g_losses.append(g_loss.detach())
+            out["g_loss"] += float(g_loss.detach())
+        self.d_network.requires_grad_(True)
+        skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
+        self._record_nonfinite(skipped, "generator loss or gradient")
+        out["skipped"] = max(out["skipped"], float(skipped))
+        out["augment_p"] = self.augment.probability if self.augment is not None else 0.0
+        return out
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """Ignite engine state plus the trainer's generator, penalty counter and augmentation state."""
+        state = dict(super().state_dict())
+        state["rng"] = self.rng.get_state()
+        state["d_steps_done"] = self.d_steps_done
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        state = dict(state_dict)
+        rng = state.pop("rng", None)
+        d_steps = state.pop("d_steps_done", None)
+        augment = state.pop("augment", None)
+        super().load_state_dict(state)
+        if rng is not None:
+            self.rng.set_state(rng)
+        if d_steps is not None:
+            self.d_steps_done = int(d_steps)
+        if augment is not None and self.augment is not None:
+            self.augment.load_state_dict(augment)

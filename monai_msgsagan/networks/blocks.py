@@ -1,0 +1,212 @@
+"""Building blocks shared by the MSG-SAGAN generator and discriminator."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+__all__ = [
+    "SelfAttention2d",
+    "PixelNorm",
+    "MinibatchStdDev",
+    "GeneratorBlock",
+    "DiscriminatorBlock",
+    "maybe_spectral_norm",
+    "default_channels",
+    "validate_resolution",
+]
+
+
+def validate_resolution(resolution: int) -> int:
+    """Check that ``resolution`` is a power of two in [16, 1024] and return log2 of it."""
+    if not isinstance(resolution, int) or resolution < 16 or resolution > 1024 or resolution & (resolution - 1):
+        raise ValueError(f"resolution must be a power of two in [16, 1024], got {resolution!r}.")
+    return resolution.bit_length() - 1
+
+
+def default_channels(resolution: int, channel_base: int = 4096, max_channels: int = 256) -> list[int]:
+    """Channel widths for the scales 4, 8, ..., ``resolution`` (coarse to fine).
+
+    Width at side ``s`` is ``min(max_channels, channel_base // s)`` but never below 8, the StyleGAN schedule
+    that halves the width each time the side doubles once the cap is no longer reached.
+    """
+    log2 = validate_resolution(resolution)
+    return [max(8, min(max_channels, channel_base // (2**k))) for k in range(2, log2 + 1)]
+
+
+def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
+    """Wrap ``module`` in spectral normalisation (Miyato et al.) when ``enabled``."""
+    return spectral_norm(module) if enabled else module
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit mean square (ProGAN / MSG-GAN generator).
+
+    Input and output: ``(B, C, H, W)`` (or ``(B, C)``).
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
+
+
+class SelfAttention2d(nn.Module):
+    """SAGAN self-attention (Zhang et al. 2019) over the spatial positions of a feature map.
+
+    ``out = x + gamma * W_o(softmax(Q K^T) V)`` with query/key/value 1x1 convolutions, ``gamma`` a learned scalar
+    that starts at 0 (so a fresh block is the identity). The attention is computed with
+    :func:`torch.nn.functional.scaled_dot_product_attention` (``scale=1`` as in SAGAN), so fused memory-efficient
+    kernels are used where the backend has them instead of materialising the ``(HW, HW)`` matrix (query and key
+    are zero-padded to the value width, which leaves ``Q K^T`` unchanged, because the fused kernels need equal
+    head sizes).
+
+    Args:
+        channels: number of input (and output) channels ``C``.
+        qk_reduction: query/key width is ``C // qk_reduction`` (8 in SAGAN).
+        value_reduction: value width is ``C // value_reduction`` (2 in BigGAN's SAGAN block); an output 1x1
+            convolution maps it back to ``C``.
+        use_spectral_norm: spectral-normalise the four convolutions (SAGAN uses it in both networks).
+
+    Input and output: ``(B, C, H, W)``.
+    """
+
+    def __init__(
+        self, channels: int, qk_reduction: int = 8, value_reduction: int = 2, use_spectral_norm: bool = False
+    ) -> None:
+        super().__init__()
+        if channels < qk_reduction:
+            raise ValueError(f"SelfAttention2d needs at least {qk_reduction} channels, got {channels}.")
+        qk = channels // qk_reduction
+        v = max(1, channels // value_reduction)
+        self.query = maybe_spectral_norm(nn.Conv2d(channels, qk, 1, bias=False), use_spectral_norm)
+        self.key = maybe_spectral_norm(nn.Conv2d(channels, qk, 1, bias=False), use_spectral_norm)
+        self.value = maybe_spectral_norm(nn.Conv2d(channels, v, 1, bias=False), use_spectral_norm)
+        self.out = maybe_spectral_norm(nn.Conv2d(v, channels, 1, bias=False), use_spectral_norm)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        # (B, 1, HW, d): one head, positions as the sequence
+        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        pad = v.shape[-1] - q.shape[-1]
+        if pad > 0:
+            # zero-padding q and k leaves q k^T unchanged but gives the fused (flash) kernels the equal head
+            # sizes they need: on CPU this is ~7x faster than the math fallback and keeps memory O(HW)
+            q = F.pad(q, (0, pad))
+            k = F.pad(k, (0, pad))
+        attended = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        attended = attended.squeeze(1).transpose(1, 2).reshape(b, -1, h, w)
+        return x + self.gamma * self.out(attended)
+
+
+class MinibatchStdDev(nn.Module):
+    """Append the mean standard deviation over a group of samples as one extra channel (ProGAN).
+
+    Input ``(B, C, H, W)``, output ``(B, C + 1, H, W)``. The group is ``min(group_size, B)`` samples; when ``B`` is
+    not divisible by it, the whole batch forms one group.
+    """
+
+    def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.group_size = group_size
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        group = min(self.group_size, b)
+        if b % group != 0:
+            group = b
+        y = x.reshape(group, b // group, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()  # (B/G, C, H, W)
+        y = y.mean(dim=(1, 2, 3)).reshape(1, b // group, 1, 1, 1)
+        y = y.expand(group, b // group, 1, h, w).reshape(b, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
+class GeneratorBlock(nn.Module):
+    """One generator scale: (optional 2x upsample) -> two 3x3 convolutions -> optional self-attention.
+
+    The first block (``first=True``) maps the latent vector ``(B, L)`` to a ``4x4`` map with a 4x4 transposed
+    convolution as in ProGAN/MSG-GAN. Every block keeps LeakyReLU(0.2) + pixel norm after each convolution and
+    owns a 1x1 ``to_image`` head mapping its features to an image in [-1, 1] (tanh).
+
+    Input: ``(B, L)`` for the first block, else ``(B, C_in, s/2, s/2)``. Output features ``(B, C_out, s, s)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, image_channels: int, first: bool, attention: bool) -> None:
+        super().__init__()
+        self.first = first
+        if first:
+            self.conv1: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 4)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2)
+        self.norm = PixelNorm()
+        self.attention: nn.Module = SelfAttention2d(out_channels) if attention else nn.Identity()
+        self.image_head = nn.Conv2d(out_channels, image_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            x = x.reshape(x.shape[0], x.shape[1], 1, 1)
+        else:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.norm(self.act(self.conv1(x)))
+        x = self.norm(self.act(self.conv2(x)))
+        return self.attention(x)
+
+    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, C_out, s, s)`` -> image ``(B, image_channels, s, s)`` in [-1, 1]."""
+        return torch.tanh(self.image_head(x))
+
+
+class DiscriminatorBlock(nn.Module):
+    """One discriminator scale: [features ; image at this scale] -> optional attention -> two 3x3 convs -> 2x down.
+
+    The image of the block's scale is concatenated to the incoming features (MSG-GAN's ``phi_simple`` combine);
+    the finest block has no incoming features and maps the image with a 1x1 ``from_image`` convolution first.
+    All convolutions are spectral-normalised when ``use_spectral_norm``.
+
+    Input: image ``(B, image_channels, s, s)`` and features ``(B, C_in, s, s)`` (or ``None`` for the finest block).
+    Output: ``(B, C_out, s/2, s/2)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        image_channels: int,
+        finest: bool,
+        attention: bool,
+        use_spectral_norm: bool,
+    ) -> None:
+        super().__init__()
+        self.finest = finest
+        sn = use_spectral_norm
+        if finest:
+            self.from_image: nn.Module = maybe_spectral_norm(nn.Conv2d(image_channels, in_channels, 1), sn)
+            conv_in = in_channels
+        else:
+            self.from_image = nn.Identity()
+            conv_in = in_channels + image_channels
+        self.attention: nn.Module = SelfAttention2d(conv_in, use_spectral_norm=sn) if attention else nn.Identity()
+        self.conv1 = maybe_spectral_norm(nn.Conv2d(conv_in, in_channels, 3, padding=1), sn)
+        self.conv2 = maybe_spectral_norm(nn.Conv2d(in_channels, out_channels, 3, padding=1), sn)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, image: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        if features is None:
+            x = self.act(self.from_image(image))
+        else:
+            x = torch.cat([features, image], dim=1)
+        x = self.attention(x)
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        return F.avg_pool2d(x, 2)

@@ -1,0 +1,121 @@
+"""MSG-SAGAN discriminator: takes the image at every scale, merges each into its matching block."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from monai_msgsagan.networks.blocks import DiscriminatorBlock, MinibatchStdDev, SelfAttention2d, maybe_spectral_norm
+from monai_msgsagan.networks.generator import DEFAULT_ATTENTION_RESOLUTIONS, resolve_scales
+
+__all__ = ["MultiScaleDiscriminator"]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """MSG-GAN discriminator (Karnewar & Wang 2020) with SAGAN self-attention and spectral normalisation.
+
+    The finest image enters through a 1x1 convolution; every coarser image is concatenated to the features that
+    arrive at its scale (MSG-GAN's ``phi_simple``), so gradients flow to every scale of the generator. The last
+    block (4x4) appends the minibatch standard deviation, then a 3x3 and a 4x4 convolution give a feature vector
+    ``h``; the logit is ``linear(h)`` plus, when ``num_classes > 0``, the projection term ``<embed(y), h>``
+    (Miyato & Koyama 2018). With ``attention_resolutions=()`` this is exactly an MSG-GAN discriminator.
+
+    Args:
+        resolution: side of the finest image, a power of two in [16, 1024].
+        image_channels: channels ``C`` of every input image.
+        channels: feature width of each scale, coarse to fine; default
+            :func:`~monai_msgsagan.networks.blocks.default_channels`.
+        attention_resolutions: scales whose block starts with a self-attention layer.
+        num_classes: ``> 0`` for class-conditional (projection) discrimination.
+        use_spectral_norm: spectral-normalise every convolution and linear layer (the SAGAN recipe).
+        mbstd_group_size: group size of the minibatch standard deviation.
+
+    Forward:
+        ``images``: list coarse to fine, item ``i`` ``(B, C, 2**(i+2), 2**(i+2))``, values in [-1, 1];
+        ``labels``: ``(B,)`` int64, required when ``num_classes > 0``.
+        Returns logits ``(B,)``.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        image_channels: int = 1,
+        channels: Sequence[int] | None = None,
+        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        num_classes: int = 0,
+        use_spectral_norm: bool = True,
+        mbstd_group_size: int = 4,
+    ) -> None:
+        super().__init__()
+        if image_channels < 1 or num_classes < 0:
+            raise ValueError(
+                f"image_channels must be positive and num_classes >= 0, got {image_channels}, {num_classes}."
+            )
+        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
+        self.resolution = resolution
+        self.image_channels = image_channels
+        self.num_classes = num_classes
+        self.sides = sides
+        self.attention_resolutions = sorted(attention)
+        sn = use_spectral_norm
+        # blocks run fine to coarse: block j handles side sides[-1 - j] and outputs width of the next coarser scale
+        blocks = []
+        for j in range(len(sides) - 1, 0, -1):
+            blocks.append(
+                DiscriminatorBlock(
+                    in_channels=widths[j],
+                    out_channels=widths[j - 1],
+                    image_channels=image_channels,
+                    finest=j == len(sides) - 1,
+                    attention=sides[j] in attention,
+                    use_spectral_norm=sn,
+                )
+            )
+        self.blocks = nn.ModuleList(blocks)
+        final_width = widths[0]
+        self.final_attention: nn.Module = nn.Identity()
+        if 4 in attention:
+            self.final_attention = SelfAttention2d(final_width + image_channels, use_spectral_norm=sn)
+        self.mbstd = MinibatchStdDev(mbstd_group_size)
+        self.final_conv = maybe_spectral_norm(
+            nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1), sn
+        )
+        self.final_dense = maybe_spectral_norm(nn.Conv2d(final_width, final_width, 4), sn)
+        self.act = nn.LeakyReLU(0.2)
+        self.logit = maybe_spectral_norm(nn.Linear(final_width, 1), sn)
+        self.class_projection = (
+            maybe_spectral_norm(nn.Embedding(num_classes, final_width), sn) if num_classes > 0 else None
+        )
+
+    def check_images(self, images: Sequence[torch.Tensor]) -> None:
+        """Raise ``ValueError`` unless ``images`` is the coarse-to-fine list this discriminator expects."""
+        if not isinstance(images, (list, tuple)) or len(images) != len(self.sides):
+            got = len(images) if isinstance(images, (list, tuple)) else type(images).__name__
+            raise ValueError(f"expected a list of {len(self.sides)} images with sides {self.sides}, got {got}.")
+        batch = images[0].shape[0]
+        for side, img in zip(self.sides, images):
+            if img.dim() != 4 or tuple(img.shape[1:]) != (self.image_channels, side, side) or img.shape[0] != batch:
+                raise ValueError(
+                    f"expected images of shape (B, {self.image_channels}, s, s) for s in {self.sides} with one B, "
+                    f"got {[list(i.shape) for i in images]}."
+                )
+
+    def forward(self, images: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_images(images)
+        features: torch.Tensor | None = None
+        for j, block in enumerate(self.blocks):
+            features = block(images[len(images) - 1 - j], features)
+        x = torch.cat([features, images[0]], dim=1)
+        x = self.final_attention(x)
+        x = self.act(self.final_conv(self.mbstd(x)))
+        h = self.act(self.final_dense(x)).flatten(1)  # (B, final_width)
+        out = self.logit(h).squeeze(1)
+        if self.class_projection is not None:
+            if labels is None:
+                raise ValueError(f"this discriminator is class-conditional ({self.num_classes} classes): pass labels.")
+            if labels.shape != out.shape:
+                raise ValueError(f"labels must have shape ({out.shape[0]},), got {list(labels.shape)}.")
+            out = out + (self.class_projection(labels.long()) * h).sum(dim=1)
+        return out

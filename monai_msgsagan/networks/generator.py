@@ -1,0 +1,180 @@
+"""MSG-SAGAN generator: one image per scale, 4x4 to RxR, with SAGAN self-attention at chosen scales."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, validate_resolution
+
+__all__ = ["MultiScaleGenerator", "InferenceGenerator", "sample_latent", "DEFAULT_ATTENTION_RESOLUTIONS"]
+
+#: SAGAN-style attention at the middle scales. As a default it keeps only the scales a network has (a 16 px
+#: network gets none); an explicitly given tuple must name scales the network has.
+DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
+
+
+def sample_latent(
+    num: int,
+    latent_dim: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Standard normal latent vectors ``(num, latent_dim)``; pass a seeded ``torch.Generator`` to reproduce them.
+
+    The vectors are drawn on the generator's device (CPU for a CPU generator) and moved to ``device``, so the
+    same seed gives the same latents on CPU and GPU.
+    """
+    if num < 1 or latent_dim < 1:
+        raise ValueError(f"num and latent_dim must be positive, got num={num}, latent_dim={latent_dim}.")
+    gen_device = generator.device if generator is not None else "cpu"
+    z = torch.randn(num, latent_dim, generator=generator, device=gen_device)
+    return z.to(device) if device is not None else z
+
+
+def resolve_scales(
+    resolution: int, channels: Sequence[int] | None, attention_resolutions: Sequence[int]
+) -> tuple[list[int], list[int], set[int]]:
+    """Validate the shared generator/discriminator arguments.
+
+    Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
+    scales; raises ``ValueError`` saying what was expected.
+    """
+    log2 = validate_resolution(resolution)
+    sides = [2**k for k in range(2, log2 + 1)]
+    widths = list(channels) if channels is not None else default_channels(resolution)
+    if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
+        raise ValueError(
+            f"channels must give one positive width per scale {sides} (coarse to fine), got {list(widths)}."
+        )
+    if attention_resolutions is DEFAULT_ATTENTION_RESOLUTIONS:
+        attention = {s for s in attention_resolutions if s in sides}
+    else:
+        attention = set(attention_resolutions)
+        missing = sorted(attention - set(sides))
+        if missing:
+            raise ValueError(f"attention_resolutions {missing} are not scales of this network; it has {sides}.")
+    return sides, [int(c) for c in widths], attention
+
+
+class MultiScaleGenerator(nn.Module):
+    """MSG-GAN generator (Karnewar & Wang 2020) with SAGAN self-attention (Zhang et al. 2019): MSG-SAGAN.
+
+    Every scale ``s = 4, 8, ..., resolution`` has a block (two 3x3 convolutions, LeakyReLU, pixel norm) and a 1x1
+    head that emits an image at that scale, so the discriminator sees the generator at every scale. With
+    ``attention_resolutions=()`` the network is exactly an MSG-GAN generator.
+
+    Args:
+        resolution: side of the finest image, a power of two in [16, 1024].
+        latent_dim: size ``L`` of the latent vector ``z``.
+        image_channels: channels ``C`` of the emitted images (1 for X-rays).
+        channels: feature width of each scale, coarse to fine (``len == log2(resolution) - 1``); default
+            :func:`~monai_msgsagan.networks.blocks.default_channels`.
+        attention_resolutions: scales that get a self-attention layer after their convolutions.
+        num_classes: ``> 0`` makes the generator class-conditional: a learned class embedding of size ``L`` is
+            concatenated to the (pixel-normalised) latent.
+
+    Forward:
+        ``z``: ``(B, L)`` float latent; ``labels``: ``(B,)`` int64 class indices in ``[0, num_classes)``, required
+        when ``num_classes > 0`` and ignored otherwise.
+        Returns a list of ``log2(resolution) - 1`` tensors, coarse to fine, item ``i`` of shape
+        ``(B, C, 2**(i+2), 2**(i+2))`` with values in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        latent_dim: int = 128,
+        image_channels: int = 1,
+        channels: Sequence[int] | None = None,
+        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        num_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        if latent_dim < 1 or image_channels < 1 or num_classes < 0:
+            raise ValueError(
+                "latent_dim and image_channels must be positive and num_classes >= 0, got "
+                f"latent_dim={latent_dim}, image_channels={image_channels}, num_classes={num_classes}."
+            )
+        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
+        self.resolution = resolution
+        self.latent_dim = latent_dim
+        self.image_channels = image_channels
+        self.num_classes = num_classes
+        self.attention_resolutions = sorted(attention)
+        self.latent_norm = PixelNorm()
+        self.class_embedding = nn.Embedding(num_classes, latent_dim) if num_classes > 0 else None
+        in_width = latent_dim * 2 if num_classes > 0 else latent_dim
+        blocks = []
+        for i, (side, width) in enumerate(zip(sides, widths)):
+            blocks.append(GeneratorBlock(in_width, width, image_channels, first=i == 0, attention=side in attention))
+            in_width = width
+        self.blocks = nn.ModuleList(blocks)
+
+    def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Check ``z`` (and ``labels``) and build the ``(B, L)`` or ``(B, 2L)`` input of the first block."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (B, {self.latent_dim}), got {list(z.shape)}.")
+        x = self.latent_norm(z)
+        if self.class_embedding is not None:
+            if labels is None:
+                raise ValueError(f"this generator is class-conditional ({self.num_classes} classes): pass labels.")
+            if labels.dim() != 1 or labels.shape[0] != z.shape[0]:
+                raise ValueError(f"labels must have shape ({z.shape[0]},), got {list(labels.shape)}.")
+            if bool((labels < 0).any()) or bool((labels >= self.num_classes).any()):
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}), got values from {int(labels.min())} to "
+                    f"{int(labels.max())}."
+                )
+            x = torch.cat([x, self.class_embedding(labels.long())], dim=1)
+        return x
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+        x = self._input(z, labels)
+        images: list[torch.Tensor] = []
+        for block in self.blocks:
+            x = block(x)
+            images.append(block.to_image(x))
+        return images
+
+
+class InferenceGenerator(MultiScaleGenerator):
+    """The MSG-SAGAN generator for inference and export: returns only the finest image.
+
+    Same arguments and the same flat state dict as :class:`MultiScaleGenerator` (load ``models/model.pt``
+    directly), skips the coarse image heads, and compiles with both ``torch.jit.script`` and ``torch.jit.trace``;
+    it is the bundle's ``network_def``.
+
+    Args:
+        default_class: class generated when a class-conditional model is called without ``labels`` (the bundle's
+            ``verify_net_in_out`` and TorchScript callers pass only the latent).
+        other arguments: see :class:`MultiScaleGenerator`.
+
+    Forward:
+        ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64. Returns ``(B, C, resolution, resolution)`` in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        latent_dim: int = 128,
+        image_channels: int = 1,
+        channels: Sequence[int] | None = None,
+        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        num_classes: int = 0,
+        default_class: int = 0,
+    ) -> None:
+        super().__init__(resolution, latent_dim, image_channels, channels, attention_resolutions, num_classes)
+        if num_classes > 0 and not 0 <= default_class < num_classes:
+            raise ValueError(f"default_class must lie in [0, {num_classes}), got {default_class}.")
+        self.default_class = default_class
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        if self.num_classes > 0 and labels is None:
+            labels = torch.full((z.shape[0],), self.default_class, dtype=torch.long, device=z.device)
+        x = self._input(z, labels)
+        for block in self.blocks:
+            x = block(x)
+        return self.blocks[-1].to_image(x)

@@ -1,0 +1,111 @@
+"""The synthesis request: how many images, which class, which seed, in which batch size."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["REQUEST_FILENAME", "RequestError", "SynthesisRequest", "load_request", "parse_request"]
+
+REQUEST_FILENAME = "request.json"
+_MAX_SEED = 2**63 - 1
+
+
+class RequestError(ValueError):
+    """A request that is malformed or out of range; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """A validated request.
+
+    Attributes:
+        num_images: images to generate, in [2, max_images] (the diversity gate compares pairs).
+        class_name: class name or index (as given) for a class-conditional generator, None for its default class.
+        seed: seed of the latent sampler; the same seed gives the same images.
+        batch_size: images per generator call, in [1, max_batch_size].
+    """
+
+    num_images: int
+    class_name: str | int | None
+    seed: int
+    batch_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the field names of the request file."""
+        out = asdict(self)
+        out["class"] = out.pop("class_name")
+        return out
+
+
+def _int_field(values: Mapping[str, Any], key: str, low: int, high: int, source: str) -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{source}: field '{key}' must be an integer, got {value!r}.")
+    if not low <= value <= high:
+        raise RequestError(f"{source}: field '{key}' must be in [{low}, {high}], got {value}.")
+    return value
+
+
+def parse_request(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], max_images: int, max_batch_size: int, source: str
+) -> SynthesisRequest:
+    """Validate ``values`` (from the request file) over ``defaults`` (from app.yaml).
+
+    Raises:
+        RequestError: an unknown field, a value of the wrong type or out of range; the message names the field.
+    """
+    allowed = {"num_images", "class", "seed", "batch_size"}
+    if not isinstance(values, Mapping):
+        raise RequestError(f"{source}: the request must be a JSON object, got {type(values).__name__}.")
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise RequestError(f"{source}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))}).")
+    merged = {**{k: v for k, v in defaults.items() if k in allowed}, **values}
+    missing = sorted(allowed - set(merged) - {"class"})
+    if missing:
+        raise RequestError(f"{source}: field '{missing[0]}' is missing and has no default in app.yaml.")
+    class_name = merged.get("class")
+    if class_name is not None and (isinstance(class_name, bool) or not isinstance(class_name, (str, int))):
+        raise RequestError(f"{source}: field 'class' must be a class name, a class index or null, got {class_name!r}.")
+    if isinstance(class_name, str) and not class_name.strip():
+        raise RequestError(f"{source}: field 'class' must not be empty.")
+    return SynthesisRequest(
+        num_images=_int_field(merged, "num_images", 2, max_images, source),
+        class_name=class_name,
+        seed=_int_field(merged, "seed", 0, _MAX_SEED, source),
+        batch_size=_int_field(merged, "batch_size", 1, max_batch_size, source),
+    )
+
+
+def load_request(
+    input_path: str | Path, defaults: Mapping[str, Any], max_images: int, max_batch_size: int
+) -> SynthesisRequest:
+    """Read the request from ``input_path``.
+
+    ``input_path`` is a JSON file, or a folder holding ``request.json`` or no JSON at all (then ``defaults`` apply).
+
+    Raises:
+        RequestError: unreadable or malformed JSON, other JSON files in the folder, or a bad field.
+    """
+    path = Path(input_path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.json"))
+        if not candidates:
+            return parse_request(
+                {}, defaults, max_images, max_batch_size, f"defaults (no {REQUEST_FILENAME} in {path})"
+            )
+        if [c.name for c in candidates] != [REQUEST_FILENAME]:
+            names = ", ".join(c.name for c in candidates)
+            raise RequestError(f"{path}: expected only {REQUEST_FILENAME} among the JSON files, found {names}.")
+        path = candidates[0]
+    elif not path.is_file():
+        raise RequestError(f"request input {path} does not exist.")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RequestError(f"{path}: not a readable JSON request ({e}).") from e
+    return parse_request(values, defaults, max_images, max_batch_size, str(path))

@@ -1,0 +1,51 @@
+"""Run real ``python -m monai.bundle`` commands on copies of the repo's bundle in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUNDLE_DIR = REPO_ROOT / "bundle"
+
+#: a tiny network and data set that keep a bundle run to seconds on one CPU core
+TINY = {
+    "resolution": "32",
+    "channels": "[16,16,16,8]",
+    "attention_resolutions": "[16]",
+}
+TINY_TRAIN = {**TINY, "num_phantoms": "32", "batch_size": "8", "max_epochs": "2"}
+
+
+def copy_bundle(dest: Path) -> Path:
+    """A copy of ``bundle/`` (configs, docs, LICENSE, ...) without models or logs."""
+    shutil.copytree(BUNDLE_DIR, dest, ignore=shutil.ignore_patterns("models", "logs", "eval", "__pycache__"))
+    return dest
+
+
+def bundle_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def overrides(values: dict[str, str]) -> list[str]:
+    return [item for k, v in values.items() for item in (f"--{k}", v)]
+
+
+def run_bundle(command: str, bundle: Path, *args: str, timeout: int = 600, check: bool = True, **kw):
+    """``python -m monai.bundle <command> ...`` with the bundle's metadata and logging config."""
+    cmd = [sys.executable, "-m", "monai.bundle", command, *args]
+    cmd += ["--meta_file", str(bundle / "configs" / "metadata.json")]
+    cmd += ["--logging_file", str(bundle / "configs" / "logging.conf")]
+    proc = subprocess.run(cmd, env=bundle_env(), capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc

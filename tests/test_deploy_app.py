@@ -1,0 +1,329 @@
+"""The MONAI Deploy app run for real in subprocesses on tiny exported generators, and its package-level steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from monai.data import save_net_with_metadata
+from pydicom.pixels import apply_modality_lut
+from test_dicom import assert_synthetic_identity, dciodvfy_errors
+
+from monai_msgsagan.networks import InferenceGenerator
+from monai_msgsagan.synthesis import (
+    ModelError,
+    OutputError,
+    RequestError,
+    check_output_dir,
+    generate,
+    load_exported_generator,
+    load_request,
+    write_series_atomically,
+)
+from monai_msgsagan.synthesis.gate import diversity_gate
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "apps" / "xray_synthesis"
+RES, LATENT = 32, 16
+CLASSES = ["normal", "covid"]
+DEFAULTS = {"num_images": 4, "class": None, "seed": 0, "batch_size": 2}
+
+
+def _save(module: torch.jit.ScriptModule, path: Path, name: str) -> Path:
+    """Save like ``python -m monai.bundle ckpt_export``: metadata.json plus the config as extra files."""
+    meta = {"name": name, "version": "0.0.1", "class_names": CLASSES}
+    config = {"network_def": {"_target_": "monai_msgsagan.networks.InferenceGenerator", "resolution": RES}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_net_with_metadata(
+        module, str(path.with_suffix("")), include_config_vals=True, meta_values=meta,
+        more_extra_files={"inference.json": json.dumps(config).encode()},
+    )  # fmt: skip
+    return path
+
+
+def _tiny_generator() -> InferenceGenerator:
+    torch.manual_seed(0)
+    net = InferenceGenerator(RES, LATENT, channels=[32, 32, 16, 16], attention_resolutions=(16,), num_classes=2)
+    return net.eval()
+
+
+class _Collapsed(torch.nn.Module):
+    """A mode-collapsed generator: the same smooth image whatever the latent."""
+
+    def __init__(self, out_channels: int = 1) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes, self.resolution = LATENT, 2, RES
+        ramp = torch.linspace(-0.8, 0.8, RES)
+        self.register_buffer("image", (ramp[None, :] * ramp[:, None]).expand(out_channels, RES, RES).clone())
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.image.unsqueeze(0).expand(z.shape[0], -1, -1, -1) + 0 * z[:, :1, None, None]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    not_ts = root / "not_torchscript" / "model.ts"
+    not_ts.parent.mkdir()
+    not_ts.write_bytes(b"this is not a TorchScript archive\n")
+    return {
+        # MAP layout: models/<name>/<file>
+        "good": _save(torch.jit.script(_tiny_generator()), root / "good" / "msgsagan" / "model.ts", "msgsagan_tiny"),
+        "collapsed": _save(torch.jit.script(_Collapsed()), root / "collapsed" / "model.ts", "collapsed"),
+        "wrong_output": _save(torch.jit.script(_Collapsed(3)), root / "wrong" / "model.ts", "wrong"),
+        "not_torchscript": not_ts,
+    }
+
+
+def run_app(
+    input_dir: Path, output_dir: Path, model: Path, config: Path | None = None, use_env: bool = False
+) -> subprocess.CompletedProcess:
+    """``python apps/xray_synthesis -i -o -m`` (or the HOLOSCAN_* variables) in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    if config is not None:
+        env["HOLOSCAN_CONFIG_PATH"] = str(config)
+    cmd = [sys.executable, str(APP)]
+    if use_env:
+        env.update(
+            HOLOSCAN_INPUT_PATH=str(input_dir), HOLOSCAN_OUTPUT_PATH=str(output_dir), HOLOSCAN_MODEL_PATH=str(model)
+        )
+    else:
+        cmd += ["-i", str(input_dir), "-o", str(output_dir), "-m", str(model)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def _request_dir(tmp_path: Path, request: dict | str | None) -> Path:
+    folder = tmp_path / "input"
+    folder.mkdir()
+    if request is not None:
+        text = request if isinstance(request, str) else json.dumps(request)
+        (folder / "request.json").write_text(text)
+    return folder
+
+
+def _config(tmp_path: Path, **overrides: dict) -> Path:
+    """app.yaml with sections replaced (Holoscan reads YAML; JSON is YAML)."""
+    import yaml
+
+    config = yaml.safe_load((APP / "app.yaml").read_text())
+    config.update(overrides)
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _no_dicom_left(output_dir: Path) -> None:
+    if output_dir.exists():
+        assert not list(output_dir.rglob("*.dcm")), "DICOM written by a failed run"
+        assert not [p for p in output_dir.iterdir() if p.name.startswith(".partial")], "temporary folder left"
+        assert not [p for p in output_dir.iterdir() if p.is_dir()], "series folder left"
+
+
+# ---------------------------------------------------------------- the app in subprocesses
+
+
+@pytest.mark.slow
+def test_app_writes_synthetic_dicom(tmp_path: Path, models: dict[str, Path]) -> None:
+    request = {"num_images": 5, "class": "covid", "seed": 7, "batch_size": 2}
+    out = tmp_path / "out"
+    result = run_app(_request_dir(tmp_path, request), out, models["good"].parent.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "written" and report["reason"] is None
+    assert report["request"] == request
+    generator = load_exported_generator(models["good"])
+    assert report["model"]["sha256"] == generator.sha256
+    assert report["model"]["name"] == "msgsagan_tiny" and report["model"]["version"] == "0.0.1"
+    assert report["device"] == "cpu" and report["precision"] == "float32" and report["class"] == "covid"
+    assert set(report["timing_s"]) >= {"request", "load", "generate", "gate", "write", "total_in_graph"}
+    assert report["gate"] == "passed" and report["diversity"]["pairs"] == 10
+    assert report["diversity"]["mean"] <= report["diversity"]["threshold"]
+    files = [out / f for f in report["files"]]
+    assert len(files) == 5 and all(f.is_file() for f in files)
+    assert len({f.parent for f in files}) == 1
+    # the DICOM pixels are the images the same seed gives in this process
+    expected = generate(generator, 5, seed=7, batch_size=2, class_index=CLASSES.index("covid"))
+    for i, path in enumerate(files):
+        ds = pydicom.dcmread(path)
+        assert_synthetic_identity(ds, "msgsagan_tiny", "0.0.1")
+        assert "covid" in ds.SeriesDescription
+        assert generator.sha256 in ds.ContributingEquipmentSequence[0].ContributionDescription
+        np.testing.assert_allclose(apply_modality_lut(ds.pixel_array, ds), expected[i, 0].numpy(), atol=1e-4)
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(files[0]) == []
+
+
+@pytest.mark.slow
+def test_app_with_holoscan_variables_and_yaml_defaults(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    config = _config(tmp_path, request_defaults=DEFAULTS)
+    result = run_app(_request_dir(tmp_path, None), out, models["good"], config=config, use_env=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["request"] == DEFAULTS and len(report["files"]) == 4
+    assert report["class"] == "normal"  # the generator's default class
+
+
+@pytest.mark.slow
+def test_collapsed_generator_is_refused(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    result = run_app(_request_dir(tmp_path, DEFAULTS), out, models["collapsed"])
+    assert result.returncode == 3, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "refused" and report["gate"] == "refused"
+    assert "mode collapse" in report["reason"] and report["diversity"]["mean"] > 0.99
+    assert report["files"] == []
+    _no_dicom_left(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case, request_json, message",
+    [
+        ("not_torchscript", DEFAULTS, "not a TorchScript model"),
+        ("wrong_output", DEFAULTS, "generator output is (2, 3, 32, 32), expected (2, 1, 32, 32)"),
+        ("good", '{"num_images": 4, "seed": 1,', "not a readable JSON request"),
+        ("good", {**DEFAULTS, "class": "pneumothorax"}, "field 'class' 'pneumothorax' is not one of"),
+        ("good", {**DEFAULTS, "num_images": 0}, "field 'num_images' must be in [2, 1024], got 0"),
+    ],
+)
+def test_bad_input_fails_with_report(
+    tmp_path: Path, models: dict[str, Path], case: str, request_json: dict | str, message: str
+) -> None:
+    out = tmp_path / "out"
+    result = run_app(_request_dir(tmp_path, request_json), out, models[case])
+    assert result.returncode == 1, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "failed" and message in report["reason"], report["reason"]
+    _no_dicom_left(out)
+
+
+@pytest.mark.slow
+def test_missing_model_path(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_app(_request_dir(tmp_path, DEFAULTS), out, tmp_path / "no_such_model")
+    assert result.returncode == 2  # the SDK's argument parser
+    assert "No such file/folder" in result.stderr and "no_such_model" in result.stderr
+    _no_dicom_left(out)
+
+
+@pytest.mark.slow
+def test_unwritable_output(tmp_path: Path, models: dict[str, Path]) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_app(_request_dir(tmp_path, DEFAULTS), blocker / "out", models["good"], use_env=True)
+    assert result.returncode == 1
+    assert f"output folder {blocker / 'out'} cannot be created" in result.stderr
+    assert blocker.read_text() == ""
+
+
+# ---------------------------------------------------------------- the package-level steps, in process
+
+
+def test_request_fields(tmp_path: Path) -> None:
+    folder = _request_dir(tmp_path, {"num_images": 3, "class": 1})
+    request = load_request(folder, DEFAULTS, max_images=8, max_batch_size=4)
+    assert request.to_dict() == {"num_images": 3, "class": 1, "seed": 0, "batch_size": 2}
+    assert load_request(tmp_path / "input", DEFAULTS, 8, 4).num_images == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_request(empty, DEFAULTS, 8, 4).to_dict() == DEFAULTS
+    bad = [
+        ({"num_images": 9}, "field 'num_images' must be in [2, 8]"),
+        ({"num_images": 1}, "field 'num_images' must be in [2, 8]"),
+        ({"num_images": "4"}, "field 'num_images' must be an integer"),
+        ({"seed": -1}, "field 'seed'"),
+        ({"batch_size": 0}, "field 'batch_size'"),
+        ({"class": ["a"]}, "field 'class'"),
+        ({"count": 3}, "unknown field 'count'"),
+        ([1, 2], "must be a JSON object"),
+    ]
+    for i, (values, message) in enumerate(bad):
+        path = tmp_path / f"bad{i}.json"
+        path.write_text(json.dumps(values))
+        with pytest.raises(RequestError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            load_request(path, DEFAULTS, 8, 4)
+        assert str(path) in str(pytest.raises(RequestError, load_request, path, DEFAULTS, 8, 4).value)
+    (empty / "other.json").write_text("{}")
+    with pytest.raises(RequestError, match="expected only request.json"):
+        load_request(empty, DEFAULTS, 8, 4)
+
+
+def test_model_loading_errors(tmp_path: Path, models: dict[str, Path]) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        load_exported_generator(tmp_path / "missing")
+    with pytest.raises(ModelError, match="not a TorchScript model"):
+        load_exported_generator(models["not_torchscript"])
+    with pytest.raises(ModelError, match="exactly one TorchScript file"):
+        load_exported_generator(models["good"].parents[2])  # the folder of all test models
+    plain = torch.jit.script(torch.nn.Linear(2, 2))
+    torch.jit.save(plain, str(tmp_path / "linear.ts"))
+    with pytest.raises(ModelError, match="no integer attribute 'latent_dim'"):
+        load_exported_generator(tmp_path / "linear.ts")
+    generator = load_exported_generator(models["good"])
+    with pytest.raises(ModelError, match="field 'class' index 5"):
+        generator.class_index(5)
+
+
+def test_generation_is_seeded_and_matches_the_network(models: dict[str, Path]) -> None:
+    generator = load_exported_generator(models["good"])
+    a = generate(generator, 3, seed=11, batch_size=2, class_index=1)
+    b = generate(generator, 3, seed=11, batch_size=3, class_index=1)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert not torch.allclose(a, generate(generator, 3, seed=12, batch_size=3, class_index=1))
+    z = torch.randn(3, LATENT, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        reference = _tiny_generator()(z, torch.ones(3, dtype=torch.long))
+    torch.testing.assert_close(a, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the app's GPU path needs one")
+def test_cuda_float16_matches_cpu(models: dict[str, Path]) -> None:
+    cpu = generate(load_exported_generator(models["good"]), 4, seed=5, batch_size=4, class_index=0)
+    gpu = load_exported_generator(models["good"], "cuda")
+    half = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=True)
+    full = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=False)
+    torch.testing.assert_close(full, cpu, atol=1e-4, rtol=0)
+    torch.testing.assert_close(half, cpu, atol=2e-2, rtol=0)
+
+
+def test_gate_verdicts(models: dict[str, Path]) -> None:
+    generator = load_exported_generator(models["good"])
+    varied = generate(generator, 6, seed=0, batch_size=6)
+    collapsed = varied[:1].expand(6, -1, -1, -1)
+    ok = diversity_gate(varied, threshold=0.8)
+    assert ok.passed and ok.pairs == 15 and ok.mean < 0.8 and ok.reason is None
+    refused = diversity_gate(collapsed, threshold=0.8)
+    assert not refused.passed and refused.mean == pytest.approx(1.0, abs=1e-6) and "mode collapse" in refused.reason
+    assert diversity_gate(varied, threshold=0.8, max_pairs=5).pairs == 5
+    with pytest.raises(ValueError, match="N >= 2"):
+        diversity_gate(varied[:1], 0.8)
+
+
+def test_series_is_all_or_nothing(tmp_path: Path) -> None:
+    images = torch.zeros(3, 1, 16, 16)
+    images[2, 0, 0, 0] = float("nan")  # one bad image: the whole series is refused
+    with pytest.raises(ValueError, match="NaN"):
+        write_series_atomically(images, tmp_path, "m", "1")
+    assert list(tmp_path.iterdir()) == []
+    paths = write_series_atomically(torch.zeros(2, 1, 16, 16), tmp_path, "m", "1")
+    assert [p.name for p in paths] == ["synthetic_0001.dcm", "synthetic_0002.dcm"]
+    assert [p.name for p in tmp_path.iterdir()] == [paths[0].parent.name]
+
+
+def test_output_dir_checks(tmp_path: Path) -> None:
+    assert check_output_dir(tmp_path / "new" / "out").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match="cannot be created"):
+        check_output_dir(blocker / "out")
+    with pytest.raises(OutputError, match="is not a folder"):
+        check_output_dir(blocker)

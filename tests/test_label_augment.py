@@ -1,0 +1,324 @@
+"""The MONAI-Label-free core of the augmentation hook: generator loading, class balancing, cache, dataset, config."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.transforms import Compose, SelectItemsd
+from monai.utils import OptionalImportError
+
+from monai_msgsagan.label import (
+    SPLIT_FILENAME,
+    ClassIndexd,
+    SyntheticAugmentedDataset,
+    SyntheticAugmenter,
+    SyntheticAugmentSettings,
+    SyntheticGenerator,
+    SyntheticImageInfer,
+    augment_split,
+    class_counts,
+    has_monailabel,
+    image_seed,
+    plan_synthetic_counts,
+    read_class_index,
+)
+from monai_msgsagan.label.files import write_png
+from monai_msgsagan.networks import InferenceGenerator
+from monai_msgsagan.transforms import LoadXray, xray_preprocess_transforms
+
+CLASSES = ["COVID-19", "other"]
+NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "num_classes": 2}
+
+
+def make_generator(seed: int = 0) -> InferenceGenerator:
+    torch.manual_seed(seed)
+    return InferenceGenerator(**NET_ARGS).eval()
+
+
+@pytest.fixture
+def torchscript_model(tmp_path: Path) -> Path:
+    """A tiny class-conditional generator exported with torch.jit.script + torch.jit.save."""
+    path = tmp_path / "models" / "model.ts"
+    path.parent.mkdir()
+    torch.jit.save(torch.jit.script(make_generator()), str(path))
+    return path
+
+
+def records(n_covid: int, n_other: int, folder: Path) -> list[dict]:
+    """Datalist records whose labels are JSON label files, the MONAI Label datastore form of the app."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, name in enumerate(["COVID-19"] * n_covid + ["other"] * n_other):
+        label = folder / f"case{i}.cls.json"
+        label.write_text(json.dumps({"label": name}))
+        out.append({"image": str(folder / f"case{i}.png"), "label": str(label)})
+    return out
+
+
+def test_plan_balance_ratio_and_classes():
+    assert plan_synthetic_counts([10, 4, 7]) == [0, 6, 3]
+    assert plan_synthetic_counts([10, 4, 7], balance=0.5) == [0, 1, 0]
+    assert plan_synthetic_counts([10, 4, 7], max_ratio=1.0) == [0, 4, 3]
+    assert plan_synthetic_counts([10, 4, 7], max_ratio=0.0) == [0, 0, 0]
+    assert plan_synthetic_counts([10, 4, 7], augment=[2]) == [0, 0, 3]
+    assert plan_synthetic_counts([10, 0]) == [0, 10]
+    assert plan_synthetic_counts([10, 0], max_ratio=2.0) == [0, 0]
+    with pytest.raises(ValueError, match="balance"):
+        plan_synthetic_counts([3, 1], balance=0.0)
+    with pytest.raises(ValueError, match="max_ratio"):
+        plan_synthetic_counts([3, 1], max_ratio=-0.5)
+    with pytest.raises(ValueError, match="outside"):
+        plan_synthetic_counts([3, 1], augment=[2])
+
+
+def test_read_class_index_forms_and_errors(tmp_path: Path):
+    assert read_class_index(1, CLASSES) == 1
+    assert read_class_index(torch.tensor([0]), CLASSES) == 0
+    assert read_class_index("other", CLASSES) == 1
+    assert read_class_index("1", CLASSES) == 1
+    (tmp_path / "a.cls.json").write_text('{"label": "COVID-19"}')
+    (tmp_path / "b.json").write_text('{"label": 1}')
+    (tmp_path / "c.txt").write_text("other\n")
+    assert [read_class_index(str(tmp_path / f), CLASSES) for f in ("a.cls.json", "b.json", "c.txt")] == [0, 1, 1]
+    with pytest.raises(ValueError, match="outside"):
+        read_class_index(2, CLASSES)
+    with pytest.raises(ValueError, match="neither a class"):
+        read_class_index("pneumothorax", CLASSES, where="record 3")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        read_class_index(str(tmp_path / "bad.json"), CLASSES)
+    (tmp_path / "unknown.json").write_text('{"label": "pneumothorax"}')
+    with pytest.raises(ValueError, match="unknown.json"):
+        read_class_index(str(tmp_path / "unknown.json"), CLASSES)
+    assert class_counts(records(3, 1, tmp_path / "d") + [{"image": "x", "label": 1, "synthetic": True}], CLASSES) == [
+        3,
+        1,
+    ]
+    item = ClassIndexd("label", CLASSES)({"image": "x", "label": str(tmp_path / "c.txt")})
+    assert item["label"].dtype == torch.int64 and item["label"].shape == () and int(item["label"]) == 1
+
+
+def test_generator_torchscript_and_checkpoint_agree(tmp_path: Path, torchscript_model: Path):
+    scripted = SyntheticGenerator.from_file(torchscript_model)
+    assert (scripted.latent_dim, scripted.num_classes, scripted.resolution, scripted.image_channels) == (8, 2, 16, 1)
+    images = scripted(1, [11, 12, 13])
+    assert images.shape == (3, 1, 16, 16) and images.dtype == torch.float32
+    assert images.min() >= -1 and images.max() <= 1
+    # a seed's image does not depend on the other seeds in the batch; different seeds differ
+    assert torch.allclose(scripted(1, [12])[0], images[1], atol=1e-6)
+    assert not torch.allclose(images[0], images[1])
+    # the class matters
+    assert not torch.allclose(scripted(0, [11])[0], images[0])
+    # the bundle checkpoint (flat state dict, or nested under "model") with network args gives the same images
+    ckpt = tmp_path / "model.pt"
+    torch.save({"model": make_generator().state_dict()}, ckpt)
+    eager = SyntheticGenerator.from_file(ckpt, {"_target_": "InferenceGenerator", **NET_ARGS})
+    assert torch.allclose(eager(1, [11, 12, 13]), images, atol=1e-5)
+    assert eager.sha256 != scripted.sha256
+
+
+def test_generator_file_errors(tmp_path: Path, torchscript_model: Path):
+    with pytest.raises(ValueError, match="does not exist"):
+        SyntheticGenerator.from_file(tmp_path / "missing.ts")
+    ckpt = tmp_path / "model.pt"
+    torch.save(make_generator().state_dict(), ckpt)
+    with pytest.raises(ValueError, match="not a TorchScript generator"):
+        SyntheticGenerator.from_file(ckpt)
+    with pytest.raises(ValueError, match="do not fit"):
+        SyntheticGenerator.from_file(ckpt, {**NET_ARGS, "channels": [8, 8, 8]})
+    with pytest.raises(ValueError, match="do not build"):
+        SyntheticGenerator.from_file(ckpt, {**NET_ARGS, "resolution": 12})
+    plain = tmp_path / "plain.ts"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
+    with pytest.raises(ValueError, match="latent_dim"):
+        SyntheticGenerator.from_file(plain)
+
+
+def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: Path):
+    generator = SyntheticGenerator.from_file(torchscript_model)
+    cache = tmp_path / "cache"
+    augmenter = SyntheticAugmenter(generator, CLASSES, cache, seed=3)
+    data = records(5, 2, tmp_path / "data")
+    synthetic = augmenter(data)
+    assert augmenter.plan(data) == {"COVID-19": 0, "other": 3}
+    assert len(synthetic) == 3
+    assert all(r["synthetic"] is True and r["label"] == 1 and r["class_name"] == "other" for r in synthetic)
+    assert all(r["generator_sha256"] == generator.sha256 for r in synthetic)
+    folder = augmenter.cache_folder
+    assert folder.parent == cache and folder.name.startswith(generator.sha256[:16])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["generator_sha256"] == generator.sha256 and manifest["seed"] == 3
+    # real PNG files of the generator's resolution that the project's loader reads back as the generated tensor
+    first = LoadXray()(synthetic[0]["image"])
+    assert first.shape == (1, 16, 16)
+    expected = (generator(1, [image_seed(3, 1, 0)])[0] + 1) * 127.5
+    assert np.abs(first.numpy() - expected.numpy()).max() <= 0.5 + 1e-4
+    # a second run (new augmenter, same model and settings) reuses every file
+    mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")}
+    again = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, cache, seed=3)(data)
+    assert again == synthetic
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")} == mtimes
+    # a run that needs more images only adds the missing ones
+    more = augmenter(records(6, 2, tmp_path / "data2"))
+    assert len(more) == 4 and [r["image"] for r in more[:3]] == [r["image"] for r in synthetic]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png") if p in mtimes} == mtimes
+    # another seed is another cache folder with other images
+    other = SyntheticAugmenter(generator, CLASSES, cache, seed=4)
+    assert other.cache_folder != folder
+    img_other = LoadXray()(other(data)[0]["image"])
+    assert not np.array_equal(img_other.numpy(), first.numpy())
+    # already synthetic records are not counted as real data
+    assert augmenter(data + synthetic) == synthetic
+
+
+def test_png_orientation_and_values_match_the_loader(tmp_path: Path):
+    """Row h of the tensor is row h of the PNG (LoadXray's orientation); [-1, 1] maps to 0..255 rounded."""
+    image = torch.full((1, 8, 16), -1.0)
+    image[0, 0, :] = 1.0  # top row white
+    image[0, :, 3] = 0.0  # one mid-grey column
+    write_png(image, tmp_path / "x.png")
+    read = LoadXray()(tmp_path / "x.png")
+    expected = torch.round((image + 1) * 127.5)
+    assert read.shape == (1, 8, 16) and torch.equal(read.as_tensor(), expected)
+    with pytest.raises(ValueError, match=r"\(1, H, W\)"):
+        write_png(torch.zeros(3, 8, 8), tmp_path / "rgb.png")
+
+
+def test_augmenter_rejects_bad_settings(torchscript_model: Path, tmp_path: Path):
+    generator = SyntheticGenerator.from_file(torchscript_model)
+    with pytest.raises(ValueError, match="2 classes but 3"):
+        SyntheticAugmenter(generator, ["a", "b", "c"], tmp_path)
+    with pytest.raises(ValueError, match="not classes"):
+        SyntheticAugmenter(generator, CLASSES, tmp_path, augment_classes=["pneumothorax"])
+    with pytest.raises(ValueError, match="max_ratio"):
+        SyntheticAugmenter(generator, CLASSES, tmp_path, max_ratio=-1)
+    unconditional = tmp_path / "uncond.ts"
+    torch.jit.save(torch.jit.script(InferenceGenerator(16, latent_dim=8, channels=[8, 8, 8])), str(unconditional))
+    with pytest.raises(ValueError, match="not class-conditional"):
+        SyntheticAugmenter(SyntheticGenerator.from_file(unconditional), ["a"], tmp_path)
+
+
+def figure1_records(figure1_dir: Path, n_covid: int, n_other: int) -> list[dict]:
+    """Real chest X-rays with their class from metadata.csv (finding COVID-19, or anything else: "other")."""
+    with open(figure1_dir / "metadata.csv", encoding="latin-1") as f:
+        rows = list(csv.DictReader(f))
+    picked: dict[str, list[dict]] = {"COVID-19": [], "other": []}
+    for row in sorted(rows, key=lambda r: r["patientid"]):
+        name = "COVID-19" if row["finding"] == "COVID-19" else "other"
+        image = next(iter(sorted((figure1_dir / "images").glob(f"{row['patientid']}.*"))), None)
+        if image is not None and os.path.getsize(image) < 400_000:
+            picked[name].append({"image": str(image), "label": name})
+    return picked["COVID-19"][:n_covid] + picked["other"][:n_other]
+
+
+def test_dataset_wrapper_on_real_images(figure1_dir: Path, torchscript_model: Path, tmp_path: Path):
+    data = figure1_records(figure1_dir, 3, 1)
+    augmenter = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, tmp_path / "cache")
+    transform = Compose(
+        [
+            xray_preprocess_transforms(16, label_key=None),
+            SelectItemsd(["image", "label"]),
+            ClassIndexd("label", CLASSES),
+        ]
+    )
+    ds = SyntheticAugmentedDataset(data, augmenter, transform)
+    assert len(ds) == 6 and len(ds.synthetic_data) == 2 and ds.real_data == data
+    items = [ds[i] for i in range(len(ds))]
+    labels = [int(item["label"]) for item in items]
+    assert labels == [0, 0, 0, 1, 1, 1]
+    for item in items:
+        assert item["image"].shape[-2:] == (16, 16)
+        assert float(item["image"].min()) >= -1.0 and float(item["image"].max()) <= 1.0
+
+
+def test_settings_from_conf(tmp_path: Path, torchscript_model: Path):
+    settings = SyntheticAugmentSettings.from_conf(
+        {"synthetic_model": str(torchscript_model), "synthetic_ratio": "0.5", "synthetic_seed": "7"},
+        CLASSES,
+        tmp_path / "cache",
+    )
+    assert settings.max_ratio == 0.5 and settings.seed == 7 and settings.balance == 1.0
+    augmenter = settings.build()
+    assert augmenter.plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 0, "other": 1}
+    ckpt = tmp_path / "model.pt"
+    torch.save(make_generator().state_dict(), ckpt)
+    from_ckpt = SyntheticAugmentSettings.from_conf(
+        {"synthetic_model": str(ckpt), "synthetic_network": json.dumps(NET_ARGS)}, CLASSES, tmp_path
+    )
+    assert from_ckpt.load_generator().resolution == 16
+
+    def bad(conf: dict, match: str) -> None:
+        with pytest.raises(ValueError, match=match):
+            SyntheticAugmentSettings.from_conf(conf, CLASSES, tmp_path)
+
+    model = str(torchscript_model)
+    bad({}, "'synthetic_model' is missing")
+    bad({"synthetic_model": str(tmp_path / "none.ts")}, "does not exist")
+    bad({"synthetic_model": model, "synthetic_classes": "other,pneumothorax"}, r"unknown classes \['pneumothorax'\]")
+    bad({"synthetic_model": model, "synthetic_ratio": "-1"}, "synthetic_ratio.*>= 0")
+    bad({"synthetic_model": model, "synthetic_ratio": "lots"}, "expected a float")
+    bad({"synthetic_model": model, "synthetic_balance": "1.5"}, "balance")
+    bad({"synthetic_model": model, "synthetic_network": "{oops"}, "not valid JSON")
+
+
+def test_augment_split_keeps_validation_real(tmp_path: Path, torchscript_model: Path):
+    augmenter = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, tmp_path / "cache")
+    train, val = records(4, 1, tmp_path / "t"), records(1, 1, tmp_path / "v")
+    stray = {"image": "s.png", "label": 1, "synthetic": True}
+    new_train, new_val, per_class = augment_split(augmenter, train, val + [stray], {}, tmp_path / "out")
+    assert per_class == {"COVID-19": 0, "other": 3}
+    assert len(new_train) == 8 and sum(bool(r.get("synthetic")) for r in new_train) == 3
+    assert new_val == val
+    split = json.loads((tmp_path / "out" / SPLIT_FILENAME).read_text())
+    assert split["validation"] == val and len(split["train"]) == 8
+    off, _, none = augment_split(augmenter, train, val, {"synthetic_augment": "false"})
+    assert off == train and none == {}
+
+
+def test_core_imports_without_monailabel(torchscript_model: Path):
+    """The package imports without MONAI Label; only creating a MONAI Label task needs it."""
+    if has_monailabel:
+        pytest.skip("monailabel is installed in this environment (the app tests cover the infer task there)")
+    with pytest.raises(OptionalImportError):
+        SyntheticImageInfer(SyntheticGenerator.from_file(torchscript_model), CLASSES)
+
+
+@pytest.mark.slow
+def test_ckpt_export_torchscript_is_usable(tmp_path: Path):
+    """`python -m monai.bundle ckpt_export` of a generator network_def, loaded by the augmenter (real subprocess)."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "models").mkdir()
+    torch.save(make_generator().state_dict(), tmp_path / "models" / "model.pt")
+    network_def = {"_target_": "monai_msgsagan.networks.InferenceGenerator", **NET_ARGS}
+    (tmp_path / "configs" / "inference.json").write_text(json.dumps({"network_def": network_def}))
+    (tmp_path / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0", "name": "tiny"}))
+    exported = tmp_path / "models" / "model.ts"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "ckpt_export",
+        "network_def",
+        "--filepath",
+        str(exported),
+        "--ckpt_file",
+        str(tmp_path / "models" / "model.pt"),
+        "--meta_file",
+        str(tmp_path / "configs" / "metadata.json"),
+        "--config_file",
+        str(tmp_path / "configs" / "inference.json"),
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from_export = SyntheticGenerator.from_file(exported)
+    from_ckpt = SyntheticGenerator.from_file(tmp_path / "models" / "model.pt", network_def)
+    assert torch.allclose(from_export(1, [5, 6]), from_ckpt(1, [5, 6]), atol=1e-5)

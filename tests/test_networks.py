@@ -1,0 +1,199 @@
+"""MSG-SAGAN generator, discriminator, attention and inference generator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_msgsagan.networks import (
+    InferenceGenerator,
+    MultiScaleDiscriminator,
+    MultiScaleGenerator,
+    SelfAttention2d,
+    sample_latent,
+)
+from monai_msgsagan.networks.blocks import default_channels
+
+LATENT = 16
+
+
+def tiny_channels(resolution: int) -> list[int]:
+    return default_channels(resolution, channel_base=256, max_channels=32)
+
+
+def make_pair(resolution: int, attention: tuple[int, ...], num_classes: int):
+    g = MultiScaleGenerator(
+        resolution, LATENT, channels=tiny_channels(resolution), attention_resolutions=attention, num_classes=num_classes
+    )
+    d = MultiScaleDiscriminator(
+        resolution, channels=tiny_channels(resolution), attention_resolutions=attention, num_classes=num_classes
+    )
+    return g, d
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64])
+@pytest.mark.parametrize("attention", [(), (16,), (8, 32)])
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_shapes_and_ranges_at_every_scale(resolution, attention, num_classes):
+    attention = tuple(a for a in attention if a <= resolution)
+    torch.manual_seed(0)
+    g, d = make_pair(resolution, attention, num_classes)
+    z = sample_latent(4, LATENT, torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 0]) if num_classes else None
+    images = g(z, labels)
+    sides = [2**k for k in range(2, resolution.bit_length())]
+    assert [tuple(i.shape) for i in images] == [(4, 1, s, s) for s in sides]
+    for img in images:
+        assert img.dtype == torch.float32
+        assert img.min() >= -1.0 and img.max() <= 1.0
+        assert img.std() > 0  # not a constant map
+    logits = d(images, labels)
+    assert logits.shape == (4,)
+    assert torch.isfinite(logits).all()
+
+
+def test_attention_layers_are_placed_where_asked():
+    g, d = make_pair(64, (16, 64), 0)
+    g_att = [type(b.attention).__name__ for b in g.blocks]
+    assert g_att == ["Identity", "Identity", "SelfAttention2d", "Identity", "SelfAttention2d"]
+    assert sum(isinstance(m, SelfAttention2d) for m in d.modules()) == 2
+    plain_g, plain_d = make_pair(64, (), 0)
+    assert not any(isinstance(m, SelfAttention2d) for m in list(plain_g.modules()) + list(plain_d.modules()))
+
+
+def test_no_attention_is_exactly_msggan_plus_attention_params():
+    """MSG-SAGAN differs from MSG-GAN only by its attention layers: removing them gives the same parameters."""
+    sa_g, sa_d = make_pair(32, (16, 32), 2)
+    msg_g, msg_d = make_pair(32, (), 2)
+    for sa, msg in ((sa_g, msg_g), (sa_d, msg_d)):
+        sa_names = {k for k in sa.state_dict() if ".attention." not in k and "final_attention" not in k}
+        assert sa_names == set(msg.state_dict())
+
+
+def test_default_attention_keeps_existing_scales():
+    assert MultiScaleGenerator(16, LATENT).attention_resolutions == []
+    assert MultiScaleGenerator(64, LATENT, channels=tiny_channels(64)).attention_resolutions == [32, 64]
+
+
+@pytest.mark.parametrize("num_classes", [0, 2])
+def test_gradients_reach_every_parameter(num_classes):
+    torch.manual_seed(0)
+    g, d = make_pair(32, (8, 32), num_classes)
+    for m in list(g.modules()) + list(d.modules()):  # open the attention so its convs get gradients too
+        if isinstance(m, SelfAttention2d):
+            torch.nn.init.constant_(m.gamma, 0.5)
+    z = torch.randn(4, LATENT)
+    labels = torch.tensor([0, 1, 1, 0]) if num_classes else None
+    d(g(z, labels), labels).sum().backward()
+    for net in (g, d):
+        for name, p in net.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_coarse_scales_get_discriminator_gradient():
+    torch.manual_seed(0)
+    _, d = make_pair(32, (), 0)
+    images = [torch.randn(2, 1, s, s, requires_grad=True) for s in (4, 8, 16, 32)]
+    d(images).sum().backward()
+    assert all(img.grad.abs().sum() > 0 for img in images)
+
+
+def test_attention_at_gamma_zero_is_identity():
+    torch.manual_seed(0)
+    attn = SelfAttention2d(16)
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.equal(attn(x), x)
+    torch.nn.init.constant_(attn.gamma, 1.0)
+    assert not torch.allclose(attn(x), x)
+
+
+def test_attention_matches_explicit_softmax():
+    torch.manual_seed(0)
+    attn = SelfAttention2d(16)
+    torch.nn.init.constant_(attn.gamma, 0.7)
+    x = torch.randn(2, 16, 4, 6)
+    q = attn.query(x).flatten(2)  # (B, d, N)
+    k = attn.key(x).flatten(2)
+    v = attn.value(x).flatten(2)
+    weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N, N), no 1/sqrt(d) as in SAGAN
+    expected = x + 0.7 * attn.out((v @ weights.transpose(1, 2)).reshape(2, -1, 4, 6))
+    torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_seeded_determinism():
+    def run(seed: int):
+        torch.manual_seed(seed)
+        g = MultiScaleGenerator(32, LATENT, channels=tiny_channels(32), num_classes=2)
+        z = sample_latent(3, LATENT, torch.Generator().manual_seed(seed))
+        return g(z, torch.tensor([0, 1, 1]))[-1]
+
+    assert torch.equal(run(5), run(5))
+    assert not torch.equal(run(5), run(6))
+
+
+@pytest.mark.parametrize("num_classes", [0, 2])
+def test_inference_generator_script_and_trace_equal_eager(num_classes):
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(
+        32, LATENT, channels=tiny_channels(32), attention_resolutions=(16,), num_classes=num_classes
+    )
+    inf = InferenceGenerator(
+        32,
+        LATENT,
+        channels=tiny_channels(32),
+        attention_resolutions=(16,),
+        num_classes=num_classes,
+        default_class=1 if num_classes else 0,
+    )
+    inf.load_state_dict(g.state_dict())  # the same flat state dict
+    inf.eval()
+    z = sample_latent(3, LATENT, torch.Generator().manual_seed(2))
+    labels = torch.tensor([1, 1, 1]) if num_classes else None
+    expected = g(z, labels)[-1]
+    scripted = torch.jit.script(inf)
+    torch.testing.assert_close(scripted(z), expected)
+    torch.testing.assert_close(inf(z), expected)
+    if num_classes:
+        torch.testing.assert_close(scripted(z, torch.tensor([0, 1, 0])), g(z, torch.tensor([0, 1, 0]))[-1])
+    with pytest.warns(torch.jit.TracerWarning):
+        traced = torch.jit.trace(inf, (z,))
+    torch.testing.assert_close(traced(z), expected)
+
+
+def test_scripted_generator_round_trips_through_a_file(tmp_path):
+    inf = InferenceGenerator(16, LATENT, channels=tiny_channels(16)).eval()
+    path = tmp_path / "model.ts"
+    torch.jit.save(torch.jit.script(inf), str(path))
+    z = torch.randn(2, LATENT)
+    torch.testing.assert_close(torch.jit.load(str(path))(z), inf(z))
+
+
+@pytest.mark.parametrize("resolution", [0, 8, 48, 2048, 100])
+def test_bad_resolution(resolution):
+    with pytest.raises(ValueError, match="power of two"):
+        MultiScaleGenerator(resolution, LATENT)
+    with pytest.raises(ValueError, match="power of two"):
+        MultiScaleDiscriminator(resolution)
+
+
+def test_bad_arguments_say_what_was_expected():
+    with pytest.raises(ValueError, match=r"not scales of this network; it has \[4, 8, 16, 32\]"):
+        MultiScaleGenerator(32, LATENT, attention_resolutions=(64,))
+    with pytest.raises(ValueError, match="one positive width per scale"):
+        MultiScaleDiscriminator(32, channels=[8, 8])
+    with pytest.raises(ValueError, match="default_class"):
+        InferenceGenerator(16, LATENT, num_classes=2, default_class=2)
+    g, d = make_pair(16, (), 2)
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 16\)"):
+        g(torch.randn(2, 7), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="pass labels"):
+        g(torch.randn(2, LATENT))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        g(torch.randn(2, LATENT), torch.tensor([0, 5]))
+    images = g(torch.randn(2, LATENT), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="expected a list of 3 images"):
+        d(images[1:], torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 1, s, s\)"):
+        d([images[0], images[1], torch.randn(2, 3, 16, 16)], torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="pass labels"):
+        d(images)

@@ -1,0 +1,245 @@
+"""MultiScaleGanTrainer, differentiable augmentation, EMA, checkpoints and exact resume (in process, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from monai_msgsagan.data import PhantomDataset
+from monai_msgsagan.engines import MultiScaleGanTrainer, NonFiniteLossError, PyramidDiffAugment, image_pyramid
+from monai_msgsagan.handlers import (
+    GanCheckpointSaver,
+    GeneratorEMA,
+    GlobalRandomState,
+    ResumeFromLatest,
+    latest_checkpoint,
+)
+from monai_msgsagan.losses import GradientPenalty, R1Penalty
+from monai_msgsagan.networks import InferenceGenerator, MultiScaleDiscriminator, MultiScaleGenerator
+
+RES, LATENT, CH = 16, 16, [16, 16, 8]
+
+
+@pytest.fixture(autouse=True)
+def deterministic():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
+
+
+def build(ckpt_dir, max_epochs, num_classes=2, seed=0, augment=True, penalty=None, dataset=None, loss="rahinge"):
+    """Everything a bundle would build, from scratch (as a restarted process would)."""
+    torch.manual_seed(seed)
+    g = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
+    ema = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
+    d = MultiScaleDiscriminator(RES, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99))
+    dataset = dataset if dataset is not None else PhantomDataset(24, RES, num_classes=max(num_classes, 1), seed=seed)
+    # data order from (seed, epoch): MONAI workflows call set_epoch on a DistributedSampler every epoch
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
+    loader = DataLoader(dataset, batch_size=8, sampler=sampler, drop_last=True)
+    aug = PyramidDiffAugment(adaptive=True, probability=0.2, adjust_speed_images=64, interval=1) if augment else None
+    objects = {
+        "generator": g,
+        "discriminator": d,
+        "ema_generator": ema,
+        "g_optimizer": opt_g,
+        "d_optimizer": opt_d,
+        "random_state": GlobalRandomState(),
+    }
+    handlers = [
+        ResumeFromLatest(ckpt_dir, objects),
+        GeneratorEMA(g, ema, half_life_images=50, batch_size=8),
+        GanCheckpointSaver(ckpt_dir, objects, ema, ckpt_dir / "model.pt"),
+    ]
+    trainer = MultiScaleGanTrainer(
+        "cpu",
+        max_epochs,
+        loader,
+        g,
+        opt_g,
+        d,
+        opt_d,
+        loss=loss,
+        penalty=penalty,
+        augment=aug,
+        seed=seed,
+        train_handlers=handlers,
+        max_nonfinite_steps=3,
+    )
+    return trainer, g, d, ema
+
+
+def states(*nets):
+    return [{k: v.clone() for k, v in n.state_dict().items()} for n in nets]
+
+
+def assert_same(a, b):
+    for sa, sb in zip(a, b):
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+
+
+def test_training_updates_g_d_and_ema(tmp_path):
+    trainer, g, d, ema = build(tmp_path, max_epochs=1)
+    before = states(g, d)
+    trainer.run()
+    out = trainer.state.output
+    assert set(out) >= {"d_loss", "g_loss", "real_logit", "fake_logit", "augment_p", "skipped"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+    after = states(g, d)
+    for sb, sa in zip(before, after):
+        assert any(not torch.equal(sb[k], sa[k]) for k in sb)
+    # EMA is neither the initial nor the current generator
+    assert any(not torch.equal(ema.state_dict()[k], g.state_dict()[k]) for k in g.state_dict())
+    assert (tmp_path / "model.pt").is_file()
+    model = torch.load(tmp_path / "model.pt", weights_only=True)
+    inf = InferenceGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=2)
+    inf.load_state_dict(model)  # the exported file is the flat EMA generator state dict
+    assert_same(states(inf), states(ema))
+
+
+@pytest.mark.parametrize("penalty", [R1Penalty(1.0, interval=2), GradientPenalty(1.0)])
+def test_penalties_and_losses_train(tmp_path, penalty):
+    loss = "logistic" if isinstance(penalty, R1Penalty) else "wgan"
+    trainer, *_ = build(tmp_path, max_epochs=1, penalty=penalty, loss=loss)
+    trainer.run()
+    assert trainer.state.output["penalty"] >= 0 and trainer.state.output["skipped"] == 0.0
+
+
+def test_exact_resume_matches_uninterrupted_run(tmp_path):
+    full_dir, part_dir = tmp_path / "full", tmp_path / "part"
+    trainer, g, d, ema = build(full_dir, max_epochs=4)
+    trainer.run()
+    expected = states(g, d, ema)
+    expected_p = trainer.augment.probability
+
+    first, *_ = build(part_dir, max_epochs=2)
+    first.run()
+    assert latest_checkpoint(part_dir).name == "checkpoint_6.pt"  # 3 iterations per epoch
+    del first
+    resumed, g2, d2, ema2 = build(part_dir, max_epochs=4)  # a fresh process would build exactly this
+    resumed.run()
+    assert resumed.state.epoch == 4 and resumed.state.iteration == 12
+    assert resumed.augment.probability == expected_p
+    assert_same(states(g2, d2, ema2), expected)
+
+
+def test_checkpoints_load_weights_only_and_keep_newest(tmp_path):
+    trainer, *_ = build(tmp_path, max_epochs=3)
+    trainer.run()
+    kept = sorted(p.name for p in tmp_path.glob("checkpoint_*.pt"))
+    assert kept == ["checkpoint_6.pt", "checkpoint_9.pt"]
+    ckpt = torch.load(tmp_path / "checkpoint_9.pt", weights_only=True)
+    assert set(ckpt) == {
+        "generator",
+        "discriminator",
+        "ema_generator",
+        "g_optimizer",
+        "d_optimizer",
+        "random_state",
+        "trainer",
+    }
+    assert ckpt["trainer"]["iteration"] == 9 and "rng" in ckpt["trainer"] and "augment" in ckpt["trainer"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_unreadable_checkpoint_is_reported(tmp_path):
+    (tmp_path / "checkpoint_3.pt").write_bytes(b"not a checkpoint")
+    trainer, *_ = build(tmp_path, max_epochs=1)
+    with pytest.raises(RuntimeError, match="cannot resume from checkpoint .*checkpoint_3.pt"):
+        trainer.run()
+
+
+def test_non_finite_steps_are_skipped_then_stop(tmp_path):
+    nan_data = [{"image": torch.full((1, RES, RES), float("nan")), "label": 0} for _ in range(40)]
+    trainer, g, d, ema = build(tmp_path, max_epochs=2, dataset=nan_data, augment=False)
+    params = [dict(g.named_parameters()), dict(d.named_parameters())]
+    before = [{k: v.detach().clone() for k, v in p.items()} for p in params]
+    with pytest.raises(NonFiniteLossError, match="3 consecutive training steps"):
+        trainer.run()
+    assert_same([{k: v.detach() for k, v in p.items()} for p in params], before)  # no step touched the weights
+    # spectral-norm power iterations run on the weights, not the data, so they stay finite
+    assert all(torch.isfinite(b).all() for b in d.buffers())
+    assert latest_checkpoint(tmp_path) is None
+
+
+def test_unconditional_training_and_accumulation(tmp_path):
+    trainer, g, *_ = build(tmp_path, max_epochs=1, num_classes=0)
+    trainer.accumulation_steps = 2
+    trainer.run()
+    assert g.num_classes == 0 and trainer.state.output["skipped"] == 0.0
+
+
+def test_conditional_training_requires_labels(tmp_path):
+    data = [{"image": torch.zeros(1, RES, RES)} for _ in range(8)]
+    trainer, *_ = build(tmp_path, max_epochs=1, dataset=data)
+    with pytest.raises(ValueError, match="needs a 'label' entry"):
+        trainer.run()
+
+
+def test_image_pyramid_is_area_downsampling():
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    pyramid = image_pyramid(x, 4)
+    assert [p.shape[-1] for p in pyramid] == [4, 8, 16, 32]
+    for p in pyramid:
+        torch.testing.assert_close(p, F.interpolate(x, size=p.shape[-2:], mode="area"))
+    with pytest.raises(ValueError, match=r"expected real images of shape \(B, C, 32, 32\)"):
+        image_pyramid(torch.rand(2, 1, 16, 16), 4)
+
+
+def test_diffaugment_is_seeded_consistent_and_adaptive():
+    pyr = image_pyramid(torch.rand(4, 1, 32, 32) * 2 - 1, 4)
+    aug = PyramidDiffAugment()
+    a = aug(pyr, torch.Generator().manual_seed(3))
+    b = aug(pyr, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert [x.shape for x in a] == [x.shape for x in pyr]
+    assert not torch.equal(a[-1], pyr[-1])
+    off = PyramidDiffAugment(probability=0.0)
+    assert all(torch.equal(x, y) for x, y in zip(off(pyr, torch.Generator()), pyr))
+    # gradients flow through the augmentation to the images
+    img = [p.clone().requires_grad_(True) for p in pyr]
+    sum(x.sum() for x in aug(img, torch.Generator().manual_seed(0))).backward()
+    assert all(p.grad is not None for p in img)
+    # ADA: over-confident D on reals raises p, under-confident lowers it
+    ada = PyramidDiffAugment(adaptive=True, probability=0.5, adjust_speed_images=40, interval=1)
+    ada.update(torch.ones(4))
+    assert ada.probability == pytest.approx(0.6)
+    ada.update(-torch.ones(4))
+    assert ada.probability == pytest.approx(0.5)
+    restored = PyramidDiffAugment(adaptive=True)
+    restored.load_state_dict(ada.state_dict())
+    assert restored.state_dict() == ada.state_dict()
+    with pytest.raises(ValueError, match="unknown augmentation policy"):
+        PyramidDiffAugment(policy=("flip",))
+
+
+def test_ema_update_rule():
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(RES, LATENT, channels=CH)
+    ema_net = MultiScaleGenerator(RES, LATENT, channels=CH)
+    ema = GeneratorEMA(g, ema_net, half_life_images=80, rampup=None, batch_size=8)
+    assert ema.beta(1) == pytest.approx(0.5 ** (8 / 80))
+    start = states(ema_net)[0]
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+
+    class State:
+        iteration = 1
+
+    class Engine:
+        state = State()
+
+    ema(Engine())
+    beta = ema.beta(1)
+    for k, v in ema_net.named_parameters():
+        torch.testing.assert_close(v, beta * start[k] + (1 - beta) * (start[k] + 1.0))
