@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from metrics_helpers import load_xrays
 from pytorch_msssim import ms_ssim
-from xray_images import load_xrays
 
 from monai_msgsagan.metrics.diversity import (
     MS_SSIM_WEIGHTS,

@@ -12,14 +12,42 @@ from monai_msgsagan.metrics.diversity import (
     pairwise_ms_ssim,
     sample_pairs,
 )
+from monai_msgsagan.metrics.fidelity import (
+    FeatureCache,
+    InceptionV3Features,
+    compute_fid,
+    compute_kid,
+    compute_prdc,
+    extract_features,
+    fid_from_features,
+    fidelity_metrics,
+    kid_from_features,
+    prdc_from_features,
+)
+from monai_msgsagan.metrics.memorization import memorization
+from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "FeatureCache",
+    "InceptionV3Features",
     "PairwiseMSSSIM",
     "collapse_score",
+    "compute_fid",
+    "compute_kid",
+    "compute_prdc",
     "cross_ms_ssim",
+    "evaluate_synthesis",
+    "extract_features",
+    "fid_from_features",
+    "fidelity_metrics",
     "gaussian_window",
+    "kid_from_features",
+    "load_training_log",
+    "memorization",
     "ms_ssim_weights",
     "pairwise_ms_ssim",
+    "prdc_from_features",
     "sample_pairs",
+    "write_report",
 ]

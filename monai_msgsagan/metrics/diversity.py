@@ -188,46 +188,84 @@ def sample_pairs(num_images: int, num_pairs: int | None = None, seed: int = 0) -
 class _ScaleStats:
     """Per-image statistics of one set at every MS-SSIM scale, computed once.
 
-    For channel row ``r`` (image ``n``, channel ``c``, ``r = n * C + c``) and scale ``s``:
-    ``x[s]`` (R, H_s, W_s) the image minus its own global mean ``m[s]`` (R,) (centring keeps the cross term's
-    product small in float32; the covariance is unchanged), ``mu[s]`` (R, H_s - k + 1, W_s - k + 1) the blurred
-    image minus ``m[s]``, ``half_den[s] = sigma^2 + C2 / 2`` (blurred variance as pytorch-msssim computes it) and,
-    at the last scale, the blurred image ``mu0``. All are computed in float64 and stored in ``dtype``.
+    For scale ``s``: ``x[s]`` (N, C, H_s, W_s) each image minus its own per-channel mean ``m[s]`` (N, C)
+    (centring keeps the cross term's product small in float32; the covariance is unchanged), ``mu[s]``
+    (N, C, H_s - k + 1, W_s - k + 1) the blurred image minus ``m[s]``, ``half_den[s] = sigma^2 + C2 / 2``
+    (blurred variance as pytorch-msssim computes it) and, at the last scale, the blurred image ``mu0``. All are
+    computed in float64; ``x``, ``mu``, ``half_den`` and ``mu0`` are stored in ``dtype``.
     """
 
-    def __init__(self, images01: torch.Tensor, levels: int, win: torch.Tensor, c2: float, dtype: torch.dtype):
-        x = images01.to(torch.float64)
-        n, c = x.shape[:2]
+    def __init__(
+        self,
+        images01: torch.Tensor,
+        levels: int,
+        win: torch.Tensor,
+        c2: float,
+        dtype: torch.dtype,
+        block: int = 8,
+    ):
         win64 = win.to(torch.float64)
-        self.x: list[torch.Tensor] = []
-        self.m: list[torch.Tensor] = []
-        self.mu: list[torch.Tensor] = []
-        self.half_den: list[torch.Tensor] = []
-        self.mu0 = torch.empty(0)
-        for level in range(levels):
-            flat = x.reshape(n * c, *x.shape[2:])
-            m = flat.mean(dim=(1, 2))
-            mu = _blur(flat, win64)
-            var = _blur(flat * flat, win64) - mu * mu
-            self.x.append((flat - m[:, None, None]).to(dtype))
-            self.m.append(m)
-            self.mu.append((mu - m[:, None, None]).to(dtype))
-            self.half_den.append((var + c2 / 2).to(dtype))
-            if level == levels - 1:
-                self.mu0 = mu.to(dtype)
-            else:
-                x = F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
+        parts: list[list[tuple[torch.Tensor, ...]]] = [[] for _ in range(levels)]
+        # a few images at a time keeps the float64 working set in cache
+        for start in range(0, images01.shape[0], block):
+            x = images01[start : start + block].to(torch.float64)
+            for level in range(levels):
+                m = x.mean(dim=(2, 3))
+                mu = _blur(x, win64)
+                var = _blur(x * x, win64) - mu * mu
+                parts[level].append(
+                    (
+                        (x - m[..., None, None]).to(dtype),
+                        m,
+                        (mu - m[..., None, None]).to(dtype),
+                        (var + c2 / 2).to(dtype),
+                        mu.to(dtype) if level == levels - 1 else None,
+                    )
+                )
+                if level < levels - 1:
+                    x = F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
+        stacked = [
+            [torch.cat(field) if field[0] is not None else None for field in zip(*level_parts)] for level_parts in parts
+        ]
+        self.x = [level[0] for level in stacked]
+        self.m = [level[1] for level in stacked]
+        self.mu = [level[2] for level in stacked]
+        self.half_den = [level[3] for level in stacked]
+        self.mu0 = stacked[-1][4]
+        self._last: tuple | None = None
+
+    def images_last(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """``x``, ``mu``, ``half_den`` and ``mu0`` laid out (H, W, N * C), built on first use.
+
+        In this layout the images of a run of consecutive indices are a view, their product is already in the
+        channels-last order oneDNN's depthwise convolution is fastest with, and no gather is needed.
+        """
+        if self._last is None:
+
+            def last(t: torch.Tensor) -> torch.Tensor:
+                n, c, h, w = t.shape
+                return t.permute(2, 3, 0, 1).reshape(h, w, n * c).contiguous()
+
+            self._last = (
+                [last(t) for t in self.x],
+                [last(t) for t in self.mu],
+                [last(t) for t in self.half_den],
+                last(self.mu0),
+            )
+        return self._last
 
 
 def _blur(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian blur of every (H, W) slice of ``x`` (R, H, W) -> (R, H - k + 1, W - k + 1).
+    """Separable 'valid' Gaussian blur of every (H, W) slice of ``x`` (..., H, W) -> (..., H - k + 1, W - k + 1).
 
     The same filter as pytorch-msssim's ``gaussian_filter``. The batch is folded into the channel dimension of
     one depthwise convolution, which oneDNN runs much faster on CPU than a batch of single-channel convolutions;
     float64 on CPU has no oneDNN kernel (the fallback loops over groups), so there the k shifted slices are
     summed instead.
     """
-    r, k = x.shape[0], win.numel()
+    lead, k = x.shape[:-2], win.numel()
+    x = x.reshape(-1, *x.shape[-2:])
+    r = x.shape[0]
     w = win.to(x.dtype)
     if x.dtype == torch.float64 and x.device.type == "cpu":
         taps = w.tolist()
@@ -238,53 +276,96 @@ def _blur(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
         out = rows[..., 0:h, :] * taps[0]
         for a in range(1, k):
             out.add_(rows[..., a : a + h, :], alpha=taps[a])
-        return out
+        return out.reshape(*lead, *out.shape[-2:])
     out = F.conv2d(x.unsqueeze(0), w.view(1, 1, 1, k).expand(r, 1, 1, k), groups=r)
     out = F.conv2d(out, w.view(1, 1, k, 1).expand(r, 1, k, 1), groups=r)
-    return out.squeeze(0)
+    return out.reshape(*lead, *out.shape[-2:])
+
+
+def _blur_last(z: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """'Valid' Gaussian blur of (H, W, R) laid-out slices -> (H - k + 1, W - k + 1, R), as channels-last conv."""
+    r, k = z.shape[-1], win.numel()
+    w = win.to(z.dtype)
+    out = F.conv2d(z.unsqueeze(0).permute(0, 3, 1, 2), w.view(1, 1, 1, k).expand(r, 1, 1, k), groups=r)
+    out = F.conv2d(out, w.view(1, 1, k, 1).expand(r, 1, k, 1), groups=r)
+    return out[0].permute(1, 2, 0)
 
 
 def _pair_values(
     sa: _ScaleStats,
     sb: _ScaleStats,
     pairs: torch.Tensor,
-    channels: int,
     weights: tuple[float, ...],
     win: torch.Tensor,
     c1: float,
     c2: float,
     chunk_size: int,
 ) -> torch.Tensor:
-    """MS-SSIM of image ``pairs[p, 0]`` of set a with image ``pairs[p, 1]`` of set b -> (P,) float64."""
+    """MS-SSIM of image ``pairs[p, 0]`` of set a with image ``pairs[p, 1]`` of set b -> (P,) float64.
+
+    Pairs are taken in runs sharing the first image (``pairs`` sorted by it, as :func:`sample_pairs` returns
+    them, is fastest); the order of ``pairs`` is kept. A run whose second images are consecutive (all pairs,
+    every image against a set) uses the images-last layout: views, no gathers, fast depthwise convolution.
+    Other runs (sampled pairs) gather their second images.
+
+    Per pair and scale: ``2 sigma_xy + C2 = blur(2 x' y' + o) - 2 mu_x' mu_y'`` with centred ``x'``, ``y'``
+    (see :class:`_ScaleStats`) and ``o = 2 m_x m_y (1 - S) + C2`` (``S`` the window's sum, 1 up to float32
+    rounding, so that the identity ``blur(x y) - mu_x mu_y = blur(x' y') - mu_x' mu_y' + m_x m_y (1 - S)`` is
+    exact); ``cs = (2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2)`` and, at the last scale, times the luminance
+    term; then the spatial mean, clipped at 0, raised to the scale weight and multiplied over scales.
+    """
     device = sa.x[0].device
-    dtype = sa.x[0].dtype
     levels = len(weights)
-    w_tensor = torch.tensor(weights, dtype=torch.float64, device=device).view(-1, 1)
-    # blur(x y) - mu_x mu_y = blur(x' y') - (mu_x - m_x)(mu_y - m_y) + m_x m_y (1 - S) for x' = x - m_x,
-    # y' = y - m_y, where S is the 2-D window's sum (1 up to float32 rounding of the window)
-    corr = 1.0 - float(win.to(torch.float64).sum() ** 2)
-    chan = torch.arange(channels, device=device)
+    channels = sa.x[0].shape[1]
+    w_tensor = torch.tensor(weights, dtype=torch.float64, device=device).view(-1, 1, 1)
+    win_sum = float(win.to(torch.float64).sum() ** 2)
+    corr = 2.0 * (1.0 - win_sum)
+    pairs = pairs.to(device)
+    firsts, counts = torch.unique_consecutive(pairs[:, 0], return_counts=True)
     out = []
-    for start in range(0, pairs.shape[0], chunk_size):
-        chunk = pairs[start : start + chunk_size].to(device)
-        ra = (chunk[:, 0:1] * channels + chan).flatten()
-        rb = (chunk[:, 1:2] * channels + chan).flatten()
-        per_level = []
-        for level in range(levels):
-            cross = _blur(sa.x[level].index_select(0, ra).mul_(sb.x[level].index_select(0, rb)), win)
-            mu_a, mu_b = sa.mu[level].index_select(0, ra), sb.mu[level].index_select(0, rb)
-            offset = (corr * sa.m[level].index_select(0, ra) * sb.m[level].index_select(0, rb)).to(dtype)
-            # 2 * sigma_xy + C2
-            num = cross.addcmul_(mu_a, mu_b, value=-1).add_(offset[:, None, None]).mul_(2).add_(c2)
-            cs_map = num.div_(sa.half_den[level].index_select(0, ra).add_(sb.half_den[level].index_select(0, rb)))
-            if level == levels - 1:
-                m0a, m0b = sa.mu0.index_select(0, ra), sb.mu0.index_select(0, rb)
-                lum = (2 * m0a * m0b + c1).div_(m0a * m0a + m0b * m0b + c1)
-                cs_map = cs_map.mul_(lum)
-            per_level.append(cs_map.sum(dim=(1, 2), dtype=torch.float64) / (cs_map.shape[1] * cs_map.shape[2]))
-        stacked = torch.relu(torch.stack(per_level, dim=0))  # (levels, P * C)
-        val = torch.prod(stacked**w_tensor, dim=0).view(-1, channels).mean(dim=1)
-        out.append(val.cpu())
+    start = 0
+    for i, count in zip(firsts.tolist(), counts.tolist()):
+        for lo in range(start, start + count, chunk_size):
+            js = pairs[lo : min(lo + chunk_size, start + count), 1]
+            j0, n_js = int(js[0]), js.numel()
+            consecutive = int(js[-1]) - j0 + 1 == n_js and bool((js.diff() == 1).all())
+            per_level = []
+            for level in range(levels):
+                # per-pair constant added before the blur (blur of a constant o is o * S)
+                off = (corr * sa.m[level][i] * sb.m[level][js] + c2) / win_sum  # (P, C) float64
+                if consecutive:
+                    xs, mus, hds, mu0s = sb.images_last()
+                    xa, mua, hda, mu0a = sa.images_last()
+                    cols_a = slice(i * channels, (i + 1) * channels)
+                    cols_b = slice(j0 * channels, (j0 + n_js) * channels)
+
+                    def a_side(t: torch.Tensor, cols: slice = cols_a) -> torch.Tensor:
+                        return t[..., cols].unsqueeze(-2)  # (H, W, 1, C): broadcast over the pairs
+
+                    def b_side(t: torch.Tensor, cols: slice = cols_b, n: int = n_js) -> torch.Tensor:
+                        return t[..., cols].unflatten(-1, (n, channels))  # (H, W, P, C), a view
+
+                    prod = torch.addcmul(off.to(xs[level].dtype), b_side(xs[level]), 2 * a_side(xa[level]))
+                    cross = _blur_last(prod.flatten(-2), win).unflatten(-1, (n_js, channels))
+                    num = cross.addcmul_(b_side(mus[level]), 2 * a_side(mua[level]), value=-1)
+                    cs_map = num.div_(b_side(hds[level]) + a_side(hda[level]))
+                    if level == levels - 1:
+                        m0a, m0b = a_side(mu0a), b_side(mu0s)
+                        cs_map = cs_map.mul_((m0b * (2 * m0a) + c1).div_(m0b * m0b + (m0a * m0a + c1)))
+                    spatial = cs_map.sum(dim=(0, 1), dtype=torch.float64) / (cs_map.shape[0] * cs_map.shape[1])
+                else:
+                    xb = sb.x[level].index_select(0, js)
+                    prod = torch.addcmul(off[..., None, None].to(xb.dtype), xb, 2 * sa.x[level][i])
+                    num = _blur(prod, win).addcmul_(sb.mu[level].index_select(0, js), 2 * sa.mu[level][i], value=-1)
+                    cs_map = num.div_(sb.half_den[level].index_select(0, js).add_(sa.half_den[level][i]))
+                    if level == levels - 1:
+                        m0a, m0b = sa.mu0[i], sb.mu0.index_select(0, js)
+                        cs_map = cs_map.mul_((m0b * (2 * m0a) + c1).div_(m0b * m0b + (m0a * m0a + c1)))
+                    spatial = cs_map.sum(dim=(-2, -1), dtype=torch.float64) / (cs_map.shape[-2] * cs_map.shape[-1])
+                per_level.append(spatial)
+            stacked = torch.relu(torch.stack(per_level, dim=0))  # (levels, P, C)
+            out.append(torch.prod(stacked**w_tensor, dim=0).mean(dim=1).cpu())
+        start += count
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
@@ -373,7 +454,7 @@ def pairwise_ms_ssim(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     pairs = sample_pairs(images.shape[0], num_pairs, seed)
     stats, w, win, c1, c2 = _prepare(images, win_size, win_sigma, weights, k, compute_dtype, device)
-    values = _pair_values(stats, stats, pairs, images.shape[1], w, win, c1, c2, chunk_size)
+    values = _pair_values(stats, stats, pairs, w, win, c1, c2, chunk_size)
     settings = _settings(images, w, win_size, win_sigma, tuple(k), compute_dtype)
     all_pairs = pairs.shape[0] == images.shape[0] * (images.shape[0] - 1) // 2
     settings.update({"num_pairs": int(pairs.shape[0]), "pair_sampling": "all" if all_pairs else f"random, seed {seed}"})
@@ -407,7 +488,7 @@ def cross_ms_ssim(
     sa, w, win, c1, c2 = _prepare(a, win_size, win_sigma, weights, k, compute_dtype, device)
     sb, _, _, _, _ = _prepare(b, win_size, win_sigma, weights, k, compute_dtype, device)
     grid = torch.cartesian_prod(torch.arange(a.shape[0]), torch.arange(b.shape[0]))
-    values = _pair_values(sa, sb, grid, a.shape[1], w, win, c1, c2, chunk_size)
+    values = _pair_values(sa, sb, grid, w, win, c1, c2, chunk_size)
     return values.view(a.shape[0], b.shape[0])
 
 
