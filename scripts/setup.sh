@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
-stamp="$VENV/.installed-$(sha1sum pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)"
+stamp="$VENV/.installed-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
@@ -16,5 +16,14 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -e ".[all]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
+fi
+# dciodvfy (Debian dicom3tools) validates the DICOM the Deploy app writes; its test skips, saying so, without it
+if ! command -v dciodvfy >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q dicom3tools >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+      apt-get install -y -q dicom3tools >/dev/null 2>&1)) || echo "warning: could not install dicom3tools" >&2
+  else
+    echo "note: install Debian's dicom3tools (dciodvfy) to validate the synthetic DICOM" >&2
+  fi
 fi
 "$VENV/bin/python" -c "import monai_msgsagan, monai, torch; print('monai-msgsagan', monai_msgsagan.__version__, '| monai', monai.__version__, '| torch', torch.__version__)"
