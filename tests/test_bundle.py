@@ -53,6 +53,18 @@ def test_config_workflow_properties(workflow_type, config, tmp_path):
         assert workflow.parser.get("train#trainer#max_epochs") == "@max_epochs"
 
 
+def test_train_and_inference_build_the_same_generator():
+    """models/model.pt from train.json must load into inference.json's network_def without overrides."""
+    train = json.loads((CONFIGS / "train.json").read_text())
+    infer = json.loads((CONFIGS / "inference.json").read_text())
+    for key in ("resolution", "latent_dim", "channels", "attention_resolutions"):
+        assert train[key] == infer[key], key
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    assert infer["num_classes"] == len(meta["class_names"]) == 2  # the phantom classes
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == infer["latent_dim"]
+    assert meta["network_data_format"]["outputs"]["pred"]["spatial_shape"] == [infer["resolution"]] * 2
+
+
 def test_multi_gpu_config_is_a_patch_over_train():
     patch = json.loads((CONFIGS / "multi_gpu_train.json").read_text())
     assert patch["train#sampler"]["_target_"] == "DistributedSampler"
