@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_utils import TINY, TINY_TRAIN, copy_bundle, overrides, run_bundle
+from bundle_utils import REPO_ROOT, TINY, TINY_TRAIN, copy_bundle, overrides, run_bundle
 from ignite.engine import Engine
 from metrics_helpers import TinyFeatures
 
@@ -202,3 +202,25 @@ def test_evaluate_config_on_real_radiographs_unconditional(figure1_dir, tmp_path
     assert report["settings"]["num_real"] == 55 and report["settings"]["num_fake"] == 8  # all 55 radiographs
     assert report["settings"]["attention_resolutions"] == []
     assert report["memorization"] is not None
+
+
+@pytest.mark.slow
+def test_compare_msggan_smoke_table(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_msggan", REPO_ROOT / "bench" / "compare_msggan.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    result = compare.main(["--out", str(tmp_path), "--smoke"])
+    rows = {r["model"]: r for r in result["models"]}
+    assert rows["MSG-GAN"]["attention_resolutions"] == [] and rows["MSG-SAGAN"]["attention_resolutions"] == [16]
+    for name, row in rows.items():
+        report = json.loads(Path(row["report"]).read_text())
+        assert row["fid"] == report["fidelity"]["fid"] and row["ms_ssim_fake"] == report["diversity"]["fake"]["mean"]
+        assert row["iterations"] == 2 and row["train_engine_s"] > 0
+        assert (tmp_path / name / "models" / "model.pt").is_file()
+    # same data and seed: the real reference is the same set for both models
+    assert rows["MSG-GAN"]["ms_ssim_real"] == rows["MSG-SAGAN"]["ms_ssim_real"]
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert saved["models"] == result["models"]
+    assert "| FID (lower = better) |" in (tmp_path / "comparison.md").read_text()
