@@ -1,4 +1,4 @@
-"""Watch for mode collapse while training: pairwise MS-SSIM of a fixed batch of generated images."""
+"""Watch for mode collapse while training: pairwise MS-SSIM (and optionally FID) of fixed generated images."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
+from torch import nn
 
 from monai_msgsagan.handlers.samples import fixed_latents
-from monai_msgsagan.metrics import pairwise_ms_ssim
+from monai_msgsagan.metrics import FeatureCache, extract_features, fid_from_features, pairwise_ms_ssim
 
 __all__ = ["DiversityMonitor"]
 
@@ -28,6 +29,13 @@ class DiversityMonitor:
     ``diversity/ms_ssim_real`` together with the ratio fake/real (about 1 for a healthy generator; well above 1
     signals collapse).
 
+    FID (optional, ``fid_interval > 0``): every ``fid_interval`` epochs (and when training completes) the FID
+    between ``real_images`` and ``fid_num_samples`` generated images (the same fixed latents) is logged as
+    ``diversity/fid`` and ``"fid"`` in the JSON lines. The real features are extracted once (a
+    :class:`~monai_msgsagan.metrics.FeatureCache`). With a small real subset this FID is biased upwards and only
+    useful as a trend within one run; off by default because InceptionV3 at 299 px costs about 0.1-0.3 s an image
+    on one CPU core (turn it on for GPU recipes, for example ``fid_interval`` 5 with 256 samples).
+
     Args:
         network: generator (coarse-to-fine list or finest image output), images in [-1, 1].
         num_samples: generated images per check (at least 2).
@@ -37,6 +45,10 @@ class DiversityMonitor:
         summary_writer: optional ``SummaryWriter``.
         log_path: optional JSON-lines file receiving ``{"epoch", "iteration", "ms_ssim_fake", ...}``.
         enabled: ``False`` makes the handler a no-op (ranks other than 0).
+        fid_interval: epochs between FID checks; 0 = no FID. Needs ``real_images`` (at least 2).
+        fid_num_samples: generated images for FID (default ``num_samples``).
+        feature_extractor: FID feature network (N, C, H, W) in [-1, 1] -> (N, D); None = InceptionV3 pool3.
+        fid_batch_size: images per feature-network pass.
     """
 
     def __init__(
@@ -49,9 +61,23 @@ class DiversityMonitor:
         summary_writer=None,
         log_path: str | os.PathLike | None = None,
         enabled: bool = True,
+        fid_interval: int = 0,
+        fid_num_samples: int | None = None,
+        feature_extractor: nn.Module | None = None,
+        fid_batch_size: int = 32,
     ) -> None:
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2 for pairwise MS-SSIM, got {num_samples}.")
+        if epoch_interval < 1 or fid_interval < 0:
+            raise ValueError(
+                f"epoch_interval must be >= 1 and fid_interval >= 0, got {epoch_interval} and {fid_interval}."
+            )
+        self.fid_num_samples = num_samples if fid_num_samples is None else fid_num_samples
+        if fid_interval > 0 and (real_images is None or real_images.shape[0] < 2 or self.fid_num_samples < 2):
+            raise ValueError(
+                "fid_interval > 0 needs real_images and fid_num_samples with at least 2 images each "
+                f"(got {0 if real_images is None else real_images.shape[0]} real, {self.fid_num_samples} generated)."
+            )
         self.network = network
         self.num_samples = num_samples
         self.seed = seed
@@ -59,38 +85,73 @@ class DiversityMonitor:
         self.summary_writer = summary_writer
         self.log_path = Path(log_path) if log_path is not None else None
         self.enabled = enabled
+        self.real_images = real_images
         self.real_ms_ssim = float(pairwise_ms_ssim(real_images).mean) if real_images is not None else None
+        self.fid_interval = fid_interval
+        self.feature_extractor = feature_extractor
+        self.fid_batch_size = fid_batch_size
+        self.feature_cache = FeatureCache(max_entries=1)
+        # one fixed latent batch for the whole run, so every check sees the same latents
+        self.num_generated = max(num_samples, self.fid_num_samples) if fid_interval > 0 else num_samples
         self.history: list[dict[str, float]] = []
 
     def attach(self, engine: Engine) -> None:
         if self.enabled:
-            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.epoch_interval) | Events.COMPLETED, self)
+            engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=self._due) | Events.COMPLETED, self)
+
+    def _due(self, engine: Engine, epoch: int) -> bool:
+        return epoch % self.epoch_interval == 0 or (self.fid_interval > 0 and epoch % self.fid_interval == 0)
 
     @torch.no_grad()
-    def measure(self) -> float:
-        """Mean pairwise MS-SSIM of the fixed generated batch."""
+    def generate(self, num: int) -> torch.Tensor:
+        """The fixed generated batch ``(num, C, R, R)`` in [-1, 1] (CPU, float32)."""
         device = next(self.network.parameters()).device
-        z, labels = fixed_latents(
-            self.num_samples, self.network.latent_dim, self.network.num_classes, self.seed, device
-        )
+        z, labels = fixed_latents(num, self.network.latent_dim, self.network.num_classes, self.seed, device)
         was_training = self.network.training
         self.network.eval()
         out = self.network(z, labels)
         self.network.train(was_training)
         images = out[-1] if isinstance(out, (list, tuple)) else out
-        return float(pairwise_ms_ssim(images.float().cpu()).mean)
+        return images.float().cpu().clamp(-1, 1)
+
+    def measure(self) -> float:
+        """Mean pairwise MS-SSIM of the fixed generated batch."""
+        return float(pairwise_ms_ssim(self.generate(self.num_generated)[: self.num_samples]).mean)
+
+    def measure_fid(self, fake: torch.Tensor | None = None) -> float:
+        """FID between ``real_images`` (features cached) and the fixed generated batch (or ``fake``)."""
+        if self.real_images is None:
+            raise ValueError("FID needs real_images.")
+        fake = self.generate(self.num_generated)[: self.fid_num_samples] if fake is None else fake
+        device = next(self.network.parameters()).device
+        kw = {"batch_size": self.fid_batch_size, "device": device}
+        real_feats = extract_features(
+            self.real_images, self.feature_extractor, cache=self.feature_cache, name="real", **kw
+        )
+        fake_feats = extract_features(fake, self.feature_extractor, name="fake", **kw)
+        return fid_from_features(real_feats, fake_feats)
 
     def __call__(self, engine: Engine) -> None:
         if self.history and self.history[-1]["iteration"] == engine.state.iteration:
             return  # COMPLETED right after the last EPOCH_COMPLETED check
-        record = {"epoch": engine.state.epoch, "iteration": engine.state.iteration, "ms_ssim_fake": self.measure()}
+        epoch = engine.state.epoch
+        completed = engine.state.epoch >= (engine.state.max_epochs or 0) or engine.should_terminate
+        want_fid = self.fid_interval > 0 and (epoch % self.fid_interval == 0 or completed)
+        images = self.generate(self.num_generated)
+        record = {
+            "epoch": epoch,
+            "iteration": engine.state.iteration,
+            "ms_ssim_fake": float(pairwise_ms_ssim(images[: self.num_samples]).mean),
+        }
         if self.real_ms_ssim is not None:
             record["ms_ssim_real"] = self.real_ms_ssim
             record["ms_ssim_ratio"] = record["ms_ssim_fake"] / max(self.real_ms_ssim, 1e-8)
+        if want_fid:
+            record["fid"] = self.measure_fid(images[: self.fid_num_samples])
         self.history.append(record)
         logger.info("epoch %d diversity: %s", engine.state.epoch, {k: round(v, 4) for k, v in record.items()})
         if self.summary_writer is not None:
-            for key in ("ms_ssim_fake", "ms_ssim_real", "ms_ssim_ratio"):
+            for key in ("ms_ssim_fake", "ms_ssim_real", "ms_ssim_ratio", "fid"):
                 if key in record:
                     self.summary_writer.add_scalar(f"diversity/{key}", record[key], engine.state.iteration)
         if self.log_path is not None:
