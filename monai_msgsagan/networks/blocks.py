@@ -94,7 +94,7 @@ class SelfAttention2d(nn.Module):
         # (B, 1, HW, d): one head, positions as the sequence
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)
         k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)
-        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1).contiguous()  # fused kernels need stride 1
         pad = v.shape[-1] - q.shape[-1]
         if pad > 0:
             # zero-padding q and k leaves q k^T unchanged but gives the fused (flash) kernels the equal head
