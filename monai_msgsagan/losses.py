@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = [
     "AdversarialLoss",
@@ -149,6 +150,15 @@ class _LazyPenalty:
         return self.weight > 0 and iteration % self.interval == 0
 
 
+def _differentiable_logits(
+    discriminator: Discriminator, inputs: Sequence[torch.Tensor], labels: torch.Tensor | None
+) -> torch.Tensor:
+    """``discriminator(inputs, labels)`` with the math attention kernel: the penalty backpropagates through its
+    own gradient (double backward), which the fused (flash / memory-efficient) SDPA kernels do not implement."""
+    with sdpa_kernel([SDPBackend.MATH]):
+        return discriminator(list(inputs), labels)
+
+
 def _squared_grad_norm(outputs: torch.Tensor, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per-sample squared norm ``(B,)`` of d(sum outputs)/d(inputs), summed over every tensor of ``inputs``."""
     grads = torch.autograd.grad(outputs.sum(), list(inputs), create_graph=True)
@@ -173,7 +183,7 @@ class R1Penalty(_LazyPenalty):
         self, discriminator: Discriminator, real_images: Sequence[torch.Tensor], labels: torch.Tensor | None = None
     ) -> torch.Tensor:
         inputs = [img.detach().requires_grad_(True) for img in real_images]
-        logits = discriminator(inputs, labels)
+        logits = _differentiable_logits(discriminator, inputs, labels)
         return 0.5 * self.weight * self.interval * _squared_grad_norm(logits, inputs).mean()
 
 
@@ -208,6 +218,6 @@ class GradientPenalty(_LazyPenalty):
             (alpha * r.detach() + (1.0 - alpha) * f.detach()).requires_grad_(True)
             for r, f in zip(real_images, fake_images)
         ]
-        logits = discriminator(inputs, labels)
+        logits = _differentiable_logits(discriminator, inputs, labels)
         norm = (_squared_grad_norm(logits, inputs) + 1e-12).sqrt()
         return self.weight * self.interval * (norm - 1.0).pow(2).mean()
