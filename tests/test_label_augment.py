@@ -113,7 +113,7 @@ def test_generator_torchscript_and_checkpoint_agree(tmp_path: Path, torchscript_
     assert images.shape == (3, 1, 16, 16) and images.dtype == torch.float32
     assert images.min() >= -1 and images.max() <= 1
     # a seed's image does not depend on the other seeds in the batch; different seeds differ
-    assert torch.allclose(scripted(1, [12])[0], images[1], atol=1e-6)
+    assert torch.allclose(scripted(1, [12])[0], images[1], atol=1e-5)  # float32, batch-size dependent kernels
     assert not torch.allclose(images[0], images[1])
     # the class matters
     assert not torch.allclose(scripted(0, [11])[0], images[0])

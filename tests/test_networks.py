@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from monai_msgsagan.networks import (
     InferenceGenerator,
@@ -12,7 +14,7 @@ from monai_msgsagan.networks import (
     SelfAttention2d,
     sample_latent,
 )
-from monai_msgsagan.networks.blocks import default_channels
+from monai_msgsagan.networks.blocks import default_channels, he_init
 
 LATENT = 16
 
@@ -197,3 +199,36 @@ def test_bad_arguments_say_what_was_expected():
         d([images[0], images[1], torch.randn(2, 3, 16, 16)], torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="pass labels"):
         d(images)
+
+
+def test_he_init_keeps_the_signal_through_a_deep_plain_stack():
+    """He init keeps activations at unit scale; PyTorch's default shrinks them ~1/sqrt(3) a layer."""
+    torch.manual_seed(0)
+    rms = {}
+    for name, init in (("he", he_init), ("default", lambda layer: layer)):
+        x = torch.randn(16, 32, 16, 16)
+        with torch.no_grad():
+            for _ in range(12):
+                x = F.leaky_relu(init(nn.Conv2d(32, 32, 3, padding=1))(x), 0.2)
+        rms[name] = float(x.pow(2).mean().sqrt())
+    assert 0.3 < rms["he"] < 2.0  # zero padding at the borders costs a little
+    assert rms["default"] < rms["he"] / 10
+    layer = he_init(nn.Linear(64, 8))
+    assert torch.equal(layer.bias, torch.zeros(8))
+    # a transposed convolution on a 1x1 input: each output sees in_channels values
+    up = he_init(nn.ConvTranspose2d(64, 32, 4), fan_in=64)
+    with torch.no_grad():
+        y = up(torch.randn(512, 64, 1, 1))
+    assert abs(float(y.std()) - (2 / 1.04) ** 0.5) < 0.05
+
+
+def test_networks_are_he_initialised():
+    torch.manual_seed(0)
+    g, d = make_pair(32, (16,), 2)
+    conv = g.blocks[1].conv1
+    expected = (2 / 1.04) ** 0.5 / (conv.in_channels * 9) ** 0.5
+    assert abs(float(conv.weight.std()) / expected - 1) < 0.1 and not conv.bias.any()
+    d_plain = MultiScaleDiscriminator(32, channels=tiny_channels(32), attention_resolutions=(), use_spectral_norm=False)
+    conv = d_plain.blocks[0].conv1
+    expected = (2 / 1.04) ** 0.5 / (conv.in_channels * 9) ** 0.5
+    assert abs(float(conv.weight.std()) / expected - 1) < 0.1

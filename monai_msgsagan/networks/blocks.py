@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +17,7 @@ __all__ = [
     "GeneratorBlock",
     "DiscriminatorBlock",
     "maybe_spectral_norm",
+    "he_init",
     "default_channels",
     "validate_resolution",
 ]
@@ -34,6 +38,33 @@ def default_channels(resolution: int, channel_base: int = 4096, max_channels: in
     """
     log2 = validate_resolution(resolution)
     return [max(8, min(max_channels, channel_base // (2**k))) for k in range(2, log2 + 1)]
+
+
+LayerT = TypeVar("LayerT", nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+#: negative slope of every LeakyReLU in the networks (ProGAN / MSG-GAN)
+LEAKY_SLOPE = 0.2
+
+
+def he_init(layer: LayerT, fan_in: int | None = None) -> LayerT:
+    """He (Kaiming) normal initialisation for a layer followed by LeakyReLU(0.2), zero bias; returns ``layer``.
+
+    ``std = sqrt(2 / (1 + 0.2**2)) / sqrt(fan_in)`` keeps activations at unit scale through the plain convolution
+    stacks of both networks (ProGAN / MSG-GAN). PyTorch's default initialisation shrinks them by about 1/sqrt(3)
+    a layer (12 layers: RMS 0.025 against 0.58, see the tests). With it, the spectral-normalised discriminator of
+    bundle 0.1.0 could not tell phantoms from blurred copies in 200 steps; He-initialised, it does
+    (``bench/discriminator_capacity.py``). ``fan_in`` defaults to ``in_features`` (linear) or
+    ``in_channels * kernel area`` (convolutions); pass it for a transposed convolution on a 1x1 input, where each
+    output sees ``in_channels`` values.
+    """
+    if fan_in is None:
+        fan_in = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels * math.prod(layer.kernel_size)
+    std = math.sqrt(2.0 / (1.0 + LEAKY_SLOPE**2)) / math.sqrt(fan_in)
+    with torch.no_grad():
+        layer.weight.normal_(0.0, std)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return layer
 
 
 def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
@@ -83,10 +114,10 @@ class SelfAttention2d(nn.Module):
             raise ValueError(f"SelfAttention2d needs at least {qk_reduction} channels, got {channels}.")
         qk = channels // qk_reduction
         v = max(1, channels // value_reduction)
-        self.query = maybe_spectral_norm(nn.Conv2d(channels, qk, 1, bias=False), use_spectral_norm)
-        self.key = maybe_spectral_norm(nn.Conv2d(channels, qk, 1, bias=False), use_spectral_norm)
-        self.value = maybe_spectral_norm(nn.Conv2d(channels, v, 1, bias=False), use_spectral_norm)
-        self.out = maybe_spectral_norm(nn.Conv2d(v, channels, 1, bias=False), use_spectral_norm)
+        self.query = maybe_spectral_norm(he_init(nn.Conv2d(channels, qk, 1, bias=False)), use_spectral_norm)
+        self.key = maybe_spectral_norm(he_init(nn.Conv2d(channels, qk, 1, bias=False)), use_spectral_norm)
+        self.value = maybe_spectral_norm(he_init(nn.Conv2d(channels, v, 1, bias=False)), use_spectral_norm)
+        self.out = maybe_spectral_norm(he_init(nn.Conv2d(v, channels, 1, bias=False)), use_spectral_norm)
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,14 +175,14 @@ class GeneratorBlock(nn.Module):
         super().__init__()
         self.first = first
         if first:
-            self.conv1: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 4)
+            self.conv1: nn.Module = he_init(nn.ConvTranspose2d(in_channels, out_channels, 4), fan_in=in_channels)
         else:
-            self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.act = nn.LeakyReLU(0.2)
+            self.conv1 = he_init(nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.conv2 = he_init(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
         self.norm = PixelNorm()
         self.attention: nn.Module = SelfAttention2d(out_channels) if attention else nn.Identity()
-        self.image_head = nn.Conv2d(out_channels, image_channels, 1)
+        self.image_head = he_init(nn.Conv2d(out_channels, image_channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.first:
@@ -191,15 +222,15 @@ class DiscriminatorBlock(nn.Module):
         self.finest = finest
         sn = use_spectral_norm
         if finest:
-            self.from_image: nn.Module = maybe_spectral_norm(nn.Conv2d(image_channels, in_channels, 1), sn)
+            self.from_image: nn.Module = maybe_spectral_norm(he_init(nn.Conv2d(image_channels, in_channels, 1)), sn)
             conv_in = in_channels
         else:
             self.from_image = nn.Identity()
             conv_in = in_channels + image_channels
         self.attention: nn.Module = SelfAttention2d(conv_in, use_spectral_norm=sn) if attention else nn.Identity()
-        self.conv1 = maybe_spectral_norm(nn.Conv2d(conv_in, in_channels, 3, padding=1), sn)
-        self.conv2 = maybe_spectral_norm(nn.Conv2d(in_channels, out_channels, 3, padding=1), sn)
-        self.act = nn.LeakyReLU(0.2)
+        self.conv1 = maybe_spectral_norm(he_init(nn.Conv2d(conv_in, in_channels, 3, padding=1)), sn)
+        self.conv2 = maybe_spectral_norm(he_init(nn.Conv2d(in_channels, out_channels, 3, padding=1)), sn)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
 
     def forward(self, image: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         if features is None:

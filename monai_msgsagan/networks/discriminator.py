@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from monai_msgsagan.networks.blocks import DiscriminatorBlock, MinibatchStdDev, SelfAttention2d, maybe_spectral_norm
+from monai_msgsagan.networks.blocks import (
+    LEAKY_SLOPE,
+    DiscriminatorBlock,
+    MinibatchStdDev,
+    SelfAttention2d,
+    he_init,
+    maybe_spectral_norm,
+)
 from monai_msgsagan.networks.generator import DEFAULT_ATTENTION_RESOLUTIONS, resolve_scales
 
 __all__ = ["MultiScaleDiscriminator"]
@@ -29,7 +36,11 @@ class MultiScaleDiscriminator(nn.Module):
             :func:`~monai_msgsagan.networks.blocks.default_channels`.
         attention_resolutions: scales whose block starts with a self-attention layer.
         num_classes: ``> 0`` for class-conditional (projection) discrimination.
-        use_spectral_norm: spectral-normalise every convolution and linear layer (the SAGAN recipe).
+        use_spectral_norm: spectral-normalise every convolution and linear layer (the SAGAN recipe). At the
+            small widths of a CPU budget it slows D down: told to separate phantoms from blurred copies, the
+            He-initialised D separates them after 100 steps without it and 150-200 with it
+            (``bench/discriminator_capacity.py``), so the bundle turns it off and regularises D with R1
+            instead (``d_spectral_norm``, ``r1_gamma``).
         mbstd_group_size: group size of the minibatch standard deviation.
 
     Forward:
@@ -80,11 +91,11 @@ class MultiScaleDiscriminator(nn.Module):
             self.final_attention = SelfAttention2d(final_width + image_channels, use_spectral_norm=sn)
         self.mbstd = MinibatchStdDev(mbstd_group_size)
         self.final_conv = maybe_spectral_norm(
-            nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1), sn
+            he_init(nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1)), sn
         )
-        self.final_dense = maybe_spectral_norm(nn.Conv2d(final_width, final_width, 4), sn)
-        self.act = nn.LeakyReLU(0.2)
-        self.logit = maybe_spectral_norm(nn.Linear(final_width, 1), sn)
+        self.final_dense = maybe_spectral_norm(he_init(nn.Conv2d(final_width, final_width, 4)), sn)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.logit = maybe_spectral_norm(he_init(nn.Linear(final_width, 1)), sn)
         self.class_projection = (
             maybe_spectral_norm(nn.Embedding(num_classes, final_width), sn) if num_classes > 0 else None
         )
