@@ -32,12 +32,25 @@ def deterministic():
     torch.set_num_threads(threads)
 
 
-def build(ckpt_dir, max_epochs, num_classes=2, seed=0, augment=True, penalty=None, dataset=None, loss="rahinge"):
+def build(
+    ckpt_dir,
+    max_epochs,
+    num_classes=2,
+    seed=0,
+    augment=True,
+    penalty=None,
+    dataset=None,
+    loss="rahinge",
+    mode_seeking_weight=0.0,
+    spectral_norm=True,
+):
     """Everything a bundle would build, from scratch (as a restarted process would)."""
     torch.manual_seed(seed)
     g = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
     ema = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
-    d = MultiScaleDiscriminator(RES, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
+    d = MultiScaleDiscriminator(
+        RES, channels=CH, attention_resolutions=(8,), num_classes=num_classes, use_spectral_norm=spectral_norm
+    )
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99))
     dataset = dataset if dataset is not None else PhantomDataset(24, RES, num_classes=max(num_classes, 1), seed=seed)
@@ -69,6 +82,7 @@ def build(ckpt_dir, max_epochs, num_classes=2, seed=0, augment=True, penalty=Non
         loss=loss,
         penalty=penalty,
         augment=aug,
+        mode_seeking_weight=mode_seeking_weight,
         seed=seed,
         train_handlers=handlers,
         max_nonfinite_steps=3,
@@ -112,6 +126,55 @@ def test_penalties_and_losses_train(tmp_path, penalty):
     trainer, *_ = build(tmp_path, max_epochs=1, penalty=penalty, loss=loss)
     trainer.run()
     assert trainer.state.output["penalty"] >= 0 and trainer.state.output["skipped"] == 0.0
+
+
+def test_mode_seeking_term_and_label_pairing(tmp_path):
+    trainer, *_ = build(tmp_path, max_epochs=1, mode_seeking_weight=2.0)
+    z = torch.zeros(4, LATENT)
+    z[2:] = 1.0  # |z_i - z_(i+2)| = 1
+    fake = torch.zeros(4, 1, RES, RES)
+    fake[2:] = 0.5  # paired images differ by 0.5
+    term = trainer._mode_seeking_loss(fake, z)
+    torch.testing.assert_close(term, torch.tensor(2.0 / (0.5 + 1e-5)))
+    # a generator that ignores z pays ~weight / 1e-5, one that spreads its images pays little
+    assert trainer._mode_seeking_loss(torch.zeros(4, 1, RES, RES), z) > 1e5
+    assert trainer._paired_labels(torch.tensor([3, 1, 0, 2, 1])).tolist() == [3, 1, 3, 1, 1]
+    assert trainer._paired_labels(None) is None
+    with pytest.raises(ValueError, match="mode_seeking_weight must be >= 0"):
+        build(tmp_path, max_epochs=1, mode_seeking_weight=-1.0)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "rahinge"])
+def test_mode_seeking_training_with_plain_discriminator(tmp_path, loss):
+    """The default bundle recipe (no spectral norm, logistic loss with R1, mode seeking); rahinge also scores the
+    real batch in the generator step, with the real labels, not the paired ones."""
+    trainer, g, d, _ = build(
+        tmp_path, max_epochs=1, loss=loss, penalty=R1Penalty(0.1, 4), mode_seeking_weight=0.1, spectral_norm=False
+    )
+    assert not any("parametrizations" in name for name, _ in d.named_parameters())
+    trainer.augment = None  # real images reach D unchanged, so they can be recognised below
+    data = trainer.data_loader.dataset
+    real = {i: (data[i]["image"], data[i]["label"]) for i in range(len(data))}
+    seen = []
+    d_forward = trainer._d_forward
+
+    def recording_d(images, labels):
+        seen.append((images[-1].detach().clone(), labels.clone()))
+        return d_forward(images, labels)
+
+    trainer._d_forward = recording_d
+    trainer.run()
+    out = trainer.state.output
+    assert out["skipped"] == 0.0 and 0.0 < out["mode_seeking"] < float("inf")
+    # every real image D scored came with its own label (the paired labels are for the fakes only)
+    checked = 0
+    for images, labels in seen:
+        for image, label in zip(images, labels):
+            match = [lb for img, lb in real.values() if torch.equal(img, image)]
+            if match:
+                assert int(label) == match[0]
+                checked += 1
+    assert checked >= (48 if loss == "rahinge" else 24)  # 3 iterations x 8 real images per scoring
 
 
 def test_exact_resume_matches_uninterrupted_run(tmp_path):

@@ -83,6 +83,12 @@ class MultiScaleGanTrainer(Trainer):
         penalty: ``None``, an :class:`~monai_msgsagan.losses.R1Penalty` or a
             :class:`~monai_msgsagan.losses.GradientPenalty`.
         augment: optional :class:`PyramidDiffAugment` applied to real and fake pyramids before D.
+        mode_seeking_weight: weight ``lambda`` of the mode-seeking regulariser (Mao et al. 2019, MSGAN), 0 to
+            turn it off. The generator step pairs sample ``i`` of each batch with sample ``i + B/2`` (same class
+            label in a conditional model) and adds ``lambda / (d_img / d_z + 1e-5)`` to the generator loss, with
+            ``d_img`` the mean absolute difference of the paired finest images and ``d_z`` that of their
+            latents: mapping different latents to the same image, the signature of mode collapse, costs the
+            generator directly.
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
         accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
@@ -92,7 +98,8 @@ class MultiScaleGanTrainer(Trainer):
         max_nonfinite_steps: consecutive skipped steps after which the run stops.
         epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
 
-    ``engine.state.output`` holds floats: ``d_loss``, ``g_loss``, ``penalty``, ``real_logit``, ``fake_logit``,
+    ``engine.state.output`` holds floats: ``d_loss``, ``g_loss`` (adversarial part), ``penalty``,
+    ``mode_seeking`` (the regulariser's term), ``real_logit``, ``fake_logit``,
     ``augment_p`` and ``skipped`` (1.0 when the step was skipped).
     """
 
@@ -108,6 +115,7 @@ class MultiScaleGanTrainer(Trainer):
         loss: AdversarialLoss | str = "rahinge",
         penalty: R1Penalty | GradientPenalty | None = None,
         augment: PyramidDiffAugment | None = None,
+        mode_seeking_weight: float = 0.0,
         d_train_steps: int = 1,
         accumulation_steps: int = 1,
         seed: int = 0,
@@ -124,6 +132,8 @@ class MultiScaleGanTrainer(Trainer):
                 "d_train_steps, accumulation_steps and max_nonfinite_steps must be >= 1, got "
                 f"{d_train_steps}, {accumulation_steps}, {max_nonfinite_steps}."
             )
+        if mode_seeking_weight < 0:
+            raise ValueError(f"mode_seeking_weight must be >= 0, got {mode_seeking_weight}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
@@ -141,6 +151,7 @@ class MultiScaleGanTrainer(Trainer):
         self.loss = get_adversarial_loss(loss) if isinstance(loss, str) else loss
         self.penalty = penalty
         self.augment = augment
+        self.mode_seeking_weight = mode_seeking_weight
         self.d_train_steps = d_train_steps
         self.accumulation_steps = accumulation_steps
         self.max_nonfinite_steps = max_nonfinite_steps
@@ -187,8 +198,31 @@ class MultiScaleGanTrainer(Trainer):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def _fakes(self, batch_size: int, labels: torch.Tensor | None) -> list[torch.Tensor]:
+        return self._fakes_and_latents(batch_size, labels)[0]
+
+    def _fakes_and_latents(
+        self, batch_size: int, labels: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         z = sample_latent(batch_size, self.latent_dim, self.rng, self.state.device)
-        return [f.float() for f in self._g_forward(z, labels)]
+        return [f.float() for f in self._g_forward(z, labels)], z
+
+    @staticmethod
+    def _paired_labels(labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Labels whose second half repeats the first (``labels[i + B/2] = labels[i]``) for mode seeking."""
+        if labels is None:
+            return None
+        half = labels.shape[0] // 2
+        return torch.cat([labels[:half], labels[:half], labels[2 * half :]])
+
+    def _mode_seeking_loss(self, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``weight / (d_img / d_z + eps)`` over the pairs ``(i, i + B/2)``.
+
+        ``fake``: finest generated images ``(B, C, R, R)`` in [-1, 1]; ``z``: their latents ``(B, L)``.
+        """
+        half = z.shape[0] // 2
+        d_img = (fake[:half] - fake[half : 2 * half]).abs().mean()
+        d_z = (z[:half] - z[half : 2 * half]).abs().mean()
+        return self.mode_seeking_weight / (d_img / d_z + 1e-5)
 
     def _d_logits(self, images: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
         if self.augment is not None:
@@ -252,7 +286,15 @@ class MultiScaleGanTrainer(Trainer):
 
         self.g_network.train()
         self.d_network.train()
-        out = {"d_loss": 0.0, "g_loss": 0.0, "penalty": 0.0, "real_logit": 0.0, "fake_logit": 0.0, "skipped": 0.0}
+        out = {
+            "d_loss": 0.0,
+            "g_loss": 0.0,
+            "penalty": 0.0,
+            "mode_seeking": 0.0,
+            "real_logit": 0.0,
+            "fake_logit": 0.0,
+            "skipped": 0.0,
+        }
 
         # discriminator
         for _ in range(self.d_train_steps):
@@ -293,14 +335,18 @@ class MultiScaleGanTrainer(Trainer):
         self.d_network.requires_grad_(False)
         g_losses = []
         for real, labels in zip(real_chunks, label_chunks):
+            mode_seeking = self.mode_seeking_weight > 0 and real[0].shape[0] >= 2
+            fake_labels = self._paired_labels(labels) if mode_seeking else labels
             with self._autocast():
-                fake = self._fakes(real[0].shape[0], labels)
-                fake_logits = self._d_logits(fake, labels)
+                fake, z = self._fakes_and_latents(real[0].shape[0], fake_labels)
+                fake_logits = self._d_logits(fake, fake_labels)
                 real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
-                g_loss = self.loss.generator_loss(fake_logits, real_logits) / chunks
-            g_loss.backward()
-            g_losses.append(g_loss.detach())
-            out["g_loss"] += float(g_loss.detach())
+                g_loss = self.loss.generator_loss(fake_logits, real_logits)
+                ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
+            ((g_loss + ms_loss) / chunks).backward()
+            g_losses.append((g_loss + ms_loss).detach())
+            out["g_loss"] += float(g_loss.detach()) / chunks
+            out["mode_seeking"] += float(ms_loss.detach()) / chunks
         self.d_network.requires_grad_(True)
         skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
         self._record_nonfinite(skipped, "generator loss or gradient")
