@@ -294,11 +294,14 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_multi_gpu_config_with_torchrun_on_cpu(tmp_path):
-    """torchrun, 2 processes, gloo: ranks see disjoint data but hold identical G, D (spectral norms) and EMA."""
+@pytest.mark.parametrize("spectral_norm", ["false", "true"])
+def test_multi_gpu_config_with_torchrun_on_cpu(tmp_path, spectral_norm):
+    """torchrun, 2 processes, gloo: ranks see disjoint data but hold identical G, D (with spectral norm: its u/v
+    vectors too) and EMA."""
     bundle = copy_bundle(tmp_path / "ddp")
     out = tmp_path / "ranks.json"
-    args = [f"{k}={json.dumps(json.loads(v))}" for k, v in {**TINY_TRAIN, "max_epochs": "1"}.items()]
+    settings = {**TINY_TRAIN, "max_epochs": "1", "d_spectral_norm": spectral_norm}
+    args = [f"{k}={json.dumps(json.loads(v))}" for k, v in settings.items()]
     proc = subprocess.run(
         [
             sys.executable,
