@@ -6,7 +6,7 @@ diversity/fidelity metrics. Subpackages (``data``, ``engines``, ``handlers``, ``
 ``monai_msgsagan.<subpackage>.<name>``.
 """
 
-from monai_msgsagan import data, engines, handlers, losses, metrics, networks, transforms
+from monai_msgsagan import artifact, data, engines, handlers, losses, metrics, networks, transforms, utility
 from monai_msgsagan.data import PhantomDataset, build_datalist, training_data
 from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
 from monai_msgsagan.losses import (
@@ -48,6 +48,7 @@ __all__ = [
     "RelativisticAverageHingeLoss",
     "SelfAttention2d",
     "WassersteinLoss",
+    "artifact",
     "build_datalist",
     "collapse_score",
     "data",
@@ -61,4 +62,5 @@ __all__ = [
     "sample_latent",
     "training_data",
     "transforms",
+    "utility",
 ]

@@ -247,6 +247,10 @@ class PhantomDataset(Dataset):
         self.cache = cache
         self._drawn: dict[int, np.ndarray] = {}
 
+    def item_ids(self) -> list[str]:
+        """Identity of every phantom, ``phantom:<seed>:<index>``: a phantom is a function of these two only."""
+        return [f"phantom:{self.seed}:{item['index']}" for item in self.data]
+
     def _transform(self, index: int) -> Any:
         item = self.data[index]
         image = self._drawn.get(item["index"])

@@ -13,6 +13,7 @@ from monai.data import Dataset
 
 from monai_msgsagan.data.datalist import DatalistReport, build_datalist, make_dataset
 from monai_msgsagan.data.phantoms import PhantomDataset
+from monai_msgsagan.label.generator import file_sha256
 from monai_msgsagan.transforms import xray_train_transforms
 
 __all__ = ["TrainingData", "training_data", "real_image_sample"]
@@ -31,10 +32,27 @@ class TrainingData:
     dataset: Dataset
     class_names: list[str]
     report: DatalistReport | None = None
+    source: str = "phantoms"
+    files: list[str] | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names) if len(self.class_names) > 1 else 0
+
+    @property
+    def labels(self) -> list[int]:
+        """Class index of every image, in dataset order (no image is decoded)."""
+        return [int(item["label"]) for item in self.dataset.data]
+
+    def identities(self) -> tuple[list[str], list[str]]:
+        """``(ids, names)`` of every image in dataset order: ``sha256:<hex>`` of each file's bytes and its path,
+        or ``phantom:<seed>:<index>`` for phantoms (see :mod:`monai_msgsagan.artifact`)."""
+        if self.files is None:
+            if not isinstance(self.dataset, PhantomDataset):
+                raise TypeError(f"no image identities for a {type(self.dataset).__name__} without files")
+            seed = self.dataset.seed
+            return self.dataset.item_ids(), [f"phantom {i} (seed {seed})" for i in range(len(self.dataset))]
+        return [f"sha256:{file_sha256(f)}" for f in self.files], list(self.files)
 
 
 def training_data(
@@ -49,6 +67,7 @@ def training_data(
     augment: bool = False,
     num_phantoms: int = 512,
     phantom_classes: int = 2,
+    phantom_class_ratio: float = 0.5,
     seed: int = 0,
     report_path: str | os.PathLike | None = None,
 ) -> TrainingData:
@@ -64,11 +83,15 @@ def training_data(
         augment: add radiograph-safe random augmentation in the data pipeline (the trainer's on-device
             differentiable augmentation is usually the better choice for small sets).
         num_phantoms, phantom_classes: size and classes (1 or 2) of the phantom set.
+        phantom_class_ratio: fraction of lung-opacity phantoms (label 1) when ``phantom_classes=2``: 0.5 is
+            balanced, ``1 / 11`` is a 10:1 imbalance (the utility benchmark).
         seed: seed of the phantoms and of the augmentation.
         report_path: where to write the datalist report (skipped rows, unreadable files) as JSON.
     """
     if dataset_dir is None or str(dataset_dir).strip() == "":
-        dataset = PhantomDataset(num_phantoms, resolution, num_classes=phantom_classes, seed=seed)
+        dataset = PhantomDataset(
+            num_phantoms, resolution, num_classes=phantom_classes, class_ratio=phantom_class_ratio, seed=seed
+        )
         logger.info("training on %d procedural chest phantoms at %d px", num_phantoms, resolution)
         return TrainingData(dataset, list(dataset.class_names))
     source = Path(dataset_dir)
@@ -87,7 +110,8 @@ def training_data(
         datalist.report.to_json(report_path)
     transform = xray_train_transforms(resolution, augment=augment, pyramid=False, seed=seed)
     dataset = make_dataset(datalist.train, transform, cache=cache, cache_dir=cache_dir)
-    return TrainingData(dataset, list(datalist.class_names), datalist.report)
+    files = [item["image"] for item in datalist.train]
+    return TrainingData(dataset, list(datalist.class_names), datalist.report, str(source), files)
 
 
 def real_image_sample(dataset: Dataset, num: int, seed: int = 0) -> torch.Tensor:

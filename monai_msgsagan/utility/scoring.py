@@ -1,0 +1,118 @@
+"""Scores of a classifier on real held-out images, their spread over seeds and bootstrap intervals over images.
+
+The metric code is torchmetrics': balanced accuracy is the macro-averaged recall (``multiclass_recall``,
+``average="macro"``), per-class recall (sensitivity) and precision, macro F1 and AUROC (``binary_auroc`` of the
+positive class for two classes, macro ``multiclass_auroc`` otherwise). The bootstrap resamples test images
+*within each true class* (a stratified bootstrap), so every resample has the test split's class counts and
+every metric stays defined; a resample's score of an arm is the mean over its classifier seeds, and a
+difference between two arms is taken on the same resamples (paired). Intervals are percentile intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    multiclass_auroc,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+__all__ = ["metric_names", "score_resamples", "stratified_resamples", "percentile_interval", "summarize"]
+
+
+def metric_names(class_names: Sequence[str]) -> list[str]:
+    """Names of the metrics :func:`score_resamples` returns, in order."""
+    return [
+        "balanced_accuracy",
+        "macro_f1",
+        "auroc",
+        *(f"recall/{c}" for c in class_names),
+        *(f"precision/{c}" for c in class_names),
+    ]
+
+
+def stratified_resamples(labels: torch.Tensor, num_resamples: int, seed: int) -> torch.Tensor:
+    """Bootstrap resamples of test image indices, drawn with replacement within each true class.
+
+    Args:
+        labels: ``(n,)`` true classes of the test images.
+        num_resamples: ``B``.
+        seed: numpy seed of the draw.
+
+    Returns:
+        ``(B, n)`` int64 indices; row 0 is the identity (the test split itself) so ``B = 1`` scores it as it is.
+    """
+    rng = np.random.default_rng(seed)
+    y = labels.numpy()
+    out = np.empty((num_resamples, len(y)), dtype=np.int64)
+    out[0] = np.arange(len(y))
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        out[1:, members] = rng.choice(members, size=(num_resamples - 1, len(members)), replace=True)
+    return torch.from_numpy(out)
+
+
+def score_resamples(probabilities: torch.Tensor, labels: torch.Tensor, resamples: torch.Tensor) -> torch.Tensor:
+    """Every metric of every seed's classifier on every resample.
+
+    Args:
+        probabilities: ``(S, n, K)`` class probabilities of ``S`` classifiers (seeds) on the ``n`` test images.
+        labels: ``(n,)`` true classes in ``[0, K)``.
+        resamples: ``(B, n)`` test image indices (:func:`stratified_resamples`).
+
+    Returns:
+        ``(S, B, M)`` float64 with the metrics in :func:`metric_names` order.
+    """
+    num_seeds, _, k = probabilities.shape
+    target = labels[resamples]
+    rows = []
+    for s in range(num_seeds):
+        probs = probabilities[s][resamples]  # (B, n, K)
+        preds = probs.argmax(-1)
+        recall = multiclass_recall(preds, target, k, average=None, multidim_average="samplewise")
+        precision = multiclass_precision(preds, target, k, average=None, multidim_average="samplewise")
+        f1 = multiclass_f1_score(preds, target, k, average="macro", multidim_average="samplewise")
+        if k == 2:
+            auroc = torch.stack([binary_auroc(p[:, 1], t, validate_args=False) for p, t in zip(probs, target)])
+        else:
+            auroc = torch.stack(
+                [multiclass_auroc(p, t, k, average="macro", validate_args=False) for p, t in zip(probs, target)]
+            )
+        rows.append(torch.cat([recall.mean(1, keepdim=True), f1[:, None], auroc[:, None], recall, precision], 1))
+    return torch.stack(rows).double()
+
+
+def percentile_interval(values: torch.Tensor | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` percentile interval (``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, linear) of
+    bootstrap values ``(B,)``."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.quantile(v, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(lo), float(hi)
+
+
+def summarize(scores: torch.Tensor, names: Sequence[str], level: float = 0.95) -> dict[str, dict]:
+    """Per metric: the mean over seeds and its spread on the test split, and the bootstrap interval of that mean.
+
+    Args:
+        scores: ``(S, B, M)`` from :func:`score_resamples` (resample 0 is the test split itself).
+        names: the ``M`` metric names.
+
+    Returns:
+        ``{name: {"mean", "std" (over seeds, 0 for one seed), "per_seed": [...], "ci95": [lo, hi]}}``.
+    """
+    out = {}
+    seed_mean = scores.mean(0)  # (B, M)
+    for m, name in enumerate(names):
+        per_seed = scores[:, 0, m]
+        out[name] = {
+            "mean": float(per_seed.mean()),
+            "std": float(per_seed.std()) if len(per_seed) > 1 else 0.0,
+            "per_seed": [round(float(v), 6) for v in per_seed],
+            "ci95": list(percentile_interval(seed_mean[1:, m] if len(seed_mean) > 1 else seed_mean[:, m], level)),
+        }
+    return out

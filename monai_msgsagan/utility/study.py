@@ -1,0 +1,325 @@
+"""Does a trained generator help an imbalanced classifier? The downstream utility study.
+
+The same classifier (:mod:`~monai_msgsagan.utility.classifier`) is trained under each arm with identical budget,
+augmentation and seeds, and scored on a real held-out test split:
+
+``real``
+    the imbalanced real train split as it is (uniform sampling, plain cross-entropy);
+``real_weighted``
+    the same images with a class-weighted cross-entropy (inverse class frequency);
+``real_oversampled``
+    the same images with class-balanced sampling (every class drawn equally often);
+``real_plus_synthetic``
+    the real images plus generated images of the minority classes, as many as the MONAI Label hook would add
+    (:func:`~monai_msgsagan.label.augment.plan_synthetic_counts` with ``balance`` and ``max_ratio``: one rule);
+``synthetic_only``
+    train on synthetic, test on real (TSTR): generated images only, as many per class as the real train split.
+
+The best arm without synthetic data (highest mean balanced accuracy among the three ``real*`` arms) is the
+baseline every arm is compared with; choosing it on the test split favours the baseline, so a synthetic arm that
+beats it has beaten the strongest classic remedy the study tried. Diagnostics say why synthetic data helps or
+not: whether the baseline classifiers recognise each synthetic class as that class, and how diverse the
+synthetic images of each class are next to the real ones (pairwise MS-SSIM).
+
+Before anything is trained the study refuses test images that the generator was trained on (from its record,
+:mod:`~monai_msgsagan.artifact`) or that are in the classifier's real train split.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from monai_msgsagan.artifact import DataLeakageError, GeneratorRecord, RecordError, check_no_leakage, find_overlap
+from monai_msgsagan.data.sources import TrainingData
+from monai_msgsagan.label.augment import plan_synthetic_counts
+from monai_msgsagan.label.generator import SyntheticGenerator, image_seed
+from monai_msgsagan.metrics.diversity import collapse_score
+from monai_msgsagan.utility.classifier import (
+    ClassifierSettings,
+    class_weights,
+    predict_probabilities,
+    stack_items,
+    train_classifier,
+)
+from monai_msgsagan.utility.report import write_utility_report
+from monai_msgsagan.utility.scoring import (
+    metric_names,
+    percentile_interval,
+    score_resamples,
+    stratified_resamples,
+    summarize,
+)
+
+__all__ = ["ARMS", "BASELINE_ARMS", "run_utility_study", "generate_images"]
+
+logger = logging.getLogger(__name__)
+
+#: The arms of the study, in report order.
+ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled", "real_plus_synthetic", "synthetic_only")
+#: Arms that use no synthetic data (the baseline is the best of them).
+BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
+
+
+def generate_images(
+    generator: SyntheticGenerator, class_index: int, count: int, seed: int, batch_size: int = 64
+) -> torch.Tensor:
+    """The first ``count`` synthetic images of a class, ``(count, C, R, R)`` in [-1, 1]: image ``i`` comes from
+    :func:`~monai_msgsagan.label.generator.image_seed` ``(seed, class_index, i)``, as in the MONAI Label hook."""
+    chunks = [
+        generator(class_index, [image_seed(seed, class_index, i) for i in range(s, min(s + batch_size, count))])
+        for s in range(0, count, batch_size)
+    ]
+    if not chunks:
+        return torch.zeros(0, generator.image_channels, generator.resolution, generator.resolution)
+    return torch.cat(chunks)
+
+
+def _check_inputs(
+    train: TrainingData, test: TrainingData, generator: SyntheticGenerator, record: GeneratorRecord
+) -> tuple[list[str], list[str]]:
+    if record.class_names != list(train.class_names) or list(test.class_names) != list(train.class_names):
+        raise RecordError(
+            f"class names differ: generator record {record.class_names}, train split {list(train.class_names)}, "
+            f"test split {list(test.class_names)}; they must be the same classes in the same order."
+        )
+    if generator.num_classes != len(train.class_names) or generator.num_classes < 2:
+        raise ValueError(
+            f"{generator.source}: the utility study needs a class-conditional generator of the data's "
+            f"{len(train.class_names)} classes, it has num_classes={generator.num_classes}."
+        )
+    test_ids, test_names = test.identities()
+    check_no_leakage(record, test_ids, test_names)
+    train_ids, train_names = train.identities()
+    overlap = find_overlap(train_ids, train_names, test_ids, test_names)
+    if overlap:
+        shown = "; ".join(f"{t} (= train image {r})" for t, r in overlap[:10])
+        raise DataLeakageError(
+            f"{len(overlap)} test image(s) are also in the classifier's train split: {shown}"
+            f"{' ...' if len(overlap) > 10 else ''}."
+        )
+    return test_ids, test_names
+
+
+def run_utility_study(
+    train: TrainingData,
+    test: TrainingData,
+    generator: SyntheticGenerator,
+    record: GeneratorRecord,
+    output_dir: str | os.PathLike,
+    arms: Sequence[str] = ARMS,
+    seeds: Sequence[int] = (0, 1, 2),
+    classifier: ClassifierSettings | None = None,
+    balance: float = 1.0,
+    max_ratio: float | None = None,
+    synthetic_seed: int = 0,
+    num_resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    device: torch.device | str = "cpu",
+    settings: dict | None = None,
+) -> dict[str, Any]:
+    """Train and score the classifier under every arm; write ``utility.json`` and the plots into ``output_dir``.
+
+    Args:
+        train: the real (imbalanced) train split: ``{"image": (1, R, R) in [-1, 1], "label"}`` items at the
+            generator's resolution.
+        test: the real held-out test split (same classes, same resolution).
+        generator: the trained class-conditional generator; ``record``: its record (training data identity).
+        output_dir: where ``utility.json`` and the PNG plots go.
+        arms: which of :data:`ARMS` to run (the baseline needs at least one of :data:`BASELINE_ARMS`).
+        seeds: classifier seeds (weights, sampling order, augmentation); at least 3 for a spread.
+        classifier: network size and budget (default :class:`ClassifierSettings`).
+        balance, max_ratio: how many synthetic images ``real_plus_synthetic`` adds (the label hook's rule).
+        synthetic_seed: run seed of the synthetic images.
+        num_resamples: bootstrap resamples of the test split (stratified by class).
+        bootstrap_seed: seed of the resampling.
+        device: where the classifiers train and the generator runs.
+        settings: extra JSON-ready settings stored in the report (model file, data, commands).
+
+    Returns:
+        the report (also written as ``utility.json``), with ``files`` naming what was written.
+
+    Raises:
+        DataLeakageError: test images in the generator's training data or in the train split (named).
+        RecordError / ValueError: classes that differ between record and data, an unconditional generator, an
+            unknown arm, or no baseline arm.
+    """
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; the arms are {list(ARMS)}.")
+    if not any(a in BASELINE_ARMS for a in arms):
+        raise ValueError(f"at least one arm without synthetic data {list(BASELINE_ARMS)} is needed as the baseline.")
+    if not seeds:
+        raise ValueError("give at least one classifier seed (three or more for a spread).")
+    classifier = classifier or ClassifierSettings()
+    _check_inputs(train, test, generator, record)
+    names = list(train.class_names)
+    k = len(names)
+    train_images, train_labels = stack_items([train.dataset[i] for i in range(len(train.dataset))])
+    test_images, test_labels = stack_items([test.dataset[i] for i in range(len(test.dataset))])
+    for split, images in (("train", train_images), ("test", test_images)):
+        if images.shape[-1] != generator.resolution:
+            raise ValueError(
+                f"{split} images are {images.shape[-1]} px, the generator makes {generator.resolution} px."
+            )
+    real_counts = torch.bincount(train_labels, minlength=k).tolist()
+    extra = plan_synthetic_counts(real_counts, balance, max_ratio)
+    need = [max(e, n if "synthetic_only" in arms else 0) for e, n in zip(extra, real_counts)]
+    start = time.perf_counter()
+    synthetic = [generate_images(generator, c, need[c], synthetic_seed) for c in range(k)]
+    generation_s = time.perf_counter() - start
+
+    def synth(counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.cat([synthetic[c][:n] for c, n in enumerate(counts)])
+        return images, torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+
+    plus_images, plus_labels = synth(extra)
+    arm_data = {
+        "real": (train_images, train_labels, False, None),
+        "real_weighted": (train_images, train_labels, False, class_weights(train_labels, k)),
+        "real_oversampled": (train_images, train_labels, True, None),
+        "real_plus_synthetic": (
+            torch.cat([train_images, plus_images]),
+            torch.cat([train_labels, plus_labels]),
+            False,
+            None,
+        ),
+        "synthetic_only": (*synth(real_counts), False, None),
+    }
+    resamples = stratified_resamples(test_labels, max(1, num_resamples) + 1, bootstrap_seed)
+    metrics = metric_names(names)
+    probabilities: dict[str, torch.Tensor] = {}
+    scores: dict[str, torch.Tensor] = {}
+    networks: dict[str, list[torch.nn.Module]] = {}
+    timings = {}
+    for arm in arms:
+        images, labels, balanced, weights = arm_data[arm]
+        arm_start = time.perf_counter()
+        nets, probs = [], []
+        for seed in seeds:
+            net = train_classifier(images, labels, k, classifier, int(seed), balanced, weights, device)
+            nets.append(net)
+            probs.append(predict_probabilities(net, test_images, device=device))
+        networks[arm] = nets
+        probabilities[arm] = torch.stack(probs)
+        scores[arm] = score_resamples(probabilities[arm], test_labels, resamples)
+        timings[arm] = round(time.perf_counter() - arm_start, 1)
+        logger.info(
+            "utility arm %s: balanced accuracy %.3f (%d seeds, %.0f s)",
+            arm,
+            float(scores[arm][:, 0, 0].mean()),
+            len(seeds),
+            timings[arm],
+        )
+    baseline = max((a for a in arms if a in BASELINE_ARMS), key=lambda a: float(scores[a][:, 0, 0].mean()))
+    minority = [names[c] for c in range(k) if real_counts[c] < max(real_counts)]
+    report: dict[str, Any] = {
+        "classes": names,
+        "minority_classes": minority,
+        "test_counts": dict(zip(names, torch.bincount(test_labels, minlength=k).tolist())),
+        "train_counts": {
+            arm: {
+                "real": dict(zip(names, real_counts if arm != "synthetic_only" else [0] * k)),
+                "synthetic": dict(
+                    zip(
+                        names,
+                        extra if arm == "real_plus_synthetic" else real_counts if arm == "synthetic_only" else [0] * k,
+                    )
+                ),
+            }
+            for arm in arms
+        },
+        "arms": {},
+        "baseline": baseline,
+        "baseline_rule": "the arm without synthetic data with the highest mean balanced accuracy on the test split",
+        "differences": {},
+    }
+    for arm in arms:
+        preds = probabilities[arm].argmax(-1)
+        confusion = torch.zeros(k, k, dtype=torch.long)
+        for p in preds:
+            confusion += torch.bincount(test_labels * k + p, minlength=k * k).reshape(k, k)
+        report["arms"][arm] = {
+            "metrics": summarize(scores[arm], metrics),
+            "confusion_matrix": confusion.tolist(),
+            "seconds": timings[arm],
+        }
+        if arm != baseline:
+            diff = scores[arm].mean(0) - scores[baseline].mean(0)  # (B, M), paired resamples
+            report["differences"][arm] = {
+                m: {
+                    "mean": float(diff[0, i]),
+                    "ci95": list(percentile_interval(diff[1:, i] if len(diff) > 1 else diff[:, i])),
+                }
+                for i, m in enumerate(metrics)
+            }
+            for entry in report["differences"][arm].values():
+                lo, hi = entry["ci95"]
+                entry["excludes_zero"] = bool(lo > 0 or hi < 0)
+    report["diagnostics"] = _diagnostics(networks[baseline], synthetic, train_images, train_labels, names, device)
+    report["verdict"] = _verdict(report)
+    report["settings"] = {
+        "generator": generator.source,
+        "generator_sha256": generator.sha256,
+        "seeds": [int(s) for s in seeds],
+        "classifier": {**classifier.__dict__, "block_config": list(classifier.block_config)},
+        "balance": balance,
+        "max_ratio": max_ratio,
+        "synthetic_seed": synthetic_seed,
+        "num_resamples": num_resamples,
+        "bootstrap": "stratified by true class, percentile interval, paired across arms",
+        "generation_seconds": round(generation_s, 2),
+        **(settings or {}),
+    }
+    report["files"] = write_utility_report(report, output_dir)
+    return report
+
+
+@torch.no_grad()
+def _diagnostics(
+    judges: Sequence[torch.nn.Module],
+    synthetic: Sequence[torch.Tensor],
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    names: Sequence[str],
+    device: torch.device | str,
+) -> dict[str, Any]:
+    """Per class: do the baseline's classifiers call the synthetic images of the class that class, and how
+    diverse are they next to the real train images of the class (pairwise MS-SSIM, higher = less diverse)."""
+    out: dict[str, Any] = {"judge": "the baseline arm's classifiers (mean probability over seeds)", "classes": {}}
+    for c, name in enumerate(names):
+        entry: dict[str, Any] = {"num_synthetic": len(synthetic[c])}
+        if len(synthetic[c]):
+            probs = torch.stack([predict_probabilities(j, synthetic[c], device=device) for j in judges]).mean(0)
+            entry["synthetic_called_this_class"] = float((probs.argmax(1) == c).float().mean())
+            entry["mean_probability_of_this_class"] = float(probs[:, c].mean())
+        real_c = train_images[train_labels == c]
+        if len(synthetic[c]) >= 2 and len(real_c) >= 2:
+            score = collapse_score(synthetic[c][:256], real_c[:256], num_pairs=2000, seed=0)
+            entry["ms_ssim_synthetic"] = score["fake"]["mean"]
+            entry["ms_ssim_real"] = score["real"]["mean"]
+            entry["collapse_score"] = score["score"]
+        out["classes"][name] = entry
+    return out
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    """One sentence per synthetic arm: better, worse or not distinguishable from the baseline, on balanced
+    accuracy and on each minority class's recall (95% intervals)."""
+    lines = []
+    for arm, diffs in report["differences"].items():
+        if arm in BASELINE_ARMS:
+            continue
+        parts = []
+        for metric in ["balanced_accuracy", *(f"recall/{c}" for c in report["minority_classes"])]:
+            d = diffs[metric]
+            lo, hi = d["ci95"]
+            word = "better than" if lo > 0 else "worse than" if hi < 0 else "not distinguishable from"
+            parts.append(f"{metric} {d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]: {word}")
+        lines.append(f"{arm} vs {report['baseline']}: " + "; ".join(parts))
+    return "\n".join(lines)
