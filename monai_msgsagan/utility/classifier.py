@@ -20,7 +20,14 @@ from torch.utils.data import RandomSampler, WeightedRandomSampler
 
 from monai_msgsagan.transforms import RandXrayAugmentd
 
-__all__ = ["ClassifierSettings", "build_classifier", "train_classifier", "predict_probabilities", "class_weights"]
+__all__ = [
+    "ClassifierSettings",
+    "build_classifier",
+    "class_weights",
+    "predict_probabilities",
+    "stack_items",
+    "train_classifier",
+]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,225 @@
+"""The downstream utility study: generator record, leakage check, scores and intervals, every arm end to end,
+and the bundle's ``utility`` workflow in a subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bundle_utils import BUNDLE_DIR, TINY_TRAIN, copy_bundle, overrides, run_bundle
+
+from monai_msgsagan.artifact import (
+    DataLeakageError,
+    GeneratorRecord,
+    RecordError,
+    check_no_leakage,
+    load_generator,
+    record_path,
+    training_record,
+)
+from monai_msgsagan.data import training_data, write_phantom_folder
+from monai_msgsagan.label.augment import plan_synthetic_counts
+from monai_msgsagan.networks import InferenceGenerator
+from monai_msgsagan.utility import (
+    ARMS,
+    ClassifierSettings,
+    class_weights,
+    metric_names,
+    percentile_interval,
+    run_utility_study,
+    score_resamples,
+    stratified_resamples,
+)
+
+NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
+TINY_CLASSIFIER = ClassifierSettings(init_features=8, growth_rate=4, block_config=(2, 2), num_steps=4, batch_size=8)
+
+
+def save_generator(folder: Path, data, seed: int = 0) -> Path:
+    """An (untrained) generator saved as the bundle saves one: ``model.pt`` and its record ``model.json``."""
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "model.pt"
+    torch.save(InferenceGenerator(**NET_ARGS).state_dict(), model)
+    training_record(NET_ARGS, data, {"loss": "logistic"}).save(record_path(model))
+    return model
+
+
+def test_record_round_trip_and_refusals(tmp_path: Path):
+    data = training_data("", 16, num_phantoms=8, seed=3)
+    model = save_generator(tmp_path / "models", data)
+    generator, record = load_generator(model)
+    assert record.network == NET_ARGS and record.class_names == ["normal", "lung_opacity"]
+    assert record.training_data["item_ids"][:2] == ["phantom:3:0", "phantom:3:1"]
+    assert generator.resolution == 16 and generator.num_classes == 2
+    record_path(model).unlink()
+    with pytest.raises(RecordError, match=r"model\.json: generator record not found"):
+        load_generator(model)
+    record_path(model).write_text('{"format": 99}')
+    with pytest.raises(RecordError, match="record format 99"):
+        GeneratorRecord.load(record_path(model))
+    record_path(model).write_text("{not json")
+    with pytest.raises(RecordError, match="unreadable generator record"):
+        GeneratorRecord.load(record_path(model))
+
+
+def test_leakage_of_files_is_refused_naming_them(tmp_path: Path):
+    """A test image that is a renamed copy of a training file is found by content, and named."""
+    csv = write_phantom_folder(tmp_path / "train", 6, size=16, seed=0)
+    data = training_data(csv, 16, label_column="class_name")
+    record = training_record(NET_ARGS, data)
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    shutil.copy(tmp_path / "train" / "phantom_00002.png", test_dir / "renamed.png")
+    write_phantom_folder(tmp_path / "fresh", 2, size=16, seed=7)
+    shutil.copy(tmp_path / "fresh" / "phantom_00000.png", test_dir / "new.png")
+    test_ids = [f"sha256:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(test_dir.glob("*"))]
+    names = [str(p) for p in sorted(test_dir.glob("*"))]
+    with pytest.raises(
+        DataLeakageError, match=r"1 held-out test image.*renamed\.png \(= training image .*phantom_00002"
+    ):
+        check_no_leakage(record, test_ids, names)
+    check_no_leakage(record, test_ids[:1], names[:1])  # new.png alone is fine
+
+
+def test_scores_agree_with_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(rng.integers(0, 3, 60))
+    probs = torch.softmax(torch.from_numpy(rng.normal(size=(60, 3))) + 2 * torch.nn.functional.one_hot(labels, 3), 1)
+    names = metric_names(["a", "b", "c"])
+    scores = dict(zip(names, score_resamples(probs[None].float(), labels, torch.arange(60)[None])[0, 0].tolist()))
+    y, p = labels.numpy(), probs.numpy()
+    assert scores["balanced_accuracy"] == pytest.approx(metrics.balanced_accuracy_score(y, p.argmax(1)))
+    assert scores["macro_f1"] == pytest.approx(metrics.f1_score(y, p.argmax(1), average="macro"))
+    assert scores["auroc"] == pytest.approx(metrics.roc_auc_score(y, p, multi_class="ovr"), abs=1e-6)
+    recall = metrics.recall_score(y, p.argmax(1), average=None)
+    precision = metrics.precision_score(y, p.argmax(1), average=None)
+    for i, c in enumerate("abc"):
+        assert scores[f"recall/{c}"] == pytest.approx(recall[i])
+        assert scores[f"precision/{c}"] == pytest.approx(precision[i])
+
+
+def test_bootstrap_interval_matches_a_case_computed_by_hand():
+    """Class 0 has two test images (one right, one wrong), class 1 one (right). A stratified resample keeps one
+    class-1 image (recall 1) and draws two class-0 images: recall 0, 1/2, 1 with probability 1/4, 1/2, 1/4, so
+    balanced accuracy is 0.5, 0.75, 1.0 with those probabilities: the 95% interval is [0.5, 1.0], the mean 0.75."""
+    labels = torch.tensor([0, 0, 1])
+    probs = torch.tensor([[[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]])
+    resamples = stratified_resamples(labels, 4001, seed=0)
+    assert resamples[0].tolist() == [0, 1, 2] and bool((resamples[:, 2] == 2).all())
+    balanced = score_resamples(probs, labels, resamples)[0, 1:, 0].numpy()
+    values, counts = np.unique(balanced, return_counts=True)
+    assert values.tolist() == [0.5, 0.75, 1.0]
+    assert counts / counts.sum() == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    assert percentile_interval(balanced) == (0.5, 1.0)
+    assert balanced.mean() == pytest.approx(0.75, abs=0.02)
+    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
+
+
+def test_class_weights_are_inverse_frequency():
+    assert class_weights(torch.tensor([0, 0, 0, 1]), 2).tolist() == pytest.approx([4 / 6, 2.0])
+    with pytest.raises(ValueError, match="every class needs training images"):
+        class_weights(torch.tensor([0, 0]), 2)
+
+
+def test_every_arm_end_to_end(tmp_path: Path):
+    train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
+    test = training_data("", 16, num_phantoms=8, seed=1000)
+    generator, record = load_generator(save_generator(tmp_path / "models", train))
+    report = run_utility_study(
+        train,
+        test,
+        generator,
+        record,
+        tmp_path / "eval",
+        seeds=(0, 1, 2),
+        classifier=TINY_CLASSIFIER,
+        num_resamples=50,
+        balance=1.0,
+    )
+    assert list(report["arms"]) == list(ARMS)
+    assert report["baseline"] in ("real", "real_weighted", "real_oversampled")
+    assert report["minority_classes"] == ["lung_opacity"]
+    extra = plan_synthetic_counts([18, 6], 1.0)
+    assert report["train_counts"]["real_plus_synthetic"] == {
+        "real": {"normal": 18, "lung_opacity": 6},
+        "synthetic": {"normal": extra[0], "lung_opacity": extra[1]},
+    }
+    assert report["train_counts"]["synthetic_only"]["real"] == {"normal": 0, "lung_opacity": 0}
+    assert report["train_counts"]["synthetic_only"]["synthetic"] == {"normal": 18, "lung_opacity": 6}
+    for arm, entry in report["arms"].items():
+        assert np.sum(entry["confusion_matrix"]) == 3 * len(test.dataset)
+        ba = entry["metrics"]["balanced_accuracy"]
+        assert len(ba["per_seed"]) == 3 and ba["ci95"][0] <= ba["ci95"][1]
+        assert (arm in report["differences"]) == (arm != report["baseline"])
+    assert set(report["diagnostics"]["classes"]) == {"normal", "lung_opacity"}
+    assert 0 <= report["diagnostics"]["classes"]["lung_opacity"]["synthetic_called_this_class"] <= 1
+    written = json.loads((tmp_path / "eval" / "utility.json").read_text())
+    assert written["baseline"] == report["baseline"] and written["verdict"] == report["verdict"]
+    for name in ("utility_metrics.png", "utility_confusion.png", "utility.md"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+
+
+def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):
+    train = training_data("", 16, num_phantoms=12, phantom_class_ratio=0.25, seed=0)
+    generator, record = load_generator(save_generator(tmp_path / "models", train))
+    leaked = training_data("", 16, num_phantoms=4, seed=0)  # phantoms 0-3 of the generator's training seed
+    with pytest.raises(DataLeakageError, match=r"4 held-out test image\(s\).*phantom 0 \(seed 0\)"):
+        run_utility_study(train, leaked, generator, record, tmp_path / "eval", classifier=TINY_CLASSIFIER)
+    other_train = training_data("", 16, num_phantoms=12, seed=5)
+    overlapping_test = training_data("", 16, num_phantoms=4, seed=5)
+    with pytest.raises(DataLeakageError, match="also in the classifier's train split"):
+        run_utility_study(
+            other_train, overlapping_test, generator, record, tmp_path / "eval", classifier=TINY_CLASSIFIER
+        )
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.slow
+def test_bundle_utility_workflow(tmp_path: Path):
+    """train (tiny, imbalanced phantoms) -> ``run utility`` with inference.json + utility.json -> eval/utility.json;
+    the same command with test phantoms of the training seed is refused."""
+    bundle = copy_bundle(tmp_path / "bundle")
+    data = {"num_phantoms": "24", "phantom_class_ratio": "0.25"}
+    train = [*overrides({**TINY_TRAIN, **data, "max_epochs": "1"})]
+    run_bundle(
+        "run",
+        bundle,
+        "training",
+        "--config_file",
+        str(bundle / "configs" / "train.json"),
+        "--bundle_root",
+        str(bundle),
+        *train,
+    )
+    record = json.loads((bundle / "models" / "model.json").read_text())
+    assert record["network"]["resolution"] == 32 and record["class_names"] == ["normal", "lung_opacity"]
+    assert record["training_data"]["num_images"] == 24
+    configs = f"['{bundle / 'configs' / 'inference.json'}','{bundle / 'configs' / 'utility.json'}']"
+    study = overrides({**data, "num_test_phantoms": "8", "classifier_seeds": "[0,1,2]", "num_resamples": "20"})
+    study += ["--classifier#num_steps", "2", "--classifier#batch_size", "8"]
+    run_bundle("run", bundle, "utility", "--config_file", configs, "--bundle_root", str(bundle), *study)
+    report = json.loads((bundle / "eval" / "utility.json").read_text())
+    assert list(report["arms"]) == list(ARMS) and report["settings"]["test_seed"] == 1000
+    assert report["test_counts"] == {"normal": 4, "lung_opacity": 4}
+    proc = run_bundle(
+        "run",
+        bundle,
+        "utility",
+        "--config_file",
+        configs,
+        "--bundle_root",
+        str(bundle),
+        *study,
+        "--test_seed",
+        "0",
+        check=False,
+    )
+    assert proc.returncode != 0 and "DataLeakageError" in proc.stderr + proc.stdout
+    assert BUNDLE_DIR.is_dir()
