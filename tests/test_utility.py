@@ -3,15 +3,18 @@ and the bundle's ``utility`` workflow in a subprocess."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from bundle_utils import BUNDLE_DIR, TINY_TRAIN, copy_bundle, overrides, run_bundle
+from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle
 
 from monai_msgsagan.artifact import (
     DataLeakageError,
@@ -223,3 +226,36 @@ def test_bundle_utility_workflow(tmp_path: Path):
     )
     assert proc.returncode != 0 and "DataLeakageError" in proc.stderr + proc.stdout
     assert BUNDLE_DIR.is_dir()
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_utility", REPO_ROOT / "bench" / "utility.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figure1_split_keeps_patients_apart(figure1_dir: Path, tmp_path: Path):
+    train_csv, test_csv = load_bench().figure1_split(figure1_dir, tmp_path, 0.4)
+
+    def patients(path: Path) -> dict[str, list[str]]:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(re.sub(r"[a-z]+$", "", Path(r["path"]).stem), []).append(r["class"])
+        return out
+
+    train, test = patients(train_csv), patients(test_csv)
+    assert not set(train) & set(test), "a patient is in both splits"
+    assert {c for v in train.values() for c in v} == {c for v in test.values() for c in v} == {"COVID-19", "other"}
+    assert len((train | test)["COVID-00039"]) == 3  # COVID-00039a, b and c: one patient, one split
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_one_table(tmp_path: Path, capsys):
+    results = load_bench().main(["--out", str(tmp_path), "--quick"])
+    assert set(results) == {"phantoms 10:1"} and set(results["phantoms 10:1"]) == {"MSG-SAGAN", "MSG-GAN"}
+    out = capsys.readouterr().out
+    assert out.count("| phantoms 10:1 | MSG-SAGAN |") == len(ARMS) + 2 and "## Why" in out  # arms + 2 classes
+    assert (tmp_path / "utility_benchmark.md").read_text().startswith("## Utility on real held-out images")
