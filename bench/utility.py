@@ -19,13 +19,14 @@ resumes from its last checkpoint). Data sets:
   normal to opacity), data seed 0; test: ``--num_test_phantoms`` balanced phantoms of seed 1000.
 - ``figure1``: COVID-19 against every other finding (No finding, Pneumonia; unlabelled rows dropped), split by
   patient (``COVID-00003a``/``b`` are one patient) with ``--figure1_test_fraction`` of each class's patients held
-  out, seeded: the split is written to ``<out>/figure1/{train,test}.csv``.
+  out, seeded: the split is written to ``<out>/figure1-cxr/{train,test}.csv``.
 
 Examples (2-core CPU: about 25 minutes per ratio for both models)::
 
     OMP_NUM_THREADS=2 python bench/utility.py --out /tmp/utility --ratios 10
     OMP_NUM_THREADS=2 python bench/utility.py --out /tmp/utility --ratios 10,4 --figure1 ../shared/data/figure1-cxr
     python bench/utility.py --out /tmp/utility_quick --quick         # a minute: tiny networks, every step
+    python bench/utility.py --out /tmp/utility --ratios 10,4 --table_only   # the table of finished runs
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classifier_seeds", default="[0,1,2]")
     p.add_argument("--num_resamples", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="tiny networks and data: every step in about a minute")
+    p.add_argument("--table_only", action="store_true", help="print the table of the finished runs in --out")
     args = p.parse_args(argv)
     args.gan = {}
     args.classifier = []
@@ -144,6 +146,7 @@ def run_one(root: Path, model: str, train_data: dict[str, str], test_data: dict[
     )
     report = json.loads((root / "eval" / "utility.json").read_text())
     report["wall_seconds"] = {"training": round(train_s, 1), "utility": round(time.perf_counter() - start, 1)}
+    (root / "eval" / "utility_bench.json").write_text(json.dumps(report, indent=1))
     return report
 
 
@@ -190,10 +193,10 @@ def diagnostics(results: dict[str, dict[str, dict]]) -> str:
                     if "collapse_score" in d
                     else "-"
                 )
-                w = report["wall_seconds"]
+                w = report.get("wall_seconds", {})
                 lines.append(
                     f"| {data} | {model} | {name} | {'-' if called is None else f'{called:.3f}'} | {ms} "
-                    f"| {w['training']:.0f} | {w['utility']:.0f} |"
+                    f"| {w.get('training', '-')} | {w.get('utility', '-')} |"
                 )
     return "\n".join(lines)
 
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
         studies[f"phantoms {ratio}:1"] = (train, {"num_test_phantoms": str(args.num_test_phantoms)})
     if args.figure1 is not None:
-        train_csv, test_csv = figure1_split(args.figure1, args.out / "figure1", args.figure1_test_fraction)
+        train_csv, test_csv = figure1_split(args.figure1, args.out / "figure1-cxr", args.figure1_test_fraction)
         columns = {"label_column": "class", "path_column": "path"}
         train = {
             "dataset_dir": str(train_csv),
@@ -227,8 +230,15 @@ def main(argv: list[str] | None = None) -> dict:
     for data, (train, test) in studies.items():
         folder = re.sub(r"[^A-Za-z0-9]+", "_", data).strip("_")
         for model in models:
+            root = args.out / folder / model
+            if args.table_only:
+                for name in ("utility_bench.json", "utility.json"):  # utility.json: a run without wall times
+                    if (root / "eval" / name).is_file():
+                        results.setdefault(data, {})[model] = json.loads((root / "eval" / name).read_text())
+                        break
+                continue
             print(f"== {data}, {model}", flush=True)
-            results.setdefault(data, {})[model] = run_one(args.out / folder / model, model, train, test, args)
+            results.setdefault(data, {})[model] = run_one(root, model, train, test, args)
     text = "## Utility on real held-out images\n\n" + table(results) + "\n\n## Why\n\n" + diagnostics(results)
     verdicts = [f"- {d}, {m}: " + r["verdict"].replace("\n", "; ") for d, rs in results.items() for m, r in rs.items()]
     text += "\n\n" + "\n".join(verdicts)
