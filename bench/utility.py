@@ -166,7 +166,7 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 
     for data, by_model in results.items():
         for model, report in by_model.items():
-            minority = report["minority_classes"][0]
+            minority = (report["minority_classes"] or report["classes"][-1:])[0]
             for arm, entry in report["arms"].items():
                 m = entry["metrics"]
                 d = report["differences"].get(arm)
