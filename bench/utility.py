@@ -179,15 +179,20 @@ def table(results: dict[str, dict[str, dict]]) -> str:
 
 
 def diagnostics(results: dict[str, dict[str, dict]]) -> str:
+    """Per class: how often fresh synthetic images of the class are called that class by the baseline's and by
+    the synthetic arms' classifiers, their diversity next to the real class, and the wall times."""
     lines = [
-        "| data | model | class | synthetic called this class | pairwise MS-SSIM synthetic / real (collapse score) "
-        "| GAN training s | utility s |",
+        "| data | model | class | synthetic called this class by: baseline / real_plus_synthetic / synthetic_only "
+        "| pairwise MS-SSIM synthetic / real (collapse score) | GAN training s | utility s |",
         "|---|---|---|---|---|---|---|",
     ]
     for data, by_model in results.items():
         for model, report in by_model.items():
-            for name, d in report["diagnostics"]["classes"].items():
-                called = d.get("synthetic_called_this_class")
+            diag = report["diagnostics"]
+            for name, d in diag["classes"].items():
+                called = d.get("called_this_class", {})
+                arms = (diag["baseline"], "real_plus_synthetic", "synthetic_only")
+                rates = " / ".join(f"{called[a]:.2f}" if a in called else "-" for a in arms)
                 ms = (
                     f"{d['ms_ssim_synthetic']:.3f} / {d['ms_ssim_real']:.3f} ({d['collapse_score']:.2f})"
                     if "collapse_score" in d
@@ -195,7 +200,7 @@ def diagnostics(results: dict[str, dict[str, dict]]) -> str:
                 )
                 w = report.get("wall_seconds", {})
                 lines.append(
-                    f"| {data} | {model} | {name} | {'-' if called is None else f'{called:.3f}'} | {ms} "
+                    f"| {data} | {model} | {name} | {rates} | {ms} "
                     f"| {w.get('training', '-')} | {w.get('utility', '-')} |"
                 )
     return "\n".join(lines)

@@ -162,7 +162,9 @@ def test_every_arm_end_to_end(tmp_path: Path):
         assert len(ba["per_seed"]) == 3 and ba["ci95"][0] <= ba["ci95"][1]
         assert (arm in report["differences"]) == (arm != report["baseline"])
     assert set(report["diagnostics"]["classes"]) == {"normal", "lung_opacity"}
-    assert 0 <= report["diagnostics"]["classes"]["lung_opacity"]["synthetic_called_this_class"] <= 1
+    called = report["diagnostics"]["classes"]["lung_opacity"]["called_this_class"]
+    assert set(called) == set(ARMS) and all(0 <= v <= 1 for v in called.values())
+    assert report["diagnostics"]["baseline"] == report["baseline"]
     written = json.loads((tmp_path / "eval" / "utility.json").read_text())
     assert written["baseline"] == report["baseline"] and written["verdict"] == report["verdict"]
     for name in ("utility_metrics.png", "utility_confusion.png", "utility.md"):

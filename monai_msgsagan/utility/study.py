@@ -18,8 +18,10 @@ augmentation and seeds, and scored on a real held-out test split:
 The best arm without synthetic data (highest mean balanced accuracy among the three ``real*`` arms) is the
 baseline every arm is compared with; choosing it on the test split favours the baseline, so a synthetic arm that
 beats it has beaten the strongest classic remedy the study tried. Diagnostics say why synthetic data helps or
-not: whether the baseline classifiers recognise each synthetic class as that class, and how diverse the
-synthetic images of each class are next to the real ones (pairwise MS-SSIM).
+not: whether the baseline's classifiers recognise fresh synthetic images of each class as that class (does the
+generator render the class?), whether the synthetic arms' classifiers call every synthetic image the minority
+class (did they learn "looks generated" instead of the finding?), and how diverse the synthetic images of each
+class are next to the real ones (pairwise MS-SSIM).
 
 Before anything is trained the study refuses test images that the generator was trained on (from its record,
 :mod:`~monai_msgsagan.artifact`) or that are in the classifier's real train split.
@@ -120,6 +122,7 @@ def run_utility_study(
     synthetic_seed: int = 0,
     num_resamples: int = 1000,
     bootstrap_seed: int = 0,
+    num_probe: int = 64,
     device: torch.device | str = "cpu",
     settings: dict | None = None,
 ) -> dict[str, Any]:
@@ -138,6 +141,7 @@ def run_utility_study(
         synthetic_seed: run seed of the synthetic images.
         num_resamples: bootstrap resamples of the test split (stratified by class).
         bootstrap_seed: seed of the resampling.
+        num_probe: fresh synthetic images per class for the diagnostics (see ``diagnostics`` in the report).
         device: where the classifiers train and the generator runs.
         settings: extra JSON-ready settings stored in the report (model file, data, commands).
 
@@ -261,7 +265,10 @@ def run_utility_study(
             for entry in report["differences"][arm].values():
                 lo, hi = entry["ci95"]
                 entry["excludes_zero"] = bool(lo > 0 or hi < 0)
-    report["diagnostics"] = _diagnostics(networks[baseline], synthetic, train_images, train_labels, names, device)
+    probe = [generate_images(generator, c, num_probe, synthetic_seed + 1) for c in range(k)]
+    report["diagnostics"] = _diagnostics(
+        networks, baseline, probe, synthetic, train_images, train_labels, names, device
+    )
     report["verdict"] = _verdict(report)
     report["settings"] = {
         "generator": generator.source,
@@ -282,22 +289,36 @@ def run_utility_study(
 
 @torch.no_grad()
 def _diagnostics(
-    judges: Sequence[torch.nn.Module],
+    networks: dict[str, list[torch.nn.Module]],
+    baseline: str,
+    probe: Sequence[torch.Tensor],
     synthetic: Sequence[torch.Tensor],
     train_images: torch.Tensor,
     train_labels: torch.Tensor,
     names: Sequence[str],
     device: torch.device | str,
 ) -> dict[str, Any]:
-    """Per class: do the baseline's classifiers call the synthetic images of the class that class, and how
-    diverse are they next to the real train images of the class (pairwise MS-SSIM, higher = less diverse)."""
-    out: dict[str, Any] = {"judge": "the baseline arm's classifiers (mean probability over seeds)", "classes": {}}
+    """Why synthetic data helps or not, per class, on fresh synthetic "probe" images (a run seed no arm trained on):
+
+    - ``called_this_class``: the fraction of the class's probe images that each arm's classifiers (mean
+      probability over seeds) call that class. The baseline's value says whether the generator renders the class
+      as real images of the class look; a synthetic arm's value next to it shows a shortcut: a classifier that
+      learned "looks generated" as a class calls the probe images of the *other* classes that class too.
+    - ``ms_ssim_synthetic`` / ``ms_ssim_real`` / ``collapse_score``: pairwise MS-SSIM of the class's synthetic
+      training images next to its real train images (> 1: less diverse than the real class).
+    """
+    out: dict[str, Any] = {
+        "probe": "fresh synthetic images per class (run seed synthetic_seed + 1), classified by each arm's "
+        "classifiers (mean probability over seeds)",
+        "baseline": baseline,
+        "classes": {},
+    }
     for c, name in enumerate(names):
-        entry: dict[str, Any] = {"num_synthetic": len(synthetic[c])}
-        if len(synthetic[c]):
-            probs = torch.stack([predict_probabilities(j, synthetic[c], device=device) for j in judges]).mean(0)
-            entry["synthetic_called_this_class"] = float((probs.argmax(1) == c).float().mean())
-            entry["mean_probability_of_this_class"] = float(probs[:, c].mean())
+        entry: dict[str, Any] = {"num_probe": len(probe[c]), "called_this_class": {}}
+        if len(probe[c]):
+            for arm, nets in networks.items():
+                probs = torch.stack([predict_probabilities(n, probe[c], device=device) for n in nets]).mean(0)
+                entry["called_this_class"][arm] = float((probs.argmax(1) == c).float().mean())
         real_c = train_images[train_labels == c]
         if len(synthetic[c]) >= 2 and len(real_c) >= 2:
             score = collapse_score(synthetic[c][:256], real_c[:256], num_pairs=2000, seed=0)
