@@ -327,3 +327,50 @@ def test_output_dir_checks(tmp_path: Path) -> None:
         check_output_dir(blocker / "out")
     with pytest.raises(OutputError, match="is not a folder"):
         check_output_dir(blocker)
+
+
+# ---------------------------------------------------------------- hostile inputs (issue 15, item 3)
+
+
+@pytest.mark.slow
+def test_oversize_request_is_refused_without_echo(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    request = _request_dir(tmp_path, {**DEFAULTS, "class": "x" * (50 << 20)})
+    result = run_app(request, out, models["good"])
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert len(result.stderr) < 20_000 and len(result.stdout) < 20_000
+    assert (out / "report.json").stat().st_size < 20_000
+    report = json.loads((out / "report.json").read_text())
+    assert str(request / "request.json") in report["reason"] and "limits.max_request_bytes" in report["reason"]
+    _no_dicom_left(out)
+
+
+def test_request_echo_is_capped(tmp_path: Path) -> None:
+    for i, values in enumerate(
+        [
+            {"class": "y" * 20_000},
+            {"num_images": list(range(5_000))},
+            {"z" * 20_000: 1},
+        ]
+    ):
+        path = tmp_path / f"request{i}.json"
+        path.write_text(json.dumps(values))
+        with pytest.raises(RequestError) as raised:
+            load_request(path, DEFAULTS, 8, 4)
+        assert str(path) in str(raised.value) and len(str(raised.value)) < 400, str(raised.value)[:400]
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "request.json"
+    path.write_text('{"num_images": 4, "seed": 1, "num_images": 8}')
+    with pytest.raises(RequestError, match="duplicate field 'num_images'") as raised:
+        load_request(path, DEFAULTS, 8, 4)
+    assert str(path) in str(raised.value)
+
+
+def test_deeply_nested_request_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "request.json"
+    path.write_text('{"class": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(RequestError) as raised:
+        load_request(path, DEFAULTS, 8, 4, max_bytes=1 << 20)
+    assert str(path) in str(raised.value) and "nested" in str(raised.value)

@@ -19,6 +19,7 @@ from monai.deploy.core import Fragment, Operator, OperatorSpec
 
 from monai_msgsagan import __version__
 from monai_msgsagan.synthesis import (
+    DEFAULT_MAX_REQUEST_BYTES,
     generate,
     load_exported_generator,
     load_request,
@@ -69,7 +70,11 @@ class RequestOperator(Operator):
 
         def step() -> None:
             request = load_request(
-                self.input_path, self.defaults, int(self.limits["max_images"]), int(self.limits["max_batch_size"])
+                self.input_path,
+                self.defaults,
+                int(self.limits["max_images"]),
+                int(self.limits["max_batch_size"]),
+                int(self.limits.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)),
             )
             state["request"] = request
 

@@ -19,6 +19,7 @@ from monai_msgsagan.synthesis.output import (
     write_series_atomically,
 )
 from monai_msgsagan.synthesis.request import (
+    DEFAULT_MAX_REQUEST_BYTES,
     REQUEST_FILENAME,
     RequestError,
     SynthesisRequest,
@@ -27,6 +28,7 @@ from monai_msgsagan.synthesis.request import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
     "REPORT_FILENAME",
     "REQUEST_FILENAME",
     "ExportedGenerator",
