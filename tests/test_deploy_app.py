@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -332,6 +334,28 @@ def test_output_dir_checks(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- hostile inputs (issue 15, item 3)
 
 
+def _reports(output_dir: Path) -> list[dict]:
+    """Every per-run report of ``output_dir`` (``report_<run id>.json``), oldest first."""
+    return [json.loads(p.read_text()) for p in sorted(output_dir.glob("report_*.json"))]
+
+
+@pytest.mark.slow
+def test_each_run_keeps_its_report(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    first = run_app(_request_dir(tmp_path, DEFAULTS), out, models["good"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = json.loads((out / "report.json").read_text())
+    (tmp_path / "input" / "request.json").write_text(json.dumps({**DEFAULTS, "num_images": 0}))
+    second = run_app(tmp_path / "input", out, models["good"])
+    assert second.returncode == 1, second.stderr[-3000:]
+    reports = _reports(out)
+    assert [r["status"] for r in reports] == ["written", "failed"]
+    assert reports[0] == written and reports[0]["run_id"] != reports[1]["run_id"]
+    assert all((out / f).is_file() for f in reports[0]["files"])
+    # report.json is the latest run's report
+    assert json.loads((out / "report.json").read_text()) == reports[1]
+
+
 @pytest.mark.slow
 def test_oversize_request_is_refused_without_echo(tmp_path: Path, models: dict[str, Path]) -> None:
     out = tmp_path / "out"
@@ -374,3 +398,52 @@ def test_deeply_nested_request_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(RequestError) as raised:
         load_request(path, DEFAULTS, 8, 4, max_bytes=1 << 20)
     assert str(path) in str(raised.value) and "nested" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_nothing_for_later_runs(tmp_path: Path, models: dict[str, Path]) -> None:
+    """SIGKILL while the series is being written; the next run removes the dead run's hidden folder."""
+    out = tmp_path / "out"
+    request = _request_dir(tmp_path, {**DEFAULTS, "num_images": 300, "batch_size": 100})
+    config = _config(tmp_path, diversity_gate={"max_mean_ms_ssim": 1.0, "max_pairs": 10})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env["HOLOSCAN_CONFIG_PATH"] = str(config)
+    cmd = [sys.executable, str(APP), "-i", str(request), "-o", str(out), "-m", str(models["good"])]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(list(out.glob(".partial-*/*.dcm"))) >= 3:
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before it could be killed mid-write"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert list(out.glob(".partial-*/*.dcm")), "no half-written series to clean up"
+    (tmp_path / "again").mkdir()
+    result = run_app(_request_dir(tmp_path / "again", DEFAULTS), out, models["good"], config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], sorted(p.name for p in out.iterdir())
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["removed_stale"]) == 1 and report["removed_stale"][0].startswith(".partial-")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.dcm")) == sorted(report["files"])
+
+
+def test_stale_partials_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    import fcntl
+
+    from monai_msgsagan.synthesis import remove_stale_partials
+
+    dead, live, old = tmp_path / ".partial-dead", tmp_path / ".partial-live", tmp_path / ".partial-old"
+    for folder in (dead, live, old):
+        folder.mkdir()
+        (folder / "synthetic_0001.dcm").write_bytes(b"DICM")
+    (tmp_path / ".partial-dead.lock").write_text("")  # its writer was killed: nobody holds the lock
+    (tmp_path / ".partial-live.lock").write_text("")
+    with open(tmp_path / ".partial-live.lock") as held:  # a writer still at work holds its lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert remove_stale_partials(tmp_path) == [".partial-dead", ".partial-old"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-live", ".partial-live.lock"]
+    assert remove_stale_partials(tmp_path) == [".partial-live"] and list(tmp_path.iterdir()) == []

@@ -23,6 +23,8 @@ from monai_msgsagan.synthesis import (
     generate,
     load_exported_generator,
     load_request,
+    new_run_id,
+    remove_stale_partials,
     write_report,
     write_series_atomically,
 )
@@ -66,7 +68,14 @@ class RequestOperator(Operator):
         spec.output("state")
 
     def compute(self, op_input, op_output, context) -> None:
-        state: dict[str, Any] = {"status": "running", "reason": None, "timing_s": {}, "files": []}
+        state: dict[str, Any] = {
+            "run_id": new_run_id(),
+            "status": "running",
+            "reason": None,
+            "timing_s": {},
+            "files": [],
+            "removed_stale": [],
+        }
 
         def step() -> None:
             request = load_request(
@@ -151,7 +160,11 @@ class DiversityGateOperator(Operator):
 
 
 class DicomWriterOperator(Operator):
-    """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing."""
+    """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing.
+
+    First, whatever the run's status, removes the hidden folders of earlier runs that were killed while writing
+    (listed in the report as ``removed_stale``).
+    """
 
     def __init__(self, fragment: Fragment, *args: Any, output_path: Path, bits_allocated: int, **kwargs) -> None:
         self.output_path = Path(output_path)
@@ -164,6 +177,13 @@ class DicomWriterOperator(Operator):
 
     def compute(self, op_input, op_output, context) -> None:
         state = op_input.receive("state")
+        try:
+            state["removed_stale"] = remove_stale_partials(self.output_path)
+            if state["removed_stale"]:
+                logger.warning(f"removed the unfinished series of killed runs: {', '.join(state['removed_stale'])}")
+        except OSError as e:  # not this run's failure: report it and write the series all the same
+            logger.warning(str(e))
+            state["cleanup_error"] = str(e)
 
         def step() -> None:
             generator = state["generator"]
@@ -172,6 +192,7 @@ class DicomWriterOperator(Operator):
                 self.output_path,
                 generator.name,
                 generator.version,
+                run_id=state["run_id"],
                 class_name=state["class"],
                 model_sha256=generator.sha256,
                 bits_allocated=self.bits_allocated,
@@ -183,7 +204,10 @@ class DicomWriterOperator(Operator):
 
 
 class ReportOperator(Operator):
-    """Writes ``report.json`` (request, model identity, device, timing, diversity, verdict, files) and the exit code."""
+    """Writes the run's report (request, model identity, device, timing, diversity, verdict, files) and the exit code.
+
+    ``report_<run id>.json`` stays; ``report.json`` is replaced by the latest run's report.
+    """
 
     def __init__(
         self, fragment: Fragment, *args: Any, output_path: Path, on_exit_code: Callable[[int], None], **kwargs
@@ -203,6 +227,7 @@ class ReportOperator(Operator):
         request = state.get("request")
         report = {
             "app": {"name": APP_NAME, "version": __version__},
+            "run_id": state["run_id"],
             "status": state["status"],
             "reason": state["reason"],
             "request": request.to_dict() if request is not None else None,
@@ -214,8 +239,11 @@ class ReportOperator(Operator):
             "diversity": state.get("diversity"),
             "gate": None if "diversity" not in state else ("passed" if state["diversity"]["passed"] else "refused"),
             "files": state["files"],
+            "removed_stale": state["removed_stale"],
         }
-        write_report(report, self.output_path)
+        if "cleanup_error" in state:
+            report["cleanup_error"] = state["cleanup_error"]
+        write_report(report, self.output_path, state["run_id"])
         codes = {"written": EXIT_OK, "refused": EXIT_REFUSED}
         self.on_exit_code(codes.get(state["status"], EXIT_FAILED))
         logger.info(f"{APP_NAME}: {state['status']}, {len(state['files'])} DICOM file(s) in {self.output_path}")

@@ -15,6 +15,8 @@ from monai_msgsagan.synthesis.output import (
     REPORT_FILENAME,
     OutputError,
     check_output_dir,
+    new_run_id,
+    remove_stale_partials,
     write_report,
     write_series_atomically,
 )
@@ -43,7 +45,9 @@ __all__ = [
     "generate",
     "load_exported_generator",
     "load_request",
+    "new_run_id",
     "parse_request",
+    "remove_stale_partials",
     "write_report",
     "write_series_atomically",
 ]
