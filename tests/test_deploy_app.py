@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -86,10 +87,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run_app(
-    input_dir: Path, output_dir: Path, model: Path, config: Path | None = None, use_env: bool = False
+    input_dir: Path,
+    output_dir: Path,
+    model: Path,
+    config: Path | None = None,
+    use_env: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``python apps/xray_synthesis -i -o -m`` (or the HOLOSCAN_* variables) in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.update(extra_env or {})
     if config is not None:
         env["HOLOSCAN_CONFIG_PATH"] = str(config)
     cmd = [sys.executable, str(APP)]
@@ -447,3 +454,37 @@ def test_stale_partials_are_removed_live_ones_kept(tmp_path: Path) -> None:
         assert remove_stale_partials(tmp_path) == [".partial-dead", ".partial-old"]
         assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-live", ".partial-live.lock"]
     assert remove_stale_partials(tmp_path) == [".partial-live"] and list(tmp_path.iterdir()) == []
+
+
+def test_send_settings_from_yaml_and_environment() -> None:
+    sys.path.insert(0, str(APP))
+    try:
+        from destinations import send_settings
+    finally:
+        sys.path.remove(str(APP))
+    section = {"dicom_node": {"ae_title": "PACS", "host": "pacs.example.org", "port": 104}, "attempts": 2}
+    settings = send_settings(section, {})
+    assert str(settings.dicom_node) == "PACS@pacs.example.org:104" and settings.stow_rs_url is None
+    assert settings.enabled and settings.attempts == 2
+    env = {
+        "XRAY_SYNTHESIS_DICOM_NODE": "ORTHANC@127.0.0.1:4242",
+        "XRAY_SYNTHESIS_STOW_RS_URL": "http://h/dicom-web/studies",
+    }
+    settings = send_settings(section, env)
+    assert (
+        str(settings.dicom_node) == "ORTHANC@127.0.0.1:4242"
+        and settings.stow_rs_url == env["XRAY_SYNTHESIS_STOW_RS_URL"]
+    )
+    assert not send_settings(section, {"XRAY_SYNTHESIS_DICOM_NODE": ""}).enabled  # empty: turned off
+    assert not send_settings(None, {}).enabled  # an app.yaml without a send section sends nothing
+    bad = [
+        ({"dicom_node": "no-port@host"}, {}, "app.yaml send.dicom_node: a DICOM node is written AE_TITLE@host:port"),
+        ({}, {"XRAY_SYNTHESIS_DICOM_NODE": "A@h:70000"}, "XRAY_SYNTHESIS_DICOM_NODE: DICOM node port"),
+        ({"dicom_node": {"ae_title": "X" * 17, "host": "h", "port": 1}}, {}, "AE title must be 1-16"),
+        ({"stow_rs_url": "ftp://x"}, {}, "must be an http"),
+        ({"attempts": 0}, {}, "send.attempts must be an integer in"),
+        ({"retries": 3}, {}, "unknown setting send.retries"),
+    ]
+    for section, env, message in bad:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            send_settings(section, env)
