@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -124,6 +125,20 @@ def _check_retry_settings(attempts: int, retry_delay_s: float, timeout_s: float)
         raise ValueError(f"timeout_s must be in (0, 3600], got {timeout_s!r}.")
 
 
+def _disable_nagle(assoc: Any) -> None:
+    """Set TCP_NODELAY on the association's socket (pynetdicom leaves Nagle's algorithm on).
+
+    Small PDUs held back by Nagle's algorithm wait for the peer's delayed ACK (40 ms on Linux). Measured on
+    loopback with Debian's Orthanc 1.10 started with ``TCP_NODELAY=1`` (its DCMTK then disables Nagle too):
+    8-10 ms per 130 KiB instance with this, 18-31 ms without. With Orthanc's default (Nagle on in its DCMTK) it is
+    about 55 ms either way; that is the PACS's setting.
+    """
+    try:
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError) as e:  # a pynetdicom without these attributes, or a non-TCP socket: only slower
+        logger.debug(f"could not set TCP_NODELAY on the association socket: {e}")
+
+
 def send_c_store(
     files: Sequence[str | Path],
     node: DicomNode,
@@ -180,6 +195,7 @@ def send_c_store(
                 results[i].attempts, results[i].reason, results[i].status = attempt, f"{node}: {why}.", None
             logger.warning(f"C-STORE to {node}, attempt {attempt}/{attempts}: {why}")
             continue
+        _disable_nagle(assoc)
         try:
             for i in list(pending):
                 result = results[i]
