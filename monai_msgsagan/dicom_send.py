@@ -6,8 +6,13 @@ touches the files; each returns one :class:`InstanceResult` per file saying whet
 it, after how many attempts, and why not.
 
 Retries are bounded and only for failures that may pass: no association (connection refused, timed out,
-rejected), a connection lost mid-association, HTTP 5xx or no HTTP answer. A destination that answers and
-refuses an instance (a DIMSE failure status, a STOW-RS FailedSOPSequence entry or an HTTP 4xx) is final.
+rejected transiently), a connection lost mid-association, HTTP 5xx or no HTTP answer. A destination that answers
+and refuses (a permanent association rejection, no acceptable presentation context, a DIMSE failure status, a
+STOW-RS FailedSOPSequence entry or an HTTP 4xx) has the final word.
+
+"Sent" means acknowledged: a success (or warning) status or a STOW-RS ReferencedSOPSequence entry. A PACS may
+acknowledge an instance and still not keep it (Orthanc 1.10 answers success for instances its Lua
+``ReceivedInstanceFilter`` discards); DICOM Storage Commitment is the way to ask it to take responsibility.
 """
 
 from __future__ import annotations
@@ -125,6 +130,27 @@ def _check_retry_settings(attempts: int, retry_delay_s: float, timeout_s: float)
         raise ValueError(f"timeout_s must be in (0, 3600], got {timeout_s!r}.")
 
 
+def _no_association(assoc: Any) -> tuple[str, bool]:
+    """Why no association was established, and whether that is the peer's final word (then nothing is retried).
+
+    Final: an A-ASSOCIATE-RJ with result "rejected (permanent)" (for example an unknown calling AE title), or an
+    association that the peer accepted with none of the proposed presentation contexts. Anything else (no TCP
+    connection, a transient rejection, a timeout) may pass.
+    """
+    if assoc.is_rejected:
+        primitive = getattr(assoc.acceptor, "primitive", None)
+        permanent = getattr(primitive, "result", None) == 0x01
+        detail = "" if primitive is None else f" ({primitive.result_str}: {primitive.reason_str})"
+        return f"rejected the association{detail}", permanent
+    if assoc.rejected_contexts and not assoc.accepted_contexts:
+        refused = "; ".join(
+            f"{cx.abstract_syntax.name} in {', '.join(ts.name for ts in cx.transfer_syntax)}"
+            for cx in assoc.rejected_contexts
+        )
+        return f"accepted none of the presentation contexts ({refused})", True
+    return "no association (connection refused, unreachable or timed out)", False
+
+
 def _disable_nagle(assoc: Any) -> None:
     """Set TCP_NODELAY on the association's socket (pynetdicom leaves Nagle's algorithm on).
 
@@ -154,7 +180,7 @@ def send_c_store(
         node: the destination (called AE title, host, port).
         calling_ae_title: our AE title (the PACS may accept only known ones).
         attempts: offers per instance at most, in [1, 10]; only failures without the destination's verdict are
-            retried (no association, connection lost, no response).
+            retried (no association, transient rejection, connection lost, no response).
         retry_delay_s: wait between attempts.
         timeout_s: ACSE, DIMSE and network timeout.
 
@@ -186,14 +212,12 @@ def send_c_store(
             ae.add_requested_context(sop_class, sorted(syntaxes | {pydicom.uid.ExplicitVRLittleEndian}))
         assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
         if not assoc.is_established:
-            why = (
-                "rejected the association"
-                if assoc.is_rejected
-                else "no association (refused, unreachable or timed out)"
-            )
+            why, final = _no_association(assoc)
             for i in pending:
                 results[i].attempts, results[i].reason, results[i].status = attempt, f"{node}: {why}.", None
             logger.warning(f"C-STORE to {node}, attempt {attempt}/{attempts}: {why}")
+            if final:
+                break
             continue
         _disable_nagle(assoc)
         try:

@@ -38,7 +38,7 @@ def test_nobody_listening_is_retried_a_bounded_number_of_times(files: list[Path]
     assert [r.file for r in results] == [str(f) for f in files]
     for result in results[:2]:
         assert not result.sent and result.attempts == 3 and result.status is None and result.sop_instance_uid
-        assert result.reason == f"{node}: no association (refused, unreachable or timed out)."
+        assert result.reason == f"{node}: no association (connection refused, unreachable or timed out)."
     assert results[2].attempts == 0 and results[2].sop_instance_uid is None
     assert "junk.dcm: not a readable DICOM file" in results[2].reason
     stow = send_stow_rs(files, f"http://127.0.0.1:{_closed_port()}/dicom-web/studies", attempts=2, retry_delay_s=0)

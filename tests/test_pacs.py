@@ -22,7 +22,8 @@ from pydicom.pixels import apply_modality_lut
 from test_deploy_app import CLASSES, _config, _request_dir, _save, _tiny_generator, run_app
 
 from monai_msgsagan.dicom import SYNTHETIC_PATIENT_NAME
-from monai_msgsagan.synthesis import generate, load_exported_generator
+from monai_msgsagan.dicom_send import DicomNode, send_c_store
+from monai_msgsagan.synthesis import generate, load_exported_generator, write_series_atomically
 
 ORTHANC = find_orthanc()
 pytestmark = [
@@ -210,8 +211,29 @@ def test_pacs_refusal_keeps_every_file_and_reports_it(orthanc: OrthancServer, mo
     code, report, out, stderr = _send(tmp_path / "run", model, REQUEST, env, _retry_config(tmp_path))
     assert code == 4, stderr[-3000:]
     _assert_every_file_kept(out, report)
-    for item in report["send"]["instances"]:
-        assert not item["dicom"]["sent"] and item["dicom"]["attempts"] == 2
-        assert "rejected the association" in item["dicom"]["reason"]
+    for item in report["send"]["instances"]:  # a permanent rejection is the PACS's final word: not retried
+        assert not item["dicom"]["sent"] and item["dicom"]["attempts"] == 1
+        assert (
+            "rejected the association (Rejected Permanent: Calling AE title not recognised)" in item["dicom"]["reason"]
+        )
     study_uid = pydicom.dcmread(out / report["files"][0]).StudyInstanceUID
     assert orthanc.find_study(study_uid) == []
+
+
+def test_pacs_refusing_the_transfer_syntax_is_final(tmp_path: Path) -> None:
+    """An Orthanc that accepts only JPEG baseline accepts none of our contexts: reported once, not retried."""
+    pacs = OrthancServer(tmp_path / "orthanc", ORTHANC)
+    config = json.loads(pacs.config.read_text())
+    config["AcceptedTransferSyntaxes"] = ["1.2.840.10008.1.2.4.50"]
+    pacs.config.write_text(json.dumps(config))
+    pacs.start()
+    try:
+        paths = write_series_atomically(torch.zeros(2, 1, 16, 16), tmp_path, "m", "1")
+        results = send_c_store(paths, DicomNode.parse(pacs.dicom_node), CLIENT_AE_TITLE, attempts=3, retry_delay_s=0)
+        assert pacs.get("/instances") == []
+    finally:
+        pacs.stop()
+    for result in results:
+        assert not result.sent and result.attempts == 1 and result.status is None
+        assert "accepted none of the presentation contexts (Secondary Capture Image Storage in " in result.reason
+    assert all(p.is_file() for p in paths)
