@@ -229,7 +229,11 @@ def send_c_store(
                     continue
                 try:
                     status = assoc.send_c_store(Path(files[i]))
-                except (ValueError, RuntimeError) as e:  # e.g. no accepted presentation context: final
+                except (ValueError, RuntimeError) as e:
+                    if not assoc.is_established:  # the connection dropped just now: retried
+                        result.reason = f"{node}: the association ended ({e})."
+                        continue
+                    # no accepted presentation context for this SOP class / transfer syntax: the PACS's final word
                     result.reason, result.status = f"{node}: not sendable ({e}).", None
                     pending.remove(i)
                     continue

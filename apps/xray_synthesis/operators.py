@@ -230,7 +230,7 @@ class SendOperator(Operator):
             "retry_delay_s": settings.retry_delay_s,
             "timeout_s": settings.timeout_s,
         }
-        instances = [{"file": str(f.relative_to(self.output_path))} for f in files]
+        instances = [{"file": str(f.relative_to(self.output_path)), "sop_instance_uid": None} for f in files]
         senders = {}
         if settings.dicom_node is not None:
             senders["dicom"] = lambda: send_c_store(files, settings.dicom_node, settings.calling_ae_title, **retry)
@@ -240,7 +240,7 @@ class SendOperator(Operator):
         for name, send in senders.items():
             try:
                 results = send()
-            except (RuntimeError, ValueError, OSError) as e:  # e.g. pynetdicom missing: nothing sent there
+            except Exception as e:  # e.g. pynetdicom missing: nothing sent there, and it ends in the report
                 errors[name] = f"{type(e).__name__}: {e}"
                 logger.error(f"send to {name}: {errors[name]}")
                 for item in instances:
