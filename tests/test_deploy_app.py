@@ -488,3 +488,11 @@ def test_send_settings_from_yaml_and_environment() -> None:
     for section, env, message in bad:
         with pytest.raises(ValueError, match=re.escape(message)):
             send_settings(section, env)
+
+
+def test_request_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """A named pipe called request.json would block the app forever on read."""
+    os.mkfifo(tmp_path / "request.json")
+    with pytest.raises(RequestError, match="not a regular file") as raised:
+        load_request(tmp_path, DEFAULTS, 8, 4)
+    assert str(tmp_path / "request.json") in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import reprlib
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,9 +134,10 @@ def load_request(
     """Read the request from ``input_path``.
 
     ``input_path`` is a JSON file, or a folder holding ``request.json`` or no JSON at all (then ``defaults`` apply).
-    The request comes from outside the application, so it is read defensively: a file over ``max_bytes`` is refused
-    before it is read, a repeated key is refused (JSON parsers silently keep the last one), nesting too deep for
-    the parser is refused, and error messages echo at most a few dozen characters of any value.
+    The request comes from outside the application, so it is read defensively: a file over ``max_bytes`` or not a
+    regular file (a named pipe, a device) is refused before it is read, a repeated key is refused (JSON parsers
+    silently keep the last one), nesting too deep for the parser is refused, and error messages echo at most a few
+    dozen characters of any value.
 
     Raises:
         RequestError: oversize, unreadable or malformed JSON, other JSON files in the folder, or a bad field; the
@@ -152,10 +154,13 @@ def load_request(
             names = ", ".join(c.name for c in candidates)
             raise RequestError(f"{path}: expected only {REQUEST_FILENAME} among the JSON files, found {names}.")
         path = candidates[0]
-    elif not path.is_file():
+    elif not path.exists():
         raise RequestError(f"request input {path} does not exist.")
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read forever, a device never end
+            raise RequestError(f"{path}: not a regular file; refused unread.")
+        size = info.st_size
         if size > max_bytes:
             raise RequestError(
                 f"{path}: {size} bytes, over the {max_bytes}-byte limit of a request (limits.max_request_bytes); "
