@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,33 @@ def test_pacs_refusing_the_transfer_syntax_is_final(tmp_path: Path) -> None:
         assert not result.sent and result.attempts == 1 and result.status is None
         assert "accepted none of the presentation contexts (Secondary Capture Image Storage in " in result.reason
     assert all(p.is_file() for p in paths)
+
+
+def test_pacs_crashing_mid_series_gets_the_rest_on_retry(tmp_path: Path) -> None:
+    """Orthanc is SIGKILLed after a few instances and comes back: the retry sends exactly what was not acknowledged.
+
+    (pynetdicom notices the dead peer only when the DIMSE timeout ends the wait for a response: timeout_s bounds it.)
+    """
+    pacs = OrthancServer(tmp_path / "orthanc", ORTHANC).start()
+    try:
+        paths = write_series_atomically(torch.rand(60, 1, 64, 64) * 2 - 1, tmp_path, "m", "1")
+        node, results = DicomNode.parse(pacs.dicom_node), []
+        sender = threading.Thread(
+            target=lambda: results.extend(
+                send_c_store(paths, node, CLIENT_AE_TITLE, attempts=3, retry_delay_s=2, timeout_s=5)
+            )
+        )
+        sender.start()
+        deadline = time.monotonic() + 60
+        while pacs.get("/statistics")["CountInstances"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pacs.kill()
+        pacs.start()  # same ports, same storage, within the retry delay
+        sender.join(timeout=120)
+        assert not sender.is_alive()
+        assert all(r.sent and r.status == "0x0000" for r in results), {r.reason for r in results}
+        retried = [r.attempts for r in results].count(2)
+        assert 0 < retried < 60 and [r.attempts for r in results].count(1) == 60 - retried
+        assert pacs.get("/statistics")["CountInstances"] == 60
+    finally:
+        pacs.stop()
