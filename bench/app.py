@@ -1,12 +1,18 @@
-"""Throughput of the synthesis app at 256 px: images/s end to end and the time split (load, generate, gate, write).
+"""Throughput of the synthesis app at 256 px: images/s end to end and the time split (load, generate, gate, write,
+send).
 
 Two measurements in one run, on an exported (untrained, full-size) InferenceGenerator:
 
-1. the app's steps in process (``monai_msgsagan.synthesis``: load -> generate -> diversity gate -> DICOM write),
-   timed one by one; the baseline is the generator alone (``generate``), so the numbers show what the gate and the
-   DICOM writing cost on top of the network;
+1. the app's steps in process (``monai_msgsagan.synthesis``: load -> generate -> diversity gate -> DICOM write,
+   then ``monai_msgsagan.dicom_send``: C-STORE and STOW-RS of the written series to a real Orthanc), timed one by
+   one; the baseline is the generator alone (``generate``), so the numbers show what the gate, the DICOM writing
+   and the sending cost on top of the network;
 2. the real app (``python apps/xray_synthesis``) in a subprocess, whose wall time adds Python/Holoscan start-up,
-   with the split it reports in ``report.json``.
+   with the split it reports in ``report.json`` (sending to the same Orthanc by C-STORE).
+
+Orthanc is Debian's (``/usr/sbin/Orthanc``), started by ``tests/orthanc_server.py`` on loopback ports with its own
+temporary storage, so the send times are loopback times to a PACS writing to this machine's disk; without Orthanc
+(or with ``--no-pacs``) the send steps are skipped, saying so.
 
 Runs on CUDA (float32 and the app's float16) when present, else on the CPU::
 
@@ -28,11 +34,14 @@ import torch
 import yaml
 from monai.data import save_net_with_metadata
 
+from monai_msgsagan.dicom_send import DicomNode, send_c_store, send_stow_rs
 from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.synthesis import generate, load_exported_generator, write_series_atomically
 from monai_msgsagan.synthesis.gate import diversity_gate
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS helper
 
 
 def export_generator(folder: Path, resolution: int) -> Path:
@@ -52,7 +61,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def in_process(model: Path, out: Path, n: int, batch: int, device: torch.device, half: bool) -> dict[str, float]:
+def in_process(
+    model: Path, out: Path, n: int, batch: int, device: torch.device, half: bool, pacs: OrthancServer | None
+) -> dict[str, float]:
     """Seconds per step of the app's pipeline, run in this process (one warm-up generation first)."""
     times = {}
     start = time.perf_counter()
@@ -69,13 +80,26 @@ def in_process(model: Path, out: Path, n: int, batch: int, device: torch.device,
     gate = diversity_gate(images, threshold=1.0, max_pairs=2016)
     times["gate"] = time.perf_counter() - start
     start = time.perf_counter()
-    write_series_atomically(images, out, "bench", "0")
+    paths = write_series_atomically(images, out, "bench", "0")
     times["write"] = time.perf_counter() - start
     times["pairs"] = gate.pairs
+    if pacs is not None:
+        node = DicomNode.parse(pacs.dicom_node)
+        start = time.perf_counter()
+        results = send_c_store(paths, node, CLIENT_AE_TITLE, attempts=1)
+        times["c_store"] = time.perf_counter() - start
+        times["c_store_acknowledged"] = sum(r.sent for r in results)
+        if pacs.dicomweb:  # a second series of the same images (new UIDs): Orthanc skips instances it already has
+            fresh = write_series_atomically(images, out, "bench", "0")
+            start = time.perf_counter()
+            results = send_stow_rs(fresh, pacs.stow_rs_url, attempts=1)
+            times["stow_rs"] = time.perf_counter() - start
+            times["stow_rs_acknowledged"] = sum(r.sent for r in results)
+        times["bytes_per_image"] = sum(p.stat().st_size for p in paths) / len(paths)
     return times
 
 
-def full_app(model: Path, folder: Path, n: int, batch: int) -> tuple[float, dict]:
+def full_app(model: Path, folder: Path, n: int, batch: int, pacs: OrthancServer | None) -> tuple[float, dict]:
     """Wall time of ``python apps/xray_synthesis`` and the timing split of its report."""
     (folder / "input").mkdir(parents=True)
     (folder / "input" / "request.json").write_text(json.dumps({"num_images": n, "seed": 0, "batch_size": batch}))
@@ -84,6 +108,8 @@ def full_app(model: Path, folder: Path, n: int, batch: int) -> tuple[float, dict
     settings["diversity_gate"]["max_mean_ms_ssim"] = 1.0  # untrained weights: measure speed, not diversity
     config.write_text(yaml.safe_dump(settings))
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOLOSCAN_CONFIG_PATH": str(config)}
+    if pacs is not None:
+        env["XRAY_SYNTHESIS_DICOM_NODE"] = pacs.dicom_node
     cmd = [sys.executable, str(REPO / "apps" / "xray_synthesis"), "-i", str(folder / "input")]
     cmd += ["-o", str(folder / "output"), "-m", str(model.parent.parent)]
     start = time.perf_counter()
@@ -100,38 +126,83 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-app", action="store_true", help="skip the subprocess run of the real app")
+    parser.add_argument("--no-pacs", action="store_true", help="do not start Orthanc; skip the send timings")
+    parser.add_argument(
+        "--pacs-tcp-nodelay",
+        action="store_true",
+        help="start Orthanc with TCP_NODELAY=1 (its DCMTK then disables Nagle)",
+    )
     args = parser.parse_args()
     n, batch = args.num_images, args.batch_size
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device {name} | {args.resolution} px | {n} images, batch {batch} | torch {torch.__version__}")
+    orthanc = None if args.no_pacs else find_orthanc()
+    if orthanc is None:
+        print("no Orthanc (--no-pacs, or Debian's orthanc not installed): send timings skipped")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = export_generator(tmp, args.resolution)
-        precisions = [False, True] if device.type == "cuda" else [False]
-        for half in precisions:
-            out = tmp / f"out_{int(half)}"
-            out.mkdir()
-            t = in_process(model, out, n, batch, device, half)
-            total = t["load"] + t["generate"] + t["gate"] + t["write"]
-            label = "float16" if half else "float32"
+        pacs = None if orthanc is None else OrthancServer(tmp / "orthanc", orthanc, tcp_nodelay=args.pacs_tcp_nodelay)
+        if pacs is not None:
+            pacs.start()
+        try:
+            run(args, tmp, device, pacs)
+        finally:
+            if pacs is not None:
+                pacs.stop()
+
+
+def run(args: argparse.Namespace, tmp: Path, device: torch.device, pacs: OrthancServer | None) -> None:
+    """Both measurements, printed."""
+    n, batch = args.num_images, args.batch_size
+    if pacs is not None:
+        version = pacs.get("/system")["Version"]
+        print(
+            f"PACS: Orthanc {version} on loopback (DICOM port {pacs.dicom_port}, DICOMweb plugin {pacs.dicomweb}, "
+            f"TCP_NODELAY {'1' if pacs.tcp_nodelay else 'unset: Nagle on in its DCMTK'})"
+        )
+    model = export_generator(tmp, args.resolution)
+    precisions = [False, True] if device.type == "cuda" else [False]
+    for half in precisions:
+        out = tmp / f"out_{int(half)}"
+        out.mkdir()
+        t = in_process(model, out, n, batch, device, half, pacs)
+        total = t["load"] + t["generate"] + t["gate"] + t["write"]
+        label = "float16" if half else "float32"
+        print(
+            f"in process {label}: load {t['load']:.3f}s | generate {t['generate']:.3f}s | gate {t['gate']:.3f}s "
+            f"({t['pairs']} pairs) | write {t['write']:.3f}s | total {total:.3f}s"
+        )
+        print(
+            f"  baseline generator alone: {n / t['generate']:.1f} images/s | "
+            f"app steps end to end: {n / total:.1f} images/s "
+            f"({t['generate'] / total:.0%} of the time in the network)"
+        )
+        print(
+            f"  per image: generate {1e3 * t['generate'] / n:.1f} ms | DICOM encode+write {1e3 * t['write'] / n:.1f} ms"
+            + (f" | C-STORE to Orthanc {1e3 * t['c_store'] / n:.1f} ms" if "c_store" in t else "")
+            + (f" | STOW-RS to Orthanc {1e3 * t['stow_rs'] / n:.1f} ms" if "stow_rs" in t else "")
+        )
+        if "c_store" in t:
             print(
-                f"in process {label}: load {t['load']:.3f}s | generate {t['generate']:.3f}s | gate {t['gate']:.3f}s "
-                f"({t['pairs']} pairs) | write {t['write']:.3f}s | total {total:.3f}s"
+                f"  send ({t['bytes_per_image'] / 1024:.0f} KiB per file): C-STORE {t['c_store']:.3f}s, "
+                f"{t['c_store_acknowledged']}/{n} acknowledged"
+                + (
+                    f" | STOW-RS {t['stow_rs']:.3f}s, {t['stow_rs_acknowledged']}/{n} acknowledged"
+                    if "stow_rs" in t
+                    else ""
+                )
             )
-            print(
-                f"  baseline generator alone: {n / t['generate']:.1f} images/s | "
-                f"app steps end to end: {n / total:.1f} images/s "
-                f"({t['generate'] / total:.0%} of the time in the network)"
-            )
-        if not args.skip_app:
-            wall, report = full_app(model, tmp / "app", n, batch)
-            split = " | ".join(f"{k} {v:.3f}s" for k, v in report["timing_s"].items())
-            print(
-                f"real app subprocess ({report['device']}, {report['precision']}): "
-                f"wall {wall:.2f}s -> {n / wall:.2f} images/s"
-            )
-            print(f"  report split: {split}")
+    if not args.skip_app:
+        wall, report = full_app(model, tmp / "app", n, batch, pacs)
+        split = " | ".join(f"{k} {v:.3f}s" for k, v in report["timing_s"].items())
+        print(
+            f"real app subprocess ({report['device']}, {report['precision']}): "
+            f"wall {wall:.2f}s -> {n / wall:.2f} images/s"
+        )
+        print(f"  report split: {split}")
+        if report.get("send"):
+            print(f"  send: {report['send']['status']} ({report['send']['sent']}/{n} acknowledged)")
 
 
 if __name__ == "__main__":

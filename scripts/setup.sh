@@ -26,4 +26,14 @@ if ! command -v dciodvfy >/dev/null 2>&1; then
     echo "note: install Debian's dicom3tools (dciodvfy) to validate the synthetic DICOM" >&2
   fi
 fi
+# Orthanc (Debian's orthanc + orthanc-dicomweb) is the real PACS of tests/test_pacs.py and bench/app.py; the tests
+# start their own Orthanc process (loopback, temporary storage) and skip, saying so, without it
+if ! command -v Orthanc >/dev/null 2>&1 && [ ! -x /usr/sbin/Orthanc ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q orthanc orthanc-dicomweb >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+      apt-get install -y -q orthanc orthanc-dicomweb >/dev/null 2>&1)) || echo "warning: could not install orthanc" >&2
+  else
+    echo "note: install Debian's orthanc and orthanc-dicomweb to run the PACS tests" >&2
+  fi
+fi
 "$VENV/bin/python" -c "import monai_msgsagan, monai, torch; print('monai-msgsagan', monai_msgsagan.__version__, '| monai', monai.__version__, '| torch', torch.__version__)"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +87,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run_app(
-    input_dir: Path, output_dir: Path, model: Path, config: Path | None = None, use_env: bool = False
+    input_dir: Path,
+    output_dir: Path,
+    model: Path,
+    config: Path | None = None,
+    use_env: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``python apps/xray_synthesis -i -o -m`` (or the HOLOSCAN_* variables) in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env.update(extra_env or {})
     if config is not None:
         env["HOLOSCAN_CONFIG_PATH"] = str(config)
     cmd = [sys.executable, str(APP)]
@@ -327,3 +336,163 @@ def test_output_dir_checks(tmp_path: Path) -> None:
         check_output_dir(blocker / "out")
     with pytest.raises(OutputError, match="is not a folder"):
         check_output_dir(blocker)
+
+
+# ---------------------------------------------------------------- hostile inputs (issue 15, item 3)
+
+
+def _reports(output_dir: Path) -> list[dict]:
+    """Every per-run report of ``output_dir`` (``report_<run id>.json``), oldest first."""
+    return [json.loads(p.read_text()) for p in sorted(output_dir.glob("report_*.json"))]
+
+
+@pytest.mark.slow
+def test_each_run_keeps_its_report(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    first = run_app(_request_dir(tmp_path, DEFAULTS), out, models["good"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = json.loads((out / "report.json").read_text())
+    (tmp_path / "input" / "request.json").write_text(json.dumps({**DEFAULTS, "num_images": 0}))
+    second = run_app(tmp_path / "input", out, models["good"])
+    assert second.returncode == 1, second.stderr[-3000:]
+    reports = _reports(out)
+    assert [r["status"] for r in reports] == ["written", "failed"]
+    assert reports[0] == written and reports[0]["run_id"] != reports[1]["run_id"]
+    assert all((out / f).is_file() for f in reports[0]["files"])
+    # report.json is the latest run's report
+    assert json.loads((out / "report.json").read_text()) == reports[1]
+
+
+@pytest.mark.slow
+def test_oversize_request_is_refused_without_echo(tmp_path: Path, models: dict[str, Path]) -> None:
+    out = tmp_path / "out"
+    request = _request_dir(tmp_path, {**DEFAULTS, "class": "x" * (50 << 20)})
+    result = run_app(request, out, models["good"])
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert len(result.stderr) < 20_000 and len(result.stdout) < 20_000
+    assert (out / "report.json").stat().st_size < 20_000
+    report = json.loads((out / "report.json").read_text())
+    assert str(request / "request.json") in report["reason"] and "limits.max_request_bytes" in report["reason"]
+    _no_dicom_left(out)
+
+
+def test_request_echo_is_capped(tmp_path: Path) -> None:
+    for i, values in enumerate(
+        [
+            {"class": "y" * 20_000},
+            {"num_images": list(range(5_000))},
+            {"z" * 20_000: 1},
+        ]
+    ):
+        path = tmp_path / f"request{i}.json"
+        path.write_text(json.dumps(values))
+        with pytest.raises(RequestError) as raised:
+            load_request(path, DEFAULTS, 8, 4)
+        assert str(path) in str(raised.value) and len(str(raised.value)) < 400, str(raised.value)[:400]
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "request.json"
+    path.write_text('{"num_images": 4, "seed": 1, "num_images": 8}')
+    with pytest.raises(RequestError, match="duplicate field 'num_images'") as raised:
+        load_request(path, DEFAULTS, 8, 4)
+    assert str(path) in str(raised.value)
+
+
+def test_deeply_nested_request_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "request.json"
+    path.write_text('{"class": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(RequestError) as raised:
+        load_request(path, DEFAULTS, 8, 4, max_bytes=1 << 20)
+    assert str(path) in str(raised.value) and "nested" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_nothing_for_later_runs(tmp_path: Path, models: dict[str, Path]) -> None:
+    """SIGKILL while the series is being written; the next run removes the dead run's hidden folder."""
+    out = tmp_path / "out"
+    request = _request_dir(tmp_path, {**DEFAULTS, "num_images": 300, "batch_size": 100})
+    config = _config(tmp_path, diversity_gate={"max_mean_ms_ssim": 1.0, "max_pairs": 10})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env["HOLOSCAN_CONFIG_PATH"] = str(config)
+    cmd = [sys.executable, str(APP), "-i", str(request), "-o", str(out), "-m", str(models["good"])]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(list(out.glob(".partial-*/*.dcm"))) >= 3:
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run ended before it could be killed mid-write"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert list(out.glob(".partial-*/*.dcm")), "no half-written series to clean up"
+    (tmp_path / "again").mkdir()
+    result = run_app(_request_dir(tmp_path / "again", DEFAULTS), out, models["good"], config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], sorted(p.name for p in out.iterdir())
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["removed_stale"]) == 1 and report["removed_stale"][0].startswith(".partial-")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.dcm")) == sorted(report["files"])
+
+
+def test_stale_partials_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    import fcntl
+
+    from monai_msgsagan.synthesis import remove_stale_partials
+
+    dead, live, old = tmp_path / ".partial-dead", tmp_path / ".partial-live", tmp_path / ".partial-old"
+    for folder in (dead, live, old):
+        folder.mkdir()
+        (folder / "synthetic_0001.dcm").write_bytes(b"DICM")
+    (tmp_path / ".partial-dead.lock").write_text("")  # its writer was killed: nobody holds the lock
+    (tmp_path / ".partial-live.lock").write_text("")
+    with open(tmp_path / ".partial-live.lock") as held:  # a writer still at work holds its lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert remove_stale_partials(tmp_path) == [".partial-dead", ".partial-old"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-live", ".partial-live.lock"]
+    assert remove_stale_partials(tmp_path) == [".partial-live"] and list(tmp_path.iterdir()) == []
+
+
+def test_send_settings_from_yaml_and_environment() -> None:
+    sys.path.insert(0, str(APP))
+    try:
+        from destinations import send_settings
+    finally:
+        sys.path.remove(str(APP))
+    section = {"dicom_node": {"ae_title": "PACS", "host": "pacs.example.org", "port": 104}, "attempts": 2}
+    settings = send_settings(section, {})
+    assert str(settings.dicom_node) == "PACS@pacs.example.org:104" and settings.stow_rs_url is None
+    assert settings.enabled and settings.attempts == 2
+    env = {
+        "XRAY_SYNTHESIS_DICOM_NODE": "ORTHANC@127.0.0.1:4242",
+        "XRAY_SYNTHESIS_STOW_RS_URL": "http://h/dicom-web/studies",
+    }
+    settings = send_settings(section, env)
+    assert (
+        str(settings.dicom_node) == "ORTHANC@127.0.0.1:4242"
+        and settings.stow_rs_url == env["XRAY_SYNTHESIS_STOW_RS_URL"]
+    )
+    assert not send_settings(section, {"XRAY_SYNTHESIS_DICOM_NODE": ""}).enabled  # empty: turned off
+    assert not send_settings(None, {}).enabled  # an app.yaml without a send section sends nothing
+    bad = [
+        ({"dicom_node": "no-port@host"}, {}, "app.yaml send.dicom_node: a DICOM node is written AE_TITLE@host:port"),
+        ({}, {"XRAY_SYNTHESIS_DICOM_NODE": "A@h:70000"}, "XRAY_SYNTHESIS_DICOM_NODE: DICOM node port"),
+        ({"dicom_node": {"ae_title": "X" * 17, "host": "h", "port": 1}}, {}, "AE title must be 1-16"),
+        ({"stow_rs_url": "ftp://x"}, {}, "must be an http"),
+        ({"attempts": 0}, {}, "send.attempts must be an integer in"),
+        ({"retries": 3}, {}, "unknown setting send.retries"),
+    ]
+    for section, env, message in bad:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            send_settings(section, env)
+
+
+def test_request_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """A named pipe called request.json would block the app forever on read."""
+    os.mkfifo(tmp_path / "request.json")
+    with pytest.raises(RequestError, match="not a regular file") as raised:
+        load_request(tmp_path, DEFAULTS, 8, 4)
+    assert str(tmp_path / "request.json") in str(raised.value)

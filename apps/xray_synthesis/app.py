@@ -5,9 +5,12 @@ Run it the MONAI Deploy way::
     python apps/xray_synthesis -i INPUT -o OUTPUT -m MODEL
     # or with HOLOSCAN_INPUT_PATH / HOLOSCAN_OUTPUT_PATH / HOLOSCAN_MODEL_PATH set
 
-Settings live in ``app.yaml`` (or the file named by ``HOLOSCAN_CONFIG_PATH``), the request in ``INPUT``.
-Exit status: 0 written, 1 failed (bad request, model or output; reason in report.json or on stderr),
-2 bad command line, 3 refused by the diversity gate.
+Settings live in ``app.yaml`` (or the file named by ``HOLOSCAN_CONFIG_PATH``), the request in ``INPUT``; the
+destinations of the ``send`` section may be overridden by ``XRAY_SYNTHESIS_DICOM_NODE`` /
+``XRAY_SYNTHESIS_STOW_RS_URL`` (see ``destinations.py``).
+Exit status: 0 written (and sent, when a destination is configured), 1 failed (bad request, model, output or
+settings; reason in report.json or on stderr), 2 bad command line, 3 refused by the diversity gate, 4 written
+but not every instance acknowledged by every destination (the files stay in OUTPUT; see report.json ``send``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from destinations import send_settings
 from monai.deploy.core import Application
 from operators import (
     EXIT_FAILED,
@@ -25,6 +29,7 @@ from operators import (
     GeneratorOperator,
     ReportOperator,
     RequestOperator,
+    SendOperator,
 )
 
 from monai_msgsagan.synthesis import check_output_dir
@@ -33,7 +38,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().with_name("app.yaml")
 
 
 class XraySynthesisApp(Application):
-    """request -> generate -> diversity gate -> DICOM writer -> report, run once per invocation."""
+    """request -> generate -> diversity gate -> DICOM writer -> send -> report, run once per invocation."""
 
     def __init__(self, *args, **kwargs) -> None:
         self.exit_code = EXIT_FAILED  # until the report operator sets it
@@ -45,6 +50,7 @@ class XraySynthesisApp(Application):
     def compose(self) -> None:
         context = Application.init_app_context(self.argv)
         output_path = check_output_dir(context.output_path)
+        settings = send_settings(self.kwargs("send"))  # before any work: a misconfigured destination fails fast
         generation = self.kwargs("generation")
         request_op = RequestOperator(
             self,
@@ -60,11 +66,13 @@ class XraySynthesisApp(Application):
         writer_op = DicomWriterOperator(
             self, output_path=output_path, bits_allocated=self.kwargs("dicom")["bits_allocated"], name="dicom_writer"
         )
+        send_op = SendOperator(self, output_path=output_path, settings=settings, name="send")
         report_op = ReportOperator(self, output_path=output_path, on_exit_code=self.set_exit_code, name="report")
         self.add_flow(request_op, generator_op, {("state", "state")})
         self.add_flow(generator_op, gate_op, {("state", "state")})
         self.add_flow(gate_op, writer_op, {("state", "state")})
-        self.add_flow(writer_op, report_op, {("state", "state")})
+        self.add_flow(writer_op, send_op, {("state", "state")})
+        self.add_flow(send_op, report_op, {("state", "state")})
 
 
 def main() -> int:

@@ -1,8 +1,9 @@
-"""Holoscan operators of the synthesis app, one concern each: request -> generate -> gate -> DICOM -> report.
+"""Holoscan operators of the synthesis app, one concern each: request -> generate -> gate -> DICOM -> send -> report.
 
 A run's state is one dict passed along the chain. An operator whose step fails records ``status`` "failed" (or
 "refused" for the gate) and the reason; later operators pass the state on untouched, and the report operator
-writes ``report.json`` and sets the application's exit code.
+writes the report and sets the application's exit code. Sending never changes ``status``: the files are written
+whatever the PACS does, and what it did is in the report's ``send`` section (and exit code 4 when not all sent).
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from destinations import SendSettings
 from holoscan.conditions import CountCondition
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
 from monai_msgsagan import __version__
+from monai_msgsagan.dicom_send import send_c_store, send_stow_rs
 from monai_msgsagan.synthesis import (
+    DEFAULT_MAX_REQUEST_BYTES,
     generate,
     load_exported_generator,
     load_request,
+    new_run_id,
+    remove_stale_partials,
     write_report,
     write_series_atomically,
 )
 from monai_msgsagan.synthesis.gate import diversity_gate
 
 APP_NAME = "xray_synthesis"
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SENT = 0, 1, 3, 4
 logger = logging.getLogger(APP_NAME)
 
 
@@ -65,11 +71,22 @@ class RequestOperator(Operator):
         spec.output("state")
 
     def compute(self, op_input, op_output, context) -> None:
-        state: dict[str, Any] = {"status": "running", "reason": None, "timing_s": {}, "files": []}
+        state: dict[str, Any] = {
+            "run_id": new_run_id(),
+            "status": "running",
+            "reason": None,
+            "timing_s": {},
+            "files": [],
+            "removed_stale": [],
+        }
 
         def step() -> None:
             request = load_request(
-                self.input_path, self.defaults, int(self.limits["max_images"]), int(self.limits["max_batch_size"])
+                self.input_path,
+                self.defaults,
+                int(self.limits["max_images"]),
+                int(self.limits["max_batch_size"]),
+                int(self.limits.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)),
             )
             state["request"] = request
 
@@ -146,7 +163,11 @@ class DiversityGateOperator(Operator):
 
 
 class DicomWriterOperator(Operator):
-    """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing."""
+    """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing.
+
+    First, whatever the run's status, removes the hidden folders of earlier runs that were killed while writing
+    (listed in the report as ``removed_stale``).
+    """
 
     def __init__(self, fragment: Fragment, *args: Any, output_path: Path, bits_allocated: int, **kwargs) -> None:
         self.output_path = Path(output_path)
@@ -159,6 +180,13 @@ class DicomWriterOperator(Operator):
 
     def compute(self, op_input, op_output, context) -> None:
         state = op_input.receive("state")
+        try:
+            state["removed_stale"] = remove_stale_partials(self.output_path)
+            if state["removed_stale"]:
+                logger.warning(f"removed the unfinished series of killed runs: {', '.join(state['removed_stale'])}")
+        except OSError as e:  # not this run's failure: report it and write the series all the same
+            logger.warning(str(e))
+            state["cleanup_error"] = str(e)
 
         def step() -> None:
             generator = state["generator"]
@@ -167,6 +195,7 @@ class DicomWriterOperator(Operator):
                 self.output_path,
                 generator.name,
                 generator.version,
+                run_id=state["run_id"],
                 class_name=state["class"],
                 model_sha256=generator.sha256,
                 bits_allocated=self.bits_allocated,
@@ -177,8 +206,81 @@ class DicomWriterOperator(Operator):
         op_output.emit(state, "state")
 
 
+class SendOperator(Operator):
+    """Sends the written series to the configured DICOM node (C-STORE) and/or STOW-RS endpoint.
+
+    Adds ``send``: None when no destination is configured, else the destinations, ``status`` ("sent", "partly
+    sent", "not sent" or "nothing to send" when the run wrote no series), counts, and per instance what each
+    destination answered. The files stay in the output folder in every case.
+    """
+
+    def __init__(self, fragment: Fragment, *args: Any, output_path: Path, settings: SendSettings, **kwargs) -> None:
+        self.output_path = Path(output_path)
+        self.settings = settings
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+        spec.output("state")
+
+    def _send(self, files: list[Path]) -> dict[str, Any]:
+        settings = self.settings
+        retry = {
+            "attempts": settings.attempts,
+            "retry_delay_s": settings.retry_delay_s,
+            "timeout_s": settings.timeout_s,
+        }
+        instances = [{"file": str(f.relative_to(self.output_path)), "sop_instance_uid": None} for f in files]
+        senders = {}
+        if settings.dicom_node is not None:
+            senders["dicom"] = lambda: send_c_store(files, settings.dicom_node, settings.calling_ae_title, **retry)
+        if settings.stow_rs_url is not None:
+            senders["stow_rs"] = lambda: send_stow_rs(files, settings.stow_rs_url, **retry)
+        errors = {}
+        for name, send in senders.items():
+            try:
+                results = send()
+            except Exception as e:  # e.g. pynetdicom missing: nothing sent there, and it ends in the report
+                errors[name] = f"{type(e).__name__}: {e}"
+                logger.error(f"send to {name}: {errors[name]}")
+                for item in instances:
+                    item[name] = {"sent": False, "attempts": 0, "reason": errors[name], "status": None}
+                continue
+            for item, result in zip(instances, results):
+                item["sop_instance_uid"] = result.sop_instance_uid
+                item[name] = {k: v for k, v in result.to_dict().items() if k not in ("file", "sop_instance_uid")}
+        sent = sum(all(item[name]["sent"] for name in senders) for item in instances)
+        status = "sent" if sent == len(instances) else ("not sent" if sent == 0 else "partly sent")
+        out = {"destinations": settings.describe(), "status": status, "sent": sent, "not_sent": len(instances) - sent}
+        if errors:
+            out["errors"] = errors
+        out["instances"] = instances
+        return out
+
+    def compute(self, op_input, op_output, context) -> None:
+        state = op_input.receive("state")
+        state["send"] = None
+        if self.settings.enabled:
+            if state["status"] != "running" or not state["files"]:
+                state["send"] = {"destinations": self.settings.describe(), "status": "nothing to send"}
+            else:
+                start = time.perf_counter()
+                state["send"] = self._send([self.output_path / f for f in state["files"]])
+                state["timing_s"]["send"] = round(time.perf_counter() - start, 6)
+                level = logging.INFO if state["send"]["status"] == "sent" else logging.ERROR
+                logger.log(
+                    level,
+                    f"send: {state['send']['status']}, {state['send']['sent']}/{len(state['files'])} instance(s) "
+                    f"acknowledged; the files stay in {self.output_path}",
+                )
+        op_output.emit(state, "state")
+
+
 class ReportOperator(Operator):
-    """Writes ``report.json`` (request, model identity, device, timing, diversity, verdict, files) and the exit code."""
+    """Writes the run's report (request, model identity, device, timing, diversity, verdict, files) and the exit code.
+
+    ``report_<run id>.json`` stays; ``report.json`` is replaced by the latest run's report.
+    """
 
     def __init__(
         self, fragment: Fragment, *args: Any, output_path: Path, on_exit_code: Callable[[int], None], **kwargs
@@ -198,6 +300,7 @@ class ReportOperator(Operator):
         request = state.get("request")
         report = {
             "app": {"name": APP_NAME, "version": __version__},
+            "run_id": state["run_id"],
             "status": state["status"],
             "reason": state["reason"],
             "request": request.to_dict() if request is not None else None,
@@ -209,8 +312,15 @@ class ReportOperator(Operator):
             "diversity": state.get("diversity"),
             "gate": None if "diversity" not in state else ("passed" if state["diversity"]["passed"] else "refused"),
             "files": state["files"],
+            "send": state.get("send"),
+            "removed_stale": state["removed_stale"],
         }
-        write_report(report, self.output_path)
+        if "cleanup_error" in state:
+            report["cleanup_error"] = state["cleanup_error"]
+        write_report(report, self.output_path, state["run_id"])
         codes = {"written": EXIT_OK, "refused": EXIT_REFUSED}
-        self.on_exit_code(codes.get(state["status"], EXIT_FAILED))
+        code = codes.get(state["status"], EXIT_FAILED)
+        if code == EXIT_OK and state.get("send") and state["send"]["status"] != "sent":
+            code = EXIT_NOT_SENT
+        self.on_exit_code(code)
         logger.info(f"{APP_NAME}: {state['status']}, {len(state['files'])} DICOM file(s) in {self.output_path}")

@@ -15,10 +15,13 @@ from monai_msgsagan.synthesis.output import (
     REPORT_FILENAME,
     OutputError,
     check_output_dir,
+    new_run_id,
+    remove_stale_partials,
     write_report,
     write_series_atomically,
 )
 from monai_msgsagan.synthesis.request import (
+    DEFAULT_MAX_REQUEST_BYTES,
     REQUEST_FILENAME,
     RequestError,
     SynthesisRequest,
@@ -27,6 +30,7 @@ from monai_msgsagan.synthesis.request import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
     "REPORT_FILENAME",
     "REQUEST_FILENAME",
     "ExportedGenerator",
@@ -41,7 +45,9 @@ __all__ = [
     "generate",
     "load_exported_generator",
     "load_request",
+    "new_run_id",
     "parse_request",
+    "remove_stale_partials",
     "write_report",
     "write_series_atomically",
 ]

@@ -1,8 +1,17 @@
-"""Writing a run's outputs all or nothing: the DICOM series folder and report.json."""
+"""Writing a run's outputs all or nothing: the DICOM series folder and the run's report.
+
+Several runs may share one output folder, so every run has an id (:func:`new_run_id`): its series goes into
+``synthetic_<run id>/`` and its report into ``report_<run id>.json``; ``report.json`` is a copy of the latest run's
+report. A run killed while writing (SIGKILL, power loss) leaves a hidden ``.partial-*`` folder behind; the writer
+holds an exclusive ``flock`` on a ``.partial-*.lock`` file beside it for as long as it writes, so a later run can
+tell a dead writer's folder (lock free) from a live one's (lock held) and removes only the former
+(:func:`remove_stale_partials`).
+"""
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import shutil
@@ -15,13 +24,29 @@ import torch
 
 from monai_msgsagan.dicom import write_synthetic_dicom_series
 
-__all__ = ["REPORT_FILENAME", "OutputError", "check_output_dir", "write_series_atomically", "write_report"]
+__all__ = [
+    "REPORT_FILENAME",
+    "OutputError",
+    "check_output_dir",
+    "new_run_id",
+    "remove_stale_partials",
+    "write_series_atomically",
+    "write_report",
+]
 
 REPORT_FILENAME = "report.json"
+_PARTIAL_PREFIX = ".partial-"
+_LOCK_SUFFIX = ".lock"
 
 
 class OutputError(OSError):
     """The output folder cannot take the run's files; the message names the folder and the reason."""
+
+
+def new_run_id() -> str:
+    """``<UTC time>_<random>``: sorts by start time, unique across processes and machines."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}_{uuid.uuid4().hex[:8]}"
 
 
 def check_output_dir(output_dir: str | Path) -> Path:
@@ -45,43 +70,135 @@ def check_output_dir(output_dir: str | Path) -> Path:
     return path
 
 
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``path``, or None when another process holds it."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale_partials(output_dir: str | Path) -> list[str]:
+    """Remove the hidden ``.partial-*`` folders (and their lock files) that no live writer holds.
+
+    A folder whose lock file is locked belongs to a run still writing and is kept; a folder without a lock file, or
+    whose lock is free, was left by a killed run.
+
+    Returns:
+        names of the removed folders, sorted.
+
+    Raises:
+        OutputError: a stale folder that cannot be removed (the message names it).
+    """
+    output_dir = Path(output_dir)
+    removed = []
+    for partial in sorted(output_dir.glob(_PARTIAL_PREFIX + "*")):
+        if partial.name.endswith(_LOCK_SUFFIX) or not partial.is_dir() or partial.is_symlink():
+            continue
+        lock = partial.with_name(partial.name + _LOCK_SUFFIX)
+        try:
+            fd = _try_lock(lock)
+        except FileNotFoundError:  # never locked (older writer), or its writer finished and renamed it just now
+            fd = -1
+        if fd is None:
+            continue
+        try:
+            try:
+                shutil.rmtree(partial)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise OutputError(f"stale temporary folder {partial} cannot be removed ({e.strerror}).") from e
+            lock.unlink(missing_ok=True)
+            removed.append(partial.name)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    # lock files whose folder is gone (a writer killed between the rename and the unlink)
+    for lock in output_dir.glob(_PARTIAL_PREFIX + "*" + _LOCK_SUFFIX):
+        if not lock.with_name(lock.name[: -len(_LOCK_SUFFIX)]).exists():
+            try:
+                fd = _try_lock(lock)
+            except FileNotFoundError:
+                continue
+            if fd is not None:
+                lock.unlink(missing_ok=True)
+                os.close(fd)
+    return removed
+
+
 def write_series_atomically(
-    images: torch.Tensor, output_dir: str | Path, model_name: str, model_version: str, **kwargs: Any
+    images: torch.Tensor,
+    output_dir: str | Path,
+    model_name: str,
+    model_version: str,
+    run_id: str | None = None,
+    **kwargs: Any,
 ) -> list[Path]:
     """Write one synthetic DICOM series into a new sub-folder of ``output_dir``, all or nothing.
 
-    The files are written into a hidden temporary folder inside ``output_dir`` that is renamed to
-    ``synthetic_<UTC time>_<random>`` only when every file is written; on any error it is removed.
+    The files are written into a hidden ``.partial-*`` folder inside ``output_dir``, locked by this process
+    (see the module docstring), that is renamed to ``synthetic_<run id>`` only when every file is written; on any
+    error it is removed.
 
     Args:
         images: (N, 1, H, W) float in [-1, 1].
+        run_id: names the folder (default: a new :func:`new_run_id`).
         kwargs: passed to :func:`monai_msgsagan.dicom.write_synthetic_dicom_series`.
 
     Returns:
         the written files, in image order, inside the final folder.
     """
     output_dir = Path(output_dir)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    final = output_dir / f"synthetic_{stamp}_{uuid.uuid4().hex[:8]}"
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=output_dir))
+    final = output_dir / f"synthetic_{run_id or new_run_id()}"
+    fd, lock_name = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, suffix=_LOCK_SUFFIX, dir=output_dir)
+    lock = Path(lock_name)
+    partial = lock.with_name(lock.name[: -len(_LOCK_SUFFIX)])
     try:
-        paths = write_synthetic_dicom_series(images, partial, model_name, model_version, **kwargs)
-        os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        partial.mkdir()
+        try:
+            paths = write_synthetic_dicom_series(images, partial, model_name, model_version, **kwargs)
+            if final.exists():
+                raise OutputError(f"series folder {final} already exists.")
+            os.replace(partial, final)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
     return [final / p.name for p in paths]
 
 
-def write_report(report: dict[str, Any], output_dir: str | Path) -> Path:
-    """Write ``report`` as ``output_dir/report.json`` through a temporary file and an atomic rename."""
-    target = Path(output_dir) / REPORT_FILENAME
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=output_dir)
+def _write_json_atomically(data: dict[str, Any], target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+            json.dump(data, f, indent=2)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+
+
+def write_report(report: dict[str, Any], output_dir: str | Path, run_id: str | None = None) -> Path:
+    """Write the run's report, each file through a temporary file and an atomic rename.
+
+    With ``run_id``: ``output_dir/report_<run id>.json``, which no later run touches, then ``report.json`` (the
+    latest run's report, replaced by every run). Without: ``report.json`` only.
+
+    Returns:
+        the run's own report file.
+    """
+    output_dir = Path(output_dir)
+    own = output_dir / (f"report_{run_id}.json" if run_id else REPORT_FILENAME)
+    if run_id and own.exists():
+        raise OutputError(f"report {own} already exists (run ids must be unique).")
+    _write_json_atomically(report, own)
+    if run_id:
+        _write_json_atomically(report, output_dir / REPORT_FILENAME)
+    return own
