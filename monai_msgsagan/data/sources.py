@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ class TrainingData:
                 raise TypeError(f"no image identities for a {type(self.dataset).__name__} without files")
             seed = self.dataset.seed
             return self.dataset.item_ids(), [f"phantom {i} (seed {seed})" for i in range(len(self.dataset))]
-        return [f"sha256:{file_sha256(f)}" for f in self.files], list(self.files)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # hashlib releases the GIL: reading dominates
+            digests = list(pool.map(file_sha256, self.files))
+        return [f"sha256:{d}" for d in digests], list(self.files)
 
 
 def training_data(
