@@ -217,7 +217,7 @@ def test_checkpoints_load_weights_only_and_keep_newest(tmp_path):
 def test_unreadable_checkpoint_is_reported(tmp_path):
     (tmp_path / "checkpoint_3.pt").write_bytes(b"not a checkpoint")
     trainer, *_ = build(tmp_path, max_epochs=1)
-    with pytest.raises(RuntimeError, match="cannot resume from checkpoint .*checkpoint_3.pt"):
+    with pytest.raises(RuntimeError, match="cannot resume: no intact checkpoint .*checkpoint_3.pt"):
         trainer.run()
 
 

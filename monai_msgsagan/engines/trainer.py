@@ -60,8 +60,10 @@ class MultiScaleGanTrainer(Trainer):
     discriminator. Two-timescale learning rates are set on the optimizers (D faster than G).
 
     A step whose loss or gradients are not finite is skipped (no optimizer update, gradients dropped) and logged;
-    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`, leaving the
-    last checkpoint as it was.
+    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`. Skipping alone
+    does not catch a run whose finite updates blow the weights up (``lr_g`` 1e30): that is left to
+    :class:`~monai_msgsagan.handlers.GanCheckpointSaver`, which refuses to write weights that are not finite or whose
+    generator renders non-finite images.
 
     When ``torch.distributed`` is initialised, parameters and buffers (spectral-norm vectors included) are
     broadcast from rank 0 when the run starts and gradients are averaged across ranks before every optimizer
@@ -257,8 +259,9 @@ class MultiScaleGanTrainer(Trainer):
         if self.consecutive_nonfinite >= self.max_nonfinite_steps:
             raise NonFiniteLossError(
                 f"{self.consecutive_nonfinite} consecutive training steps had a non-finite loss or gradient "
-                f"(last: {what} at iteration {self.state.iteration}); stopping. The last checkpoint is intact; "
-                "lower the learning rates, enable a gradient penalty or check the data for NaN."
+                f"(last: {what} at iteration {self.state.iteration}); stopping. Skipped steps leave the weights "
+                "unchanged, and checkpoints are only written when all their tensors and the generator's images "
+                "are finite; lower the learning rates, enable a gradient penalty or check the data for NaN."
             )
 
     # ------------------------------------------------------------------ iteration
