@@ -47,7 +47,7 @@ def load_generator_weights(
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # PyTorch's text advises weights_only=False (arbitrary code execution): keep only the reason, unchained
-        found = re.search(r"WeightsUnpickler error: ([^.\n]*)", str(err))
+        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?\n|\.?$)", str(err))
         reason = found.group(1) if found else "it holds Python objects other than tensors and plain containers"
         raise ValueError(
             f"{path}: cannot be loaded as a weights-only state dict ({reason}); export the generator's "
