@@ -7,11 +7,21 @@ runs with one process, so the same code serves single-device and ``torchrun`` ru
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "get_rank", "get_world_size", "all_gather_object", "broadcast_object"]
+__all__ = [
+    "is_distributed",
+    "get_rank",
+    "get_world_size",
+    "all_gather_object",
+    "broadcast_object",
+    "select_rank_state",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def is_distributed() -> bool:
@@ -45,3 +55,23 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def select_rank_state(state: dict[str, Any], what: str) -> dict[str, Any]:
+    """This rank's entry of ``state["per_rank"]``; ``state`` itself (less ``per_rank``) when one process saved it.
+
+    A checkpoint saved by a different number of processes cannot be resumed exactly: ranks that have a saved
+    entry take it, the others get ``{}`` (keep their freshly seeded state), and a warning says so.
+    """
+    per_rank = state.get("per_rank")
+    saved = per_rank if per_rank is not None else [{k: v for k, v in state.items() if k != "per_rank"}]
+    rank, world = get_rank(), get_world_size()
+    if len(saved) != world:
+        logger.warning(
+            "%s were saved by %d process(es), this run has %d: ranks without a saved state keep their fresh one, "
+            "so resume is not exact.",
+            what,
+            len(saved),
+            world,
+        )
+    return saved[rank] if rank < len(saved) else {}

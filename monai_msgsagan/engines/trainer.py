@@ -16,6 +16,7 @@ from monai.engines.utils import default_prepare_batch
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_msgsagan.distributed import all_gather_object, is_distributed, select_rank_state
 from monai_msgsagan.engines.augment import PyramidDiffAugment
 from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
 from monai_msgsagan.networks.generator import sample_latent
@@ -358,24 +359,36 @@ class MultiScaleGanTrainer(Trainer):
         return out
 
     # ------------------------------------------------------------------ resume
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """Ignite engine state plus the trainer's generator, penalty counter and augmentation state."""
-        state = dict(super().state_dict())
-        state["rng"] = self.rng.get_state()
-        state["d_steps_done"] = self.d_steps_done
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: the latent/augmentation generator and the ADA state (local logits)."""
+        state: dict[str, Any] = {"rng": self.rng.get_state()}
         if self.augment is not None:
             state["augment"] = self.augment.state_dict()
         return state
 
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """Ignite engine state plus the trainer's generator, penalty counter and augmentation state.
+
+        In a multi-process run this is collective: every rank's generator and augmentation state are gathered
+        into ``"per_rank"`` so that each rank resumes with its own.
+        """
+        state = dict(super().state_dict())
+        local = self._rank_state()
+        state.update(local)
+        state["d_steps_done"] = self.d_steps_done
+        if is_distributed():
+            state["per_rank"] = all_gather_object(local)
+        return state
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
         state = dict(state_dict)
-        rng = state.pop("rng", None)
+        ranked = {k: state.pop(k) for k in ("rng", "augment", "per_rank") if k in state}
         d_steps = state.pop("d_steps_done", None)
-        augment = state.pop("augment", None)
         super().load_state_dict(state)
-        if rng is not None:
-            self.rng.set_state(rng)
+        ranked = select_rank_state(ranked, "trainer generator and augmentation states")
+        if "rng" in ranked:
+            self.rng.set_state(ranked["rng"])
         if d_steps is not None:
             self.d_steps_done = int(d_steps)
-        if augment is not None and self.augment is not None:
-            self.augment.load_state_dict(augment)
+        if "augment" in ranked and self.augment is not None:
+            self.augment.load_state_dict(ranked["augment"])

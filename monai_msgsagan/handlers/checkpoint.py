@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank, get_world_size, is_distributed
+from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank, is_distributed, select_rank_state
 from monai_msgsagan.engines.trainer import NonFiniteLossError
 from monai_msgsagan.handlers.samples import fixed_latents
 
@@ -326,32 +326,14 @@ class GlobalRandomState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = select_rank_state(state, "random states")
+        if not state:
+            return
         torch.set_rng_state(state["torch"])
         keys = state["numpy_keys"].numpy().astype(np.uint32)
         np.random.set_state(("MT19937", keys, state["numpy_pos"], state["numpy_has_gauss"], state["numpy_gauss"]))
         random.setstate((state["python_version"], tuple(state["python_internal"].tolist()), state["python_gauss"]))
         if "cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def select_rank_state(state: dict[str, Any], what: str) -> dict[str, Any]:
-    """This rank's entry of ``state["per_rank"]`` (or ``state`` itself when it was saved by one process).
-
-    A checkpoint saved by a different number of processes cannot be resumed exactly; each rank then takes the
-    entry of its own rank when there is one, else rank 0's, and a warning says so.
-    """
-    per_rank = state.get("per_rank")
-    local = {k: v for k, v in state.items() if k != "per_rank"}
-    if per_rank is None:
-        if is_distributed():
-            logger.warning("%s were saved by one process; every rank restores them (resume is not exact).", what)
-        return local
-    rank, world = get_rank(), get_world_size()
-    if len(per_rank) != world:
-        logger.warning(
-            "%s were saved by %d processes, this run has %d: resume is not exact.", what, len(per_rank), world
-        )
-    return per_rank[rank] if rank < len(per_rank) else local
 
 
 # ---------------------------------------------------------------------------------------------------- saver
