@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from ignite.engine import Events
 from torch.utils.data import DataLoader, DistributedSampler
 
 from monai_msgsagan.data import PhantomDataset
-from monai_msgsagan.engines import MultiScaleGanTrainer, NonFiniteLossError, PyramidDiffAugment, image_pyramid
+from monai_msgsagan.engines import (
+    GanIterationEvents,
+    GanOutputKeys,
+    MultiScaleGanTrainer,
+    NonFiniteLossError,
+    PyramidDiffAugment,
+    image_pyramid,
+)
 from monai_msgsagan.handlers import (
     GanCheckpointSaver,
     GeneratorEMA,
@@ -118,6 +126,29 @@ def test_training_updates_g_d_and_ema(tmp_path):
     inf = InferenceGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=2)
     inf.load_state_dict(model)  # the exported file is the flat EMA generator state dict
     assert_same(states(inf), states(ema))
+
+
+def test_gan_iteration_events_fire_between_the_steps_and_outputs_use_the_enum(tmp_path):
+    trainer, *_ = build(tmp_path, max_epochs=1)
+    trainer.d_train_steps = 2
+    seen = []
+
+    def record(engine, name):
+        seen.append((engine.state.iteration, name, dict(engine.state.output)))
+
+    trainer.add_event_handler(GanIterationEvents.D_STEP_COMPLETED, record, "D")
+    trainer.add_event_handler(GanIterationEvents.G_STEP_COMPLETED, record, "G")
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, record, "I")
+    trainer.run()
+    assert [(i, n) for i, n, _ in seen] == [(it, n) for it in (1, 2, 3) for n in "DDGI"]
+    first_d, second_d, g_done, _ = (out for _, _, out in seen[:4])
+    assert first_d[GanOutputKeys.D_LOSS] != 0.0 and first_d[GanOutputKeys.G_LOSS] == 0.0  # G not run yet
+    # the D values are means over the D steps done so far
+    assert second_d[GanOutputKeys.D_LOSS] != first_d[GanOutputKeys.D_LOSS]
+    assert g_done[GanOutputKeys.G_LOSS] != 0.0 and g_done[GanOutputKeys.D_LOSS] == second_d[GanOutputKeys.D_LOSS]
+    out = trainer.state.output
+    assert set(out) == set(GanOutputKeys) and all(isinstance(k, GanOutputKeys) for k in out)
+    assert out["d_loss"] == out[GanOutputKeys.D_LOSS]  # plain string keys keep working
 
 
 @pytest.mark.parametrize("penalty", [R1Penalty(1.0, interval=2), GradientPenalty(1.0)])

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from monai_msgsagan.distributed import all_gather_object, is_distributed, select_rank_state
 from monai_msgsagan.engines.augment import PyramidDiffAugment
+from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
 from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
 from monai_msgsagan.networks.generator import sample_latent
 
@@ -101,9 +102,11 @@ class MultiScaleGanTrainer(Trainer):
         max_nonfinite_steps: consecutive skipped steps after which the run stops.
         epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
 
-    ``engine.state.output`` holds floats: ``d_loss``, ``g_loss`` (adversarial part), ``penalty``,
-    ``mode_seeking`` (the regulariser's term), ``real_logit``, ``fake_logit``,
-    ``augment_p`` and ``skipped`` (1.0 when the step was skipped).
+    ``engine.state.output`` holds floats under the :class:`~monai_msgsagan.engines.GanOutputKeys` names:
+    ``d_loss``, ``g_loss`` (adversarial part), ``penalty``, ``mode_seeking`` (the regulariser's term),
+    ``real_logit``, ``fake_logit``, ``augment_p`` and ``skipped`` (1.0 when a step was skipped). Inside every
+    iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`: ``D_STEP_COMPLETED`` after
+    each discriminator update and ``G_STEP_COMPLETED`` after the generator update.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class MultiScaleGanTrainer(Trainer):
             prepare_batch=default_prepare_batch,
             handlers=train_handlers,
             decollate=False,
+            event_names=[GanIterationEvents],
         )
         self.g_network = g_network
         self.d_network = d_network
@@ -290,18 +294,17 @@ class MultiScaleGanTrainer(Trainer):
 
         self.g_network.train()
         self.d_network.train()
-        out = {
-            "d_loss": 0.0,
-            "g_loss": 0.0,
-            "penalty": 0.0,
-            "mode_seeking": 0.0,
-            "real_logit": 0.0,
-            "fake_logit": 0.0,
-            "skipped": 0.0,
-        }
+        keys = GanOutputKeys
+        out: dict[str, float] = dict.fromkeys(
+            (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.SKIPPED),
+            0.0,
+        )
+        out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
+        engine.state.output = out  # filled as the iteration goes, for GanIterationEvents handlers
 
         # discriminator
-        for _ in range(self.d_train_steps):
+        d_sums = dict.fromkeys((keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT), 0.0)
+        for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
             d_losses = []
             apply_penalty = self.penalty is not None and self.penalty.is_due(self.d_steps_done)
@@ -322,18 +325,16 @@ class MultiScaleGanTrainer(Trainer):
                 d_losses.append(total.detach())
                 if self.augment is not None:
                     self.augment.update(real_logits)
-                out["d_loss"] += float(d_loss.detach()) / chunks
-                out["penalty"] += float(penalty.detach()) / chunks
-                out["real_logit"] += float(real_logits.detach().mean()) / chunks
-                out["fake_logit"] += float(fake_logits.detach().mean()) / chunks
+                d_sums[keys.D_LOSS] += float(d_loss.detach()) / chunks
+                d_sums[keys.PENALTY] += float(penalty.detach()) / chunks
+                d_sums[keys.REAL_LOGIT] += float(real_logits.detach().mean()) / chunks
+                d_sums[keys.FAKE_LOGIT] += float(fake_logits.detach().mean()) / chunks
             skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
             self._record_nonfinite(skipped, "discriminator loss or gradient")
-            out["skipped"] = max(out["skipped"], float(skipped))
+            out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
             self.d_steps_done += 1
-        out["d_loss"] /= self.d_train_steps
-        out["penalty"] /= self.d_train_steps
-        out["real_logit"] /= self.d_train_steps
-        out["fake_logit"] /= self.d_train_steps
+            out.update({k: v / (step + 1) for k, v in d_sums.items()})
+            engine.fire_event(GanIterationEvents.D_STEP_COMPLETED)
 
         # generator (D frozen so its weights get no gradient from the G step)
         self.d_network.requires_grad_(False)
@@ -349,13 +350,14 @@ class MultiScaleGanTrainer(Trainer):
                 ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
             ((g_loss + ms_loss) / chunks).backward()
             g_losses.append((g_loss + ms_loss).detach())
-            out["g_loss"] += float(g_loss.detach()) / chunks
-            out["mode_seeking"] += float(ms_loss.detach()) / chunks
+            out[keys.G_LOSS] += float(g_loss.detach()) / chunks
+            out[keys.MODE_SEEKING] += float(ms_loss.detach()) / chunks
         self.d_network.requires_grad_(True)
         skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
         self._record_nonfinite(skipped, "generator loss or gradient")
-        out["skipped"] = max(out["skipped"], float(skipped))
-        out["augment_p"] = self.augment.probability if self.augment is not None else 0.0
+        out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
+        out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
+        engine.fire_event(GanIterationEvents.G_STEP_COMPLETED)
         return out
 
     # ------------------------------------------------------------------ resume
