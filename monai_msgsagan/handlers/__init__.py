@@ -1,4 +1,4 @@
-"""Ignite handlers for MSG-SAGAN training: EMA, checkpoints and resume, sample grids, diversity monitor."""
+"""Ignite handlers for MSG-SAGAN training: EMA, checkpoints and resume, sample grids, diversity monitor, progress."""
 
 from monai_msgsagan.handlers.checkpoint import (
     CheckpointIntegrityError,
@@ -15,6 +15,7 @@ from monai_msgsagan.handlers.checkpoint import (
 )
 from monai_msgsagan.handlers.diversity import DiversityMonitor
 from monai_msgsagan.handlers.ema import GeneratorEMA
+from monai_msgsagan.handlers.progress import TrainingProgress
 from monai_msgsagan.handlers.samples import SampleGridSaver, fixed_latents, image_grid
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "NonFiniteWeightsError",
     "ResumeFromLatest",
     "SampleGridSaver",
+    "TrainingProgress",
     "atomic_torch_save",
     "fixed_latents",
     "image_grid",
