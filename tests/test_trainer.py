@@ -151,6 +151,23 @@ def test_gan_iteration_events_fire_between_the_steps_and_outputs_use_the_enum(tm
     assert out["d_loss"] == out[GanOutputKeys.D_LOSS]  # plain string keys keep working
 
 
+def test_health_signals_accuracy_and_per_scale_gradients_leave_training_unchanged(tmp_path):
+    plain, g0, d0, _ = build(tmp_path / "plain", max_epochs=1)
+    plain.run()
+    measured, g1, d1, _ = build(tmp_path / "measured", max_epochs=1)
+    measured.measure_scale_gradients = True
+    norms = []
+    measured.add_event_handler(Events.ITERATION_COMPLETED, lambda e: norms.append(e.scale_gradient_norms))
+    measured.run()
+    assert_same(states(g1, d1), states(g0, d0))  # measuring costs a backward through D, changes nothing
+    assert len(norms) == 3 and all(len(n) == 3 and all(v > 0 for v in n) for n in norms)  # 3 scales: 4, 8, 16
+    assert plain.scale_gradient_norms is None
+    out = measured.state.output
+    assert 0.0 <= out[GanOutputKeys.D_REAL_ACC] <= 1.0 and 0.0 <= out[GanOutputKeys.D_FAKE_ACC] <= 1.0
+    real_acc, fake_acc = MultiScaleGanTrainer._d_accuracy(torch.tensor([3.0, 2.0, -1.0]), torch.tensor([0.0, 1.0]))
+    assert (real_acc, fake_acc) == (pytest.approx(2 / 3), 1.0)  # fake mean 0.5, real mean 4/3
+
+
 @pytest.mark.parametrize("penalty", [R1Penalty(1.0, interval=2), GradientPenalty(1.0)])
 def test_penalties_and_losses_train(tmp_path, penalty):
     loss = "logistic" if isinstance(penalty, R1Penalty) else "wgan"

@@ -32,6 +32,9 @@ class GanOutputKeys(StrEnum):
     - ``PENALTY``: R1 / gradient penalty (0 on iterations where the lazy penalty is not due).
     - ``MODE_SEEKING``: the mode-seeking regulariser's term of the generator loss.
     - ``REAL_LOGIT`` / ``FAKE_LOGIT``: mean discriminator logits on the real and the generated batch.
+    - ``D_REAL_ACC`` / ``D_FAKE_ACC``: D's accuracy, loss-agnostic (any logit offset, relativistic losses too):
+      the fraction of real logits above the fake batch's mean logit, and of fake logits below the real batch's.
+      About 0.5 when D cannot tell them apart, 1.0 when it separates them perfectly.
     - ``AUGMENT_P``: probability of the differentiable augmentation (ADA).
     - ``SKIPPED``: 1.0 when a D or G step of the iteration was skipped as non-finite, else 0.0.
     """
@@ -42,5 +45,7 @@ class GanOutputKeys(StrEnum):
     MODE_SEEKING = "mode_seeking"
     REAL_LOGIT = "real_logit"
     FAKE_LOGIT = "fake_logit"
+    D_REAL_ACC = "d_real_acc"
+    D_FAKE_ACC = "d_fake_acc"
     AUGMENT_P = "augment_p"
     SKIPPED = "skipped"

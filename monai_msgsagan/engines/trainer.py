@@ -104,7 +104,9 @@ class MultiScaleGanTrainer(Trainer):
 
     ``engine.state.output`` holds floats under the :class:`~monai_msgsagan.engines.GanOutputKeys` names:
     ``d_loss``, ``g_loss`` (adversarial part), ``penalty``, ``mode_seeking`` (the regulariser's term),
-    ``real_logit``, ``fake_logit``, ``augment_p`` and ``skipped`` (1.0 when a step was skipped). Inside every
+    ``real_logit``, ``fake_logit``, ``d_real_acc``, ``d_fake_acc`` (D's accuracy), ``augment_p`` and ``skipped``
+    (1.0 when a step was skipped). With ``measure_scale_gradients`` set, ``scale_gradient_norms`` holds the norm of
+    the adversarial gradient reaching each scale of G's output in the last G step. Inside every
     iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`: ``D_STEP_COMPLETED`` after
     each discriminator update and ``G_STEP_COMPLETED`` after the generator update.
     """
@@ -176,6 +178,10 @@ class MultiScaleGanTrainer(Trainer):
         self.conditional = g_network.num_classes > 0
         self.d_steps_done = 0
         self.consecutive_nonfinite = 0
+        #: set to True (e.g. by a health monitor) to measure, in the next G steps, the gradient reaching each scale
+        self.measure_scale_gradients = False
+        #: per scale (coarse to fine) gradient norms of the last measured G step, else None
+        self.scale_gradient_norms: list[float] | None = None
         self.add_event_handler(Events.STARTED, self._sync_ranks)
 
     # ------------------------------------------------------------------ distributed
@@ -238,6 +244,20 @@ class MultiScaleGanTrainer(Trainer):
             images = [x.contiguous(memory_format=torch.channels_last) for x in images]
         return self._d_forward(images, labels).float()
 
+    @staticmethod
+    def _d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[float, float]:
+        """Fractions of real logits above the mean fake logit and of fake logits below the mean real logit."""
+        real_acc = float((real_logits > fake_logits.mean()).float().mean())
+        fake_acc = float((fake_logits < real_logits.mean()).float().mean())
+        return real_acc, fake_acc
+
+    @staticmethod
+    def _scale_gradient_norms(g_loss: torch.Tensor, fake: list[torch.Tensor]) -> list[float]:
+        """Per scale (coarse to fine), the mean per-image L2 norm of the adversarial loss gradient reaching G's
+        output there, scaled by the batch size so it is that of each image's own loss (batch-size independent)."""
+        grads = torch.autograd.grad(g_loss, fake, retain_graph=True, allow_unused=True)
+        return [0.0 if g is None else float(g.detach().flatten(1).norm(dim=1).mean()) * g.shape[0] for g in grads]
+
     def _step(self, network: torch.nn.Module, optimizer: Optimizer, losses: list[torch.Tensor]) -> bool:
         """Average gradients across ranks, check everything is finite, then step; return False when skipped."""
         self._average_gradients(network)
@@ -296,14 +316,17 @@ class MultiScaleGanTrainer(Trainer):
         self.d_network.train()
         keys = GanOutputKeys
         out: dict[str, float] = dict.fromkeys(
-            (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.SKIPPED),
+            (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT)
+            + (keys.D_REAL_ACC, keys.D_FAKE_ACC, keys.SKIPPED),
             0.0,
         )
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
         engine.state.output = out  # filled as the iteration goes, for GanIterationEvents handlers
 
         # discriminator
-        d_sums = dict.fromkeys((keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT), 0.0)
+        d_sums = dict.fromkeys(
+            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC), 0.0
+        )
         for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
             d_losses = []
@@ -329,6 +352,9 @@ class MultiScaleGanTrainer(Trainer):
                 d_sums[keys.PENALTY] += float(penalty.detach()) / chunks
                 d_sums[keys.REAL_LOGIT] += float(real_logits.detach().mean()) / chunks
                 d_sums[keys.FAKE_LOGIT] += float(fake_logits.detach().mean()) / chunks
+                real_acc, fake_acc = self._d_accuracy(real_logits.detach(), fake_logits.detach())
+                d_sums[keys.D_REAL_ACC] += real_acc / chunks
+                d_sums[keys.D_FAKE_ACC] += fake_acc / chunks
             skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
             self._record_nonfinite(skipped, "discriminator loss or gradient")
             out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
@@ -339,6 +365,7 @@ class MultiScaleGanTrainer(Trainer):
         # generator (D frozen so its weights get no gradient from the G step)
         self.d_network.requires_grad_(False)
         g_losses = []
+        scale_norms = [0.0] * self.num_scales
         for real, labels in zip(real_chunks, label_chunks):
             mode_seeking = self.mode_seeking_weight > 0 and real[0].shape[0] >= 2
             fake_labels = self._paired_labels(labels) if mode_seeking else labels
@@ -348,6 +375,9 @@ class MultiScaleGanTrainer(Trainer):
                 real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
                 g_loss = self.loss.generator_loss(fake_logits, real_logits)
                 ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
+            if self.measure_scale_gradients:
+                for i, norm in enumerate(self._scale_gradient_norms(g_loss, fake)):
+                    scale_norms[i] += norm / chunks
             ((g_loss + ms_loss) / chunks).backward()
             g_losses.append((g_loss + ms_loss).detach())
             out[keys.G_LOSS] += float(g_loss.detach()) / chunks
@@ -357,6 +387,7 @@ class MultiScaleGanTrainer(Trainer):
         self._record_nonfinite(skipped, "generator loss or gradient")
         out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
+        self.scale_gradient_norms = scale_norms if self.measure_scale_gradients else None
         engine.fire_event(GanIterationEvents.G_STEP_COMPLETED)
         return out
 
