@@ -39,6 +39,7 @@ __all__ = [
     "NonFiniteWeightsError",
     "ResumeFromLatest",
     "atomic_torch_save",
+    "generator_output_problem",
     "latest_checkpoint",
     "load_checkpoint",
     "newest_intact_checkpoint",
@@ -273,7 +274,7 @@ def _is_generator(obj: Any) -> bool:
 
 
 @torch.no_grad()
-def _generator_check(name: str, network: torch.nn.Module) -> str | None:
+def generator_output_problem(name: str, network: torch.nn.Module) -> str | None:
     """Why ``network`` fails to render a fixed check batch ``(4, C, R, R)`` with finite values, or ``None``."""
     device = next(network.parameters()).device
     z, labels = fixed_latents(CHECK_BATCH_SIZE, network.latent_dim, network.num_classes, CHECK_BATCH_SEED, device)
@@ -423,7 +424,7 @@ class GanCheckpointSaver:
     def _problems(self, checkpoint: dict[str, Any], model_state: dict[str, Any]) -> list[str]:
         problems = nonfinite_entries(checkpoint) + nonfinite_entries(model_state, self.model_path.name)
         if not problems:
-            problems = [p for name, net in self._generators() if (p := _generator_check(name, net)) is not None]
+            problems = [p for name, net in self._generators() if (p := generator_output_problem(name, net)) is not None]
         return problems
 
     def __call__(self, engine: Engine) -> None:
