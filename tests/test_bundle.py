@@ -103,6 +103,10 @@ def test_training_writes_model_samples_logs_and_checkpoints(trained_bundle):
     assert (logs / "samples" / "samples_epoch0002.png").is_file()
     record = json.loads((logs / "diversity.jsonl").read_text().splitlines()[-1])
     assert record["epoch"] == 2 and 0 < record["ms_ssim_fake"] <= 1 and 0 < record["ms_ssim_real"] < 1
+    health = [json.loads(line) for line in (logs / "health.jsonl").read_text().splitlines()]
+    assert [h["iteration"] for h in health] == [4, 8]  # --health_interval 4, 4 iterations per epoch
+    assert all(h["diagnosis"] in {"healthy", "mode_collapse", "non_convergence", "vanishing_gradients"} for h in health)
+    assert {"d_real_acc", "grad_scale32", "logit_margin"} <= set(health[-1])
 
 
 @pytest.mark.slow

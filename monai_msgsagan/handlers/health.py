@@ -165,7 +165,9 @@ class TrainingHealthMonitor:
     A check diagnosed ``mode_collapse``, or weights that are not finite or render non-finite images, never count.
     ``best_model_path`` with ``.json`` instead of ``.pt`` records the epoch, iteration, criterion and value.
 
-    Attach after the :class:`DiversityMonitor` (same ``EPOCH_COMPLETED``), on rank 0 only.
+    Attach after the :class:`DiversityMonitor` (same ``EPOCH_COMPLETED``), or let this handler attach it
+    (``attach_diversity_monitor``; what the bundle does, as MONAI's bundle checks expect every item of
+    ``train#handlers`` to be a dict). Rank 0 only.
 
     Args:
         interval: iterations between checks.
@@ -176,6 +178,7 @@ class TrainingHealthMonitor:
         thresholds: :class:`HealthThresholds`.
         stop_after_collapsed: consecutive ``mode_collapse`` checks after which the run stops; 0 never stops.
         best_model_path: where to keep the best EMA generator (e.g. ``models/model_best.pt``), or None.
+        attach_diversity_monitor: attach ``diversity_monitor`` to the engine too (just before this handler).
         enabled: ``False`` makes the handler a no-op (ranks other than 0).
     """
 
@@ -189,6 +192,7 @@ class TrainingHealthMonitor:
         thresholds: HealthThresholds | None = None,
         stop_after_collapsed: int = 0,
         best_model_path: str | os.PathLike | None = None,
+        attach_diversity_monitor: bool = False,
         enabled: bool = True,
     ) -> None:
         if interval < 1 or window < 2 or stop_after_collapsed < 0:
@@ -205,6 +209,7 @@ class TrainingHealthMonitor:
         self.thresholds = thresholds or HealthThresholds()
         self.stop_after_collapsed = stop_after_collapsed
         self.best_model_path = Path(best_model_path) if best_model_path is not None else None
+        self.attach_diversity_monitor = attach_diversity_monitor
         self.enabled = enabled
         self.outputs: deque[dict[str, float]] = deque(maxlen=window)
         self.first_finest_gradient: float | None = None
@@ -218,6 +223,8 @@ class TrainingHealthMonitor:
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
+        if self.attach_diversity_monitor and self.diversity_monitor is not None:
+            self.diversity_monitor.attach(engine)  # first, so its checks precede this handler's
         engine.add_event_handler(Events.ITERATION_STARTED, self._request_gradients)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self.check)
