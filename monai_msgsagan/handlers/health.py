@@ -148,7 +148,7 @@ class TrainingHealthMonitor:
       ``*_variation`` (std / max(|mean|, 0.1)); ``g_loss_rise``: the G trend as a fraction of its mean.
     - ``grad_scale{R}``: norm of the adversarial gradient reaching each scale ``R`` of G's output (measured on the
       iteration of the check, one extra backward through D); ``grad_finest_relative``: the finest scale's value
-      over its first measured value.
+      over its first value (measured on the first iteration of this process's run).
     - ``ms_ssim_fake`` / ``ms_ssim_real`` / ``ms_ssim_ratio`` (and per class): the latest :class:`DiversityMonitor`
       check; ``diversity_retained_all`` (and ``_class{k}``): ``(1 - MS-SSIM generated) / (1 - MS-SSIM real)``.
     - ``skipped_fraction``: steps skipped as non-finite.
@@ -232,17 +232,21 @@ class TrainingHealthMonitor:
             engine.add_event_handler(Events.EPOCH_COMPLETED | Events.COMPLETED, self._keep_best)
 
     def _request_gradients(self, engine: Engine) -> None:
+        """Measure on check iterations, and on the run's first iteration for the baseline of the gradient drop."""
         if hasattr(engine, "measure_scale_gradients"):
-            engine.measure_scale_gradients = engine.state.iteration % self.interval == 0
+            due = engine.state.iteration % self.interval == 0
+            engine.measure_scale_gradients = due or self.first_finest_gradient is None
 
     def _collect(self, engine: Engine) -> None:
         if isinstance(engine.state.output, dict):
             self.outputs.append({str(k): float(v) for k, v in engine.state.output.items()})
         norms = getattr(engine, "scale_gradient_norms", None)
-        if engine.state.iteration % self.interval == 0 and norms:
+        if not norms:
+            return
+        if self.first_finest_gradient is None and math.isfinite(norms[-1]) and norms[-1] > 0:
+            self.first_finest_gradient = norms[-1]
+        if engine.state.iteration % self.interval == 0:
             self.last_gradients = list(norms)
-            if self.first_finest_gradient is None and math.isfinite(norms[-1]) and norms[-1] > 0:
-                self.first_finest_gradient = norms[-1]
 
     def signals(self, engine: Engine) -> dict[str, Any]:
         """The record of the current iteration (see the class docstring)."""
