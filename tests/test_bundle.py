@@ -298,13 +298,22 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     )
 
 
-def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 600) -> list[dict]:
-    """tests/ddp_check.py under ``torchrun --nproc_per_node 2`` (gloo); returns every rank's record."""
+def _torchrun_cmd(bundle: Path, out: Path, settings: dict[str, str]) -> list[str]:
+    """tests/ddp_check.py under ``torchrun --nproc_per_node 2`` (gloo)."""
     args = [f"{k}={json.dumps(json.loads(v))}" for k, v in settings.items()]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    cmd += [str(Path(__file__).with_name("ddp_check.py")), str(bundle), str(out), *args]
+    return cmd + [str(Path(__file__).with_name("ddp_check.py")), str(bundle), str(out), *args]
+
+
+def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 600) -> list[dict]:
+    """Run :func:`_torchrun_cmd` to the end; returns every rank's record."""
     proc = subprocess.Popen(
-        cmd, env=bundle_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        _torchrun_cmd(bundle, out, settings),
+        env=bundle_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -318,15 +327,28 @@ def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 
 
 @pytest.mark.slow
 def test_multi_gpu_resume_matches_uninterrupted_run(tmp_path):
-    """torchrun, 2 processes, gloo: stopped after epoch 2 and started again for epoch 3, every rank ends with G, D
-    and EMA bit-identical to an uninterrupted 3-epoch run (both ranks restore optimizers, EMA, counters and their
-    own random states from rank 0's checkpoint)."""
+    """torchrun, 2 processes, gloo, SIGKILLed (torchrun and both workers) after its first checkpoint and started
+    again: every rank ends with G, D and EMA bit-identical to an uninterrupted run (both ranks restore optimizers,
+    EMA, counters and their own random states from rank 0's checkpoint)."""
     settings = {**TINY_TRAIN, "max_epochs": "3"}
     expected = _torchrun(copy_bundle(tmp_path / "full"), tmp_path / "full.json", settings)
 
-    bundle = copy_bundle(tmp_path / "stopped")
-    _torchrun(bundle, tmp_path / "first.json", {**settings, "max_epochs": "2"})
-    assert (bundle / "models" / "resume" / "checkpoint_4.pt").is_file()
+    bundle = copy_bundle(tmp_path / "killed")
+    resume = bundle / "models" / "resume"
+    proc = subprocess.Popen(
+        _torchrun_cmd(bundle, tmp_path / "killed.json", settings),
+        env=bundle_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (resume / "checkpoint_2.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (resume / "checkpoint_2.pt").exists(), "the run ended before its first checkpoint"
+    assert not (resume / "checkpoint_6.pt").exists(), "the run was not interrupted"
     resumed = _torchrun(bundle, tmp_path / "resumed.json", settings, timeout=300)
     for rank, (got, want) in enumerate(zip(resumed, expected)):
         assert got["iterations"] == want["iterations"] == 6, rank
