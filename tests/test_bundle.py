@@ -305,6 +305,32 @@ def _torchrun_cmd(bundle: Path, out: Path, settings: dict[str, str]) -> list[str
     return cmd + [str(Path(__file__).with_name("ddp_check.py")), str(bundle), str(out), *args]
 
 
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` and all its descendants: torchrun starts its workers in sessions of their own, so killing
+    its process group would leave them running (Linux: the tree is read from /proc before anything is killed)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [proc.pid], [proc.pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        tree += kids
+        todo += kids
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in tree[1:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 600) -> list[dict]:
     """Run :func:`_torchrun_cmd` to the end; returns every rank's record."""
     proc = subprocess.Popen(
@@ -318,7 +344,7 @@ def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the workers too, not only torchrun
+        _kill_tree(proc)  # the workers too, not only torchrun
         proc.communicate()
         raise AssertionError(f"torchrun did not finish within {timeout} s (ranks out of step?)") from None
     assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
@@ -345,11 +371,13 @@ def test_multi_gpu_resume_matches_uninterrupted_run(tmp_path):
     deadline = time.monotonic() + 300
     while not (resume / "checkpoint_2.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_tree(proc)
     assert (resume / "checkpoint_2.pt").exists(), "the run ended before its first checkpoint"
     assert not (resume / "checkpoint_6.pt").exists(), "the run was not interrupted"
     resumed = _torchrun(bundle, tmp_path / "resumed.json", settings, timeout=300)
+    assert resumed[0]["resumed_from"] in ("checkpoint_2.pt", "checkpoint_4.pt")  # not a fresh start
+    assert resumed[1]["resumed_from"] == resumed[0]["resumed_from"]  # every rank loaded it
+    assert expected[0]["resumed_from"] is None
     for rank, (got, want) in enumerate(zip(resumed, expected)):
         assert got["iterations"] == want["iterations"] == 6, rank
         for key in ("generator", "discriminator", "ema_generator"):
