@@ -563,42 +563,43 @@ class ResumeFromLatest:
     def _candidates(self) -> Iterable[Path]:
         return [p for _, p in sorted(_checkpoints(self.save_dir), reverse=True)]
 
-    def _choose(self) -> tuple[Path | None, str | None]:
-        """(the newest usable checkpoint or ``None``, an error message when there are checkpoints but none usable)."""
+    def _choose(self) -> tuple[Path | None, dict[str, Any] | None, str | None]:
+        """(the newest usable checkpoint and its content, or ``None``s; an error message when there are checkpoints
+        but none is usable)."""
         rejected: list[str] = []
         for path in self._candidates():
             try:
-                checkpoint = load_checkpoint(path, "cpu", self.require_hash)
+                checkpoint = load_checkpoint(path, self.map_location, self.require_hash)
             except CheckpointIntegrityError as e:
                 reason = str(e)
             else:
                 missing = sorted(set(self.load_dict) - set(checkpoint))
                 if missing:
-                    return None, f"cannot resume from checkpoint {path}: it holds no {missing} (another configuration?)"
+                    error = f"cannot resume from checkpoint {path}: it holds no {missing} (another configuration?)"
+                    return None, None, error
                 bad = nonfinite_entries({k: checkpoint[k] for k in self.load_dict})
                 if not bad:
                     if rejected:
                         logger.warning("resuming from %s, the newest intact checkpoint.", path)
-                    return path, None
+                    return path, checkpoint, None
                 reason = f"{path}: non-finite values ({'; '.join(bad[:3])})"
             logger.warning("cannot resume from %s; trying the next older checkpoint.", reason)
             rejected.append(reason)
-        if rejected:
-            return None, (
-                f"cannot resume: no intact checkpoint in {self.save_dir} ({'; '.join(rejected)}). Move these files "
-                "away to start afresh."
-            )
-        return None, None
+        if not rejected:
+            return None, None, None
+        error = f"cannot resume: no intact checkpoint in {self.save_dir} ({'; '.join(rejected)}). Move these files "
+        return None, None, error + "away to start afresh."
 
     def __call__(self, engine: Engine) -> None:
-        chosen, error = self._choose() if get_rank() == 0 else (None, None)
+        chosen, checkpoint, error = self._choose() if get_rank() == 0 else (None, None, None)
         chosen, error = broadcast_object((str(chosen) if chosen is not None else None, error))
         if error is not None:
             raise RuntimeError(error)
         if chosen is None:
             return
         path = Path(chosen)
-        checkpoint = load_checkpoint(path, self.map_location, self.require_hash)
+        if checkpoint is None:  # ranks other than 0 read (and verify) the file rank 0 chose
+            checkpoint = load_checkpoint(path, self.map_location, self.require_hash)
         max_epochs = engine.state.max_epochs
         for name, obj in self.load_dict.items():
             obj.load_state_dict(checkpoint[name])
