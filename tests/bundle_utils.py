@@ -17,7 +17,7 @@ TINY = {
     "channels": "[16,16,16,8]",
     "attention_resolutions": "[16]",
 }
-TINY_TRAIN = {**TINY, "num_phantoms": "32", "batch_size": "8", "max_epochs": "2"}
+TINY_TRAIN = {**TINY, "num_phantoms": "32", "batch_size": "8", "max_epochs": "2", "health_interval": "4"}
 
 
 def copy_bundle(dest: Path) -> Path:

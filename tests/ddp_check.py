@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from monai.bundle import ConfigWorkflow
 
+from monai_msgsagan.handlers import ResumeFromLatest
+
 
 def digest(module: torch.nn.Module) -> str:
     """Hash of a state dict: parameters and buffers (spectral-norm u/v vectors included)."""
@@ -36,7 +38,9 @@ def main() -> None:
     workflow.initialize()
     workflow.run()
     trainer = workflow.parser.get_parsed_content("train#trainer")
+    resume = [h for h in workflow.parser.get_parsed_content("train#handlers") if isinstance(h, ResumeFromLatest)]
     mine = {
+        "resumed_from": resume[0].loaded_from.name if resume and resume[0].loaded_from else None,
         "rank": dist.get_rank(),
         "iterations": trainer.state.iteration,
         "generator": digest(trainer.g_network),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,6 +103,10 @@ def test_training_writes_model_samples_logs_and_checkpoints(trained_bundle):
     assert (logs / "samples" / "samples_epoch0002.png").is_file()
     record = json.loads((logs / "diversity.jsonl").read_text().splitlines()[-1])
     assert record["epoch"] == 2 and 0 < record["ms_ssim_fake"] <= 1 and 0 < record["ms_ssim_real"] < 1
+    health = [json.loads(line) for line in (logs / "health.jsonl").read_text().splitlines()]
+    assert [h["iteration"] for h in health] == [4, 8]  # --health_interval 4, 4 iterations per epoch
+    assert all(h["diagnosis"] in {"healthy", "mode_collapse", "non_convergence", "vanishing_gradients"} for h in health)
+    assert {"d_real_acc", "grad_scale32", "logit_margin"} <= set(health[-1])
 
 
 @pytest.mark.slow
@@ -291,6 +296,92 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         rtol=0,
         atol=0,
     )
+
+
+def _torchrun_cmd(bundle: Path, out: Path, settings: dict[str, str]) -> list[str]:
+    """tests/ddp_check.py under ``torchrun --nproc_per_node 2`` (gloo)."""
+    args = [f"{k}={json.dumps(json.loads(v))}" for k, v in settings.items()]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return cmd + [str(Path(__file__).with_name("ddp_check.py")), str(bundle), str(out), *args]
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc`` and all its descendants: torchrun starts its workers in sessions of their own, so killing
+    its process group would leave them running (Linux: the tree is read from /proc before anything is killed)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [proc.pid], [proc.pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        tree += kids
+        todo += kids
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in tree[1:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _torchrun(bundle: Path, out: Path, settings: dict[str, str], timeout: int = 600) -> list[dict]:
+    """Run :func:`_torchrun_cmd` to the end; returns every rank's record."""
+    proc = subprocess.Popen(
+        _torchrun_cmd(bundle, out, settings),
+        env=bundle_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)  # the workers too, not only torchrun
+        proc.communicate()
+        raise AssertionError(f"torchrun did not finish within {timeout} s (ranks out of step?)") from None
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_multi_gpu_resume_matches_uninterrupted_run(tmp_path):
+    """torchrun, 2 processes, gloo, SIGKILLed (torchrun and both workers) after its first checkpoint and started
+    again: every rank ends with G, D and EMA bit-identical to an uninterrupted run (both ranks restore optimizers,
+    EMA, counters and their own random states from rank 0's checkpoint)."""
+    settings = {**TINY_TRAIN, "max_epochs": "3"}
+    expected = _torchrun(copy_bundle(tmp_path / "full"), tmp_path / "full.json", settings)
+
+    bundle = copy_bundle(tmp_path / "killed")
+    resume = bundle / "models" / "resume"
+    proc = subprocess.Popen(
+        _torchrun_cmd(bundle, tmp_path / "killed.json", settings),
+        env=bundle_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (resume / "checkpoint_2.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _kill_tree(proc)
+    assert (resume / "checkpoint_2.pt").exists(), "the run ended before its first checkpoint"
+    assert not (resume / "checkpoint_6.pt").exists(), "the run was not interrupted"
+    resumed = _torchrun(bundle, tmp_path / "resumed.json", settings, timeout=300)
+    assert resumed[0]["resumed_from"] in ("checkpoint_2.pt", "checkpoint_4.pt")  # not a fresh start
+    assert resumed[1]["resumed_from"] == resumed[0]["resumed_from"]  # every rank loaded it
+    assert expected[0]["resumed_from"] is None
+    for rank, (got, want) in enumerate(zip(resumed, expected)):
+        assert got["iterations"] == want["iterations"] == 6, rank
+        for key in ("generator", "discriminator", "ema_generator"):
+            assert got[key] == want[key], (rank, key)
 
 
 @pytest.mark.slow

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
-from xray_files import write_bad_corpus, write_good_corpus
+from xray_files import ramp, write_bad_corpus, write_good_corpus, write_png
 
 from monai_msgsagan.data import PHANTOM_CLASS_NAMES, build_datalist, make_dataset, write_phantom_folder
 from monai_msgsagan.transforms import LoadXray, xray_train_transforms
@@ -121,3 +122,35 @@ def test_phantom_folder_round_trip_and_cached_datasets(tmp_path):
     assert any((tmp_path / "cache").iterdir())
     with pytest.raises(ValueError, match="cache_dir"):
         make_dataset(dl.train, transform, cache="disk")
+
+
+def test_unusable_data_set_still_writes_the_report(tmp_path):
+    """Every image bad: the run stops, but the per-file reasons are on disk first."""
+    bad = write_bad_corpus(tmp_path / "bad")
+    report = tmp_path / "logs" / "datalist_report.json"
+    with pytest.raises(ValueError, match="no usable images") as err:
+        build_datalist(tmp_path / "bad", report_path=report)
+    assert str(report) in str(err.value)
+    written = json.loads(report.read_text())
+    assert written["num_used"] == 0
+    assert sorted(Path(s["path"]).name for s in written["skipped"]) == sorted(p.name for p, _ in bad.values())
+
+
+def test_broken_symbolic_links_are_reported(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_png(folder / "good.png", ramp(64, 64, 255))
+    (folder / "dangling.png").symlink_to(folder / "gone.png")
+    (folder / "self.png").symlink_to(folder / "self.png")
+    (folder / "a.dcm").symlink_to(folder / "b.dcm")
+    (folder / "b.dcm").symlink_to(folder / "a.dcm")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "up").symlink_to(folder, target_is_directory=True)
+    dl = build_datalist(folder)
+    assert [Path(it["image"]).name for it in dl.train] == ["good.png"]
+    reasons = {Path(s.path).name: s.reason for s in dl.report.skipped}
+    assert set(reasons) == {"dangling.png", "self.png", "a.dcm", "b.dcm", "up"}
+    assert reasons["dangling.png"].startswith("dangling symbolic link") and "gone.png" in reasons["dangling.png"]
+    for name in ("self.png", "a.dcm", "b.dcm", "up"):
+        assert reasons[name].startswith("symbolic link loop"), reasons[name]
+    assert dl.report.num_candidates == 6

@@ -69,6 +69,22 @@ def test_load_generator_weights_errors_name_the_file(tmp_path):
     torch.testing.assert_close(fresh.state_dict(), net.state_dict())
 
 
+def test_load_generator_weights_unloadable_file_is_named_without_unsafe_advice(tmp_path):
+    """A file ``weights_only`` refuses (a pickled ``Path``) or a damaged one: a ValueError naming the file, and
+    never PyTorch's advice to retry with ``weights_only=False`` (arbitrary code execution), not even chained."""
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(1), "made_in": Path("/somewhere")}, path)
+    with pytest.raises(ValueError, match=r"model\.pt.*weights-only") as err:
+        load_generator_weights(tiny_multiscale(), path)
+    shown = str(err.value) + str(err.value.__cause__) + str(err.value.__context__)
+    assert "weights_only=False" not in shown and err.value.__suppress_context__
+    damaged = tmp_path / "damaged.pt"
+    torch.save(tiny_multiscale().state_dict(), damaged)
+    damaged.write_bytes(damaged.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"damaged\.pt"):
+        load_generator_weights(tiny_multiscale(), damaged)
+
+
 def test_evaluate_generator_report_holds_the_numbers(tmp_path):
     net = tiny_multiscale()
     real = torch.rand(12, 1, 32, 32) * 2 - 1

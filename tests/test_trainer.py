@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from ignite.engine import Events
 from torch.utils.data import DataLoader, DistributedSampler
 
 from monai_msgsagan.data import PhantomDataset
-from monai_msgsagan.engines import MultiScaleGanTrainer, NonFiniteLossError, PyramidDiffAugment, image_pyramid
+from monai_msgsagan.engines import (
+    GanIterationEvents,
+    GanOutputKeys,
+    MultiScaleGanTrainer,
+    NonFiniteLossError,
+    PyramidDiffAugment,
+    image_pyramid,
+)
 from monai_msgsagan.handlers import (
     GanCheckpointSaver,
     GeneratorEMA,
@@ -120,6 +128,46 @@ def test_training_updates_g_d_and_ema(tmp_path):
     assert_same(states(inf), states(ema))
 
 
+def test_gan_iteration_events_fire_between_the_steps_and_outputs_use_the_enum(tmp_path):
+    trainer, *_ = build(tmp_path, max_epochs=1)
+    trainer.d_train_steps = 2
+    seen = []
+
+    def record(engine, name):
+        seen.append((engine.state.iteration, name, dict(engine.state.output)))
+
+    trainer.add_event_handler(GanIterationEvents.D_STEP_COMPLETED, record, "D")
+    trainer.add_event_handler(GanIterationEvents.G_STEP_COMPLETED, record, "G")
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, record, "I")
+    trainer.run()
+    assert [(i, n) for i, n, _ in seen] == [(it, n) for it in (1, 2, 3) for n in "DDGI"]
+    first_d, second_d, g_done, _ = (out for _, _, out in seen[:4])
+    assert first_d[GanOutputKeys.D_LOSS] != 0.0 and first_d[GanOutputKeys.G_LOSS] == 0.0  # G not run yet
+    # the D values are means over the D steps done so far
+    assert second_d[GanOutputKeys.D_LOSS] != first_d[GanOutputKeys.D_LOSS]
+    assert g_done[GanOutputKeys.G_LOSS] != 0.0 and g_done[GanOutputKeys.D_LOSS] == second_d[GanOutputKeys.D_LOSS]
+    out = trainer.state.output
+    assert set(out) == set(GanOutputKeys) and all(isinstance(k, GanOutputKeys) for k in out)
+    assert out["d_loss"] == out[GanOutputKeys.D_LOSS]  # plain string keys keep working
+
+
+def test_health_signals_accuracy_and_per_scale_gradients_leave_training_unchanged(tmp_path):
+    plain, g0, d0, _ = build(tmp_path / "plain", max_epochs=1)
+    plain.run()
+    measured, g1, d1, _ = build(tmp_path / "measured", max_epochs=1)
+    measured.measure_scale_gradients = True
+    norms = []
+    measured.add_event_handler(Events.ITERATION_COMPLETED, lambda e: norms.append(e.scale_gradient_norms))
+    measured.run()
+    assert_same(states(g1, d1), states(g0, d0))  # measuring costs a backward through D, changes nothing
+    assert len(norms) == 3 and all(len(n) == 3 and all(v > 0 for v in n) for n in norms)  # 3 scales: 4, 8, 16
+    assert plain.scale_gradient_norms is None
+    out = measured.state.output
+    assert 0.0 <= out[GanOutputKeys.D_REAL_ACC] <= 1.0 and 0.0 <= out[GanOutputKeys.D_FAKE_ACC] <= 1.0
+    real_acc, fake_acc = MultiScaleGanTrainer._d_accuracy(torch.tensor([3.0, 2.0, -1.0]), torch.tensor([0.0, 1.0]))
+    assert (real_acc, fake_acc) == (pytest.approx(2 / 3), 1.0)  # fake mean 0.5, real mean 4/3
+
+
 @pytest.mark.parametrize("penalty", [R1Penalty(1.0, interval=2), GradientPenalty(1.0)])
 def test_penalties_and_losses_train(tmp_path, penalty):
     loss = "logistic" if isinstance(penalty, R1Penalty) else "wgan"
@@ -217,7 +265,7 @@ def test_checkpoints_load_weights_only_and_keep_newest(tmp_path):
 def test_unreadable_checkpoint_is_reported(tmp_path):
     (tmp_path / "checkpoint_3.pt").write_bytes(b"not a checkpoint")
     trainer, *_ = build(tmp_path, max_epochs=1)
-    with pytest.raises(RuntimeError, match="cannot resume from checkpoint .*checkpoint_3.pt"):
+    with pytest.raises(RuntimeError, match="cannot resume: no intact checkpoint .*checkpoint_3.pt"):
         trainer.run()
 
 

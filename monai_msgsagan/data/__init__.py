@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .datalist import Datalist, DatalistReport, SkippedItem, build_datalist, make_dataset
+from .datalist import Datalist, DatalistReport, NoUsableImagesError, SkippedItem, build_datalist, make_dataset
 from .latents import LatentDataset
 from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
 from .sources import TrainingData, real_image_sample, training_data
@@ -15,6 +15,7 @@ __all__ = [
     "training_data",
     "Datalist",
     "DatalistReport",
+    "NoUsableImagesError",
     "PhantomDataset",
     "SkippedItem",
     "build_datalist",

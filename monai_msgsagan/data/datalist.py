@@ -4,8 +4,10 @@ a report of every skipped row or unreadable file; plus cached MONAI datasets for
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from monai.data import CacheDataset, Dataset, PersistentDataset
 
 from monai_msgsagan.transforms.io import XRAY_EXTENSIONS, XrayReadError, read_xray
 
-__all__ = ["SkippedItem", "DatalistReport", "Datalist", "build_datalist", "make_dataset"]
+__all__ = ["SkippedItem", "DatalistReport", "Datalist", "NoUsableImagesError", "build_datalist", "make_dataset"]
 
 _CSV_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # public CSVs are often Windows-1252 (curly quotes, degrees)
 
@@ -61,6 +63,14 @@ class DatalistReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2))
         return path
+
+
+class NoUsableImagesError(ValueError):
+    """No candidate of a datalist source was usable; ``report`` says why for each one."""
+
+    def __init__(self, message: str, report: DatalistReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -138,6 +148,33 @@ def _is_dicom_without_extension(path: Path) -> bool:
     return head[128:132] == b"DICM"
 
 
+def _broken_link(path: Path) -> str | None:
+    """Why the symbolic link ``path`` leads nowhere usable (dangling, or a loop), or ``None``.
+
+    A link to a folder that contains the link (``sub/up -> ..``) counts as a loop: following it would never end.
+    """
+    if not path.is_symlink():
+        return None
+    try:
+        target = os.readlink(path)
+    except OSError as e:
+        return f"unreadable symbolic link ({e.strerror})"
+    try:
+        resolved = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return f"symbolic link loop (-> {target})"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"symbolic link loop (-> {target})"
+        if e.errno == errno.ENOENT:
+            return f"dangling symbolic link (target {target} does not exist)"
+        return f"unusable symbolic link (-> {target}: {e.strerror})"
+    parent = path.parent.resolve()
+    if resolved.is_dir() and (resolved == parent or resolved in parent.parents):
+        return f"symbolic link loop (folder link -> {target}, an ancestor of itself)"
+    return None
+
+
 def _read_error(path: Path) -> str | None:
     """Why ``path`` cannot be used as a radiograph, or ``None`` when it loads."""
     try:
@@ -185,6 +222,7 @@ def build_datalist(
     labels_from_subfolders: bool = False,
     extensions: Sequence[str] = XRAY_EXTENSIONS,
     num_workers: int = 1,
+    report_path: str | Path | None = None,
 ) -> Datalist:
     """Find radiographs in a folder tree or a CSV and split them into train / validation datalists.
 
@@ -198,7 +236,8 @@ def build_datalist(
 
     Rows with a blank path or label, a missing file, a class not in ``classes``, a duplicate path, or (with
     ``check_readable``) a file that fails :func:`~monai_msgsagan.transforms.read_xray` are skipped and listed in
-    ``report`` with the reason; the good ones are kept.
+    ``report`` with the reason; the good ones are kept. In folders, dangling symbolic links and link loops
+    (including a folder link to its own ancestor) are listed too.
 
     Args:
         source: a folder, or a CSV file.
@@ -212,13 +251,15 @@ def build_datalist(
         labels_from_subfolders: folder sources: class = first-level subfolder.
         extensions: file endings considered images (lower case).
         num_workers: threads decoding files for ``check_readable``.
+        report_path: also write ``report`` there as JSON, before raising when no image is usable.
 
     Returns:
         :class:`Datalist` with ``train``, ``val``, ``class_names`` and ``report``.
 
     Raises:
-        ValueError: the source does not exist, a named column is missing, no path column can be found, or no
-            image is left (the message gives the counts of skip reasons).
+        ValueError: the source does not exist, a named column is missing, or no path column can be found.
+        NoUsableImagesError: (a ``ValueError``) no image is left; the message gives the counts of skip reasons and
+            its ``report`` every skipped item.
     """
     source = Path(source)
     if not (0.0 <= val_fraction < 1.0):
@@ -233,13 +274,17 @@ def build_datalist(
 
     if source.is_dir():
         use_sub = labels_from_subfolders or wanted is not None
-        files = sorted(
-            p
-            for p in source.rglob("*")
-            if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(source).parts)
-            and (_has_extension(p, extensions) or _is_dicom_without_extension(p))
+        entries = sorted(
+            p for p in source.rglob("*") if not any(part.startswith(".") for part in p.relative_to(source).parts)
         )
+        files = []
+        for p in entries:
+            broken = _broken_link(p)
+            if broken is not None:
+                report.skipped.append(SkippedItem(str(p), broken))
+                report.num_candidates += 1
+            elif _is_file(p) and (_has_extension(p, extensions) or _is_dicom_without_extension(p)):
+                files.append(p)
         for p in files:
             rel = p.relative_to(source)
             name = rel.parts[0] if use_sub and len(rel.parts) > 1 else ""
@@ -315,8 +360,11 @@ def build_datalist(
     index = {n: i for i, n in enumerate(class_names)}
     items = [{"image": str(p), "label": index.get(n, 0), "class_name": n} for _, p, n in kept]
     report.num_used = len(items)
+    if report_path is not None:
+        report.to_json(report_path)
     if not items:
-        raise ValueError(f"no usable images: {report.summary()}")
+        where = f"; every file and its reason are in {report_path}" if report_path is not None else ""
+        raise NoUsableImagesError(f"no usable images: {report.summary()}{where}", report)
     train, val = _split(items, val_fraction, seed)
     return Datalist(train=train, val=val, class_names=list(class_names), report=report)
 

@@ -1,6 +1,14 @@
 """Training engine for MSG-SAGAN."""
 
 from monai_msgsagan.engines.augment import PyramidDiffAugment
+from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
 from monai_msgsagan.engines.trainer import MultiScaleGanTrainer, NonFiniteLossError, image_pyramid
 
-__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "PyramidDiffAugment", "image_pyramid"]
+__all__ = [
+    "GanIterationEvents",
+    "GanOutputKeys",
+    "MultiScaleGanTrainer",
+    "NonFiniteLossError",
+    "PyramidDiffAugment",
+    "image_pyramid",
+]

@@ -16,7 +16,9 @@ from monai.engines.utils import default_prepare_batch
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_msgsagan.distributed import all_gather_object, is_distributed, select_rank_state
 from monai_msgsagan.engines.augment import PyramidDiffAugment
+from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
 from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
 from monai_msgsagan.networks.generator import sample_latent
 
@@ -60,8 +62,10 @@ class MultiScaleGanTrainer(Trainer):
     discriminator. Two-timescale learning rates are set on the optimizers (D faster than G).
 
     A step whose loss or gradients are not finite is skipped (no optimizer update, gradients dropped) and logged;
-    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`, leaving the
-    last checkpoint as it was.
+    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`. Skipping alone
+    does not catch a run whose finite updates blow the weights up (``lr_g`` 1e30): that is left to
+    :class:`~monai_msgsagan.handlers.GanCheckpointSaver`, which refuses to write weights that are not finite or whose
+    generator renders non-finite images.
 
     When ``torch.distributed`` is initialised, parameters and buffers (spectral-norm vectors included) are
     broadcast from rank 0 when the run starts and gradients are averaged across ranks before every optimizer
@@ -98,9 +102,13 @@ class MultiScaleGanTrainer(Trainer):
         max_nonfinite_steps: consecutive skipped steps after which the run stops.
         epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
 
-    ``engine.state.output`` holds floats: ``d_loss``, ``g_loss`` (adversarial part), ``penalty``,
-    ``mode_seeking`` (the regulariser's term), ``real_logit``, ``fake_logit``,
-    ``augment_p`` and ``skipped`` (1.0 when the step was skipped).
+    ``engine.state.output`` holds floats under the :class:`~monai_msgsagan.engines.GanOutputKeys` names:
+    ``d_loss``, ``g_loss`` (adversarial part), ``penalty``, ``mode_seeking`` (the regulariser's term),
+    ``real_logit``, ``fake_logit``, ``d_real_acc``, ``d_fake_acc`` (D's accuracy), ``augment_p`` and ``skipped``
+    (1.0 when a step was skipped). With ``measure_scale_gradients`` set, ``scale_gradient_norms`` holds the norm of
+    the adversarial gradient reaching each scale of G's output in the last G step. Inside every
+    iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`: ``D_STEP_COMPLETED`` after
+    each discriminator update and ``G_STEP_COMPLETED`` after the generator update.
     """
 
     def __init__(
@@ -143,6 +151,7 @@ class MultiScaleGanTrainer(Trainer):
             prepare_batch=default_prepare_batch,
             handlers=train_handlers,
             decollate=False,
+            event_names=[GanIterationEvents],
         )
         self.g_network = g_network
         self.d_network = d_network
@@ -169,6 +178,10 @@ class MultiScaleGanTrainer(Trainer):
         self.conditional = g_network.num_classes > 0
         self.d_steps_done = 0
         self.consecutive_nonfinite = 0
+        #: set to True (e.g. by a health monitor) to measure, in the next G steps, the gradient reaching each scale
+        self.measure_scale_gradients = False
+        #: per scale (coarse to fine) gradient norms of the last measured G step, else None
+        self.scale_gradient_norms: list[float] | None = None
         self.add_event_handler(Events.STARTED, self._sync_ranks)
 
     # ------------------------------------------------------------------ distributed
@@ -231,6 +244,20 @@ class MultiScaleGanTrainer(Trainer):
             images = [x.contiguous(memory_format=torch.channels_last) for x in images]
         return self._d_forward(images, labels).float()
 
+    @staticmethod
+    def _d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[float, float]:
+        """Fractions of real logits above the mean fake logit and of fake logits below the mean real logit."""
+        real_acc = float((real_logits > fake_logits.mean()).float().mean())
+        fake_acc = float((fake_logits < real_logits.mean()).float().mean())
+        return real_acc, fake_acc
+
+    @staticmethod
+    def _scale_gradient_norms(g_loss: torch.Tensor, fake: list[torch.Tensor]) -> list[float]:
+        """Per scale (coarse to fine), the mean per-image L2 norm of the adversarial loss gradient reaching G's
+        output there, scaled by the batch size so it is that of each image's own loss (batch-size independent)."""
+        grads = torch.autograd.grad(g_loss, fake, retain_graph=True, allow_unused=True)
+        return [0.0 if g is None else float(g.detach().flatten(1).norm(dim=1).mean()) * g.shape[0] for g in grads]
+
     def _step(self, network: torch.nn.Module, optimizer: Optimizer, losses: list[torch.Tensor]) -> bool:
         """Average gradients across ranks, check everything is finite, then step; return False when skipped."""
         self._average_gradients(network)
@@ -257,8 +284,9 @@ class MultiScaleGanTrainer(Trainer):
         if self.consecutive_nonfinite >= self.max_nonfinite_steps:
             raise NonFiniteLossError(
                 f"{self.consecutive_nonfinite} consecutive training steps had a non-finite loss or gradient "
-                f"(last: {what} at iteration {self.state.iteration}); stopping. The last checkpoint is intact; "
-                "lower the learning rates, enable a gradient penalty or check the data for NaN."
+                f"(last: {what} at iteration {self.state.iteration}); stopping. Skipped steps leave the weights "
+                "unchanged, and checkpoints are only written when all their tensors and the generator's images "
+                "are finite; lower the learning rates, enable a gradient penalty or check the data for NaN."
             )
 
     # ------------------------------------------------------------------ iteration
@@ -286,18 +314,20 @@ class MultiScaleGanTrainer(Trainer):
 
         self.g_network.train()
         self.d_network.train()
-        out = {
-            "d_loss": 0.0,
-            "g_loss": 0.0,
-            "penalty": 0.0,
-            "mode_seeking": 0.0,
-            "real_logit": 0.0,
-            "fake_logit": 0.0,
-            "skipped": 0.0,
-        }
+        keys = GanOutputKeys
+        out: dict[str, float] = dict.fromkeys(
+            (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT)
+            + (keys.D_REAL_ACC, keys.D_FAKE_ACC, keys.SKIPPED),
+            0.0,
+        )
+        out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
+        engine.state.output = out  # filled as the iteration goes, for GanIterationEvents handlers
 
         # discriminator
-        for _ in range(self.d_train_steps):
+        d_sums = dict.fromkeys(
+            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC), 0.0
+        )
+        for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
             d_losses = []
             apply_penalty = self.penalty is not None and self.penalty.is_due(self.d_steps_done)
@@ -318,22 +348,24 @@ class MultiScaleGanTrainer(Trainer):
                 d_losses.append(total.detach())
                 if self.augment is not None:
                     self.augment.update(real_logits)
-                out["d_loss"] += float(d_loss.detach()) / chunks
-                out["penalty"] += float(penalty.detach()) / chunks
-                out["real_logit"] += float(real_logits.detach().mean()) / chunks
-                out["fake_logit"] += float(fake_logits.detach().mean()) / chunks
+                d_sums[keys.D_LOSS] += float(d_loss.detach()) / chunks
+                d_sums[keys.PENALTY] += float(penalty.detach()) / chunks
+                d_sums[keys.REAL_LOGIT] += float(real_logits.detach().mean()) / chunks
+                d_sums[keys.FAKE_LOGIT] += float(fake_logits.detach().mean()) / chunks
+                real_acc, fake_acc = self._d_accuracy(real_logits.detach(), fake_logits.detach())
+                d_sums[keys.D_REAL_ACC] += real_acc / chunks
+                d_sums[keys.D_FAKE_ACC] += fake_acc / chunks
             skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
             self._record_nonfinite(skipped, "discriminator loss or gradient")
-            out["skipped"] = max(out["skipped"], float(skipped))
+            out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
             self.d_steps_done += 1
-        out["d_loss"] /= self.d_train_steps
-        out["penalty"] /= self.d_train_steps
-        out["real_logit"] /= self.d_train_steps
-        out["fake_logit"] /= self.d_train_steps
+            out.update({k: v / (step + 1) for k, v in d_sums.items()})
+            engine.fire_event(GanIterationEvents.D_STEP_COMPLETED)
 
         # generator (D frozen so its weights get no gradient from the G step)
         self.d_network.requires_grad_(False)
         g_losses = []
+        scale_norms = [0.0] * self.num_scales
         for real, labels in zip(real_chunks, label_chunks):
             mode_seeking = self.mode_seeking_weight > 0 and real[0].shape[0] >= 2
             fake_labels = self._paired_labels(labels) if mode_seeking else labels
@@ -343,36 +375,53 @@ class MultiScaleGanTrainer(Trainer):
                 real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
                 g_loss = self.loss.generator_loss(fake_logits, real_logits)
                 ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
+            if self.measure_scale_gradients:
+                for i, norm in enumerate(self._scale_gradient_norms(g_loss, fake)):
+                    scale_norms[i] += norm / chunks
             ((g_loss + ms_loss) / chunks).backward()
             g_losses.append((g_loss + ms_loss).detach())
-            out["g_loss"] += float(g_loss.detach()) / chunks
-            out["mode_seeking"] += float(ms_loss.detach()) / chunks
+            out[keys.G_LOSS] += float(g_loss.detach()) / chunks
+            out[keys.MODE_SEEKING] += float(ms_loss.detach()) / chunks
         self.d_network.requires_grad_(True)
         skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
         self._record_nonfinite(skipped, "generator loss or gradient")
-        out["skipped"] = max(out["skipped"], float(skipped))
-        out["augment_p"] = self.augment.probability if self.augment is not None else 0.0
+        out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
+        out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
+        self.scale_gradient_norms = scale_norms if self.measure_scale_gradients else None
+        engine.fire_event(GanIterationEvents.G_STEP_COMPLETED)
         return out
 
     # ------------------------------------------------------------------ resume
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """Ignite engine state plus the trainer's generator, penalty counter and augmentation state."""
-        state = dict(super().state_dict())
-        state["rng"] = self.rng.get_state()
-        state["d_steps_done"] = self.d_steps_done
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: the latent/augmentation generator and the ADA state (local logits)."""
+        state: dict[str, Any] = {"rng": self.rng.get_state()}
         if self.augment is not None:
             state["augment"] = self.augment.state_dict()
         return state
 
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """Ignite engine state plus the trainer's generator, penalty counter and augmentation state.
+
+        In a multi-process run this is collective: every rank's generator and augmentation state are gathered
+        into ``"per_rank"`` so that each rank resumes with its own.
+        """
+        state = dict(super().state_dict())
+        local = self._rank_state()
+        state.update(local)
+        state["d_steps_done"] = self.d_steps_done
+        if is_distributed():
+            state["per_rank"] = all_gather_object(local)
+        return state
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
         state = dict(state_dict)
-        rng = state.pop("rng", None)
+        ranked = {k: state.pop(k) for k in ("rng", "augment", "per_rank") if k in state}
         d_steps = state.pop("d_steps_done", None)
-        augment = state.pop("augment", None)
         super().load_state_dict(state)
-        if rng is not None:
-            self.rng.set_state(rng)
+        ranked = select_rank_state(ranked, "trainer generator and augmentation states")
+        if "rng" in ranked:
+            self.rng.set_state(ranked["rng"])
         if d_steps is not None:
             self.d_steps_done = int(d_steps)
-        if augment is not None and self.augment is not None:
-            self.augment.load_state_dict(augment)
+        if "augment" in ranked and self.augment is not None:
+            self.augment.load_state_dict(ranked["augment"])

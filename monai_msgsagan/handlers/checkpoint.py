@@ -1,12 +1,26 @@
-"""Atomic resume checkpoints, the exported EMA generator and exact resume."""
+"""Verified resume checkpoints, the exported EMA generator, and exact (multi-process) resume.
+
+Every checkpoint ``checkpoint_{iteration}.pt`` has a sidecar ``checkpoint_{iteration}.pt.sha256`` (``sha256sum``
+format, so ``sha256sum -c`` checks it too) holding the SHA-256 of the file's bytes. Files are written atomically
+(temporary file, ``fsync``, rename), the sidecar first, so a kill at any moment leaves every earlier checkpoint
+intact and a half-written one fails verification. Nothing is written whose tensors are not all finite or whose
+generator renders non-finite images on a fixed check batch.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import logging
+import math
 import os
+import pickle
 import random
 import re
+import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,38 +28,281 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-__all__ = ["GlobalRandomState", "GanCheckpointSaver", "ResumeFromLatest", "latest_checkpoint", "atomic_torch_save"]
+from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank, is_distributed, select_rank_state
+from monai_msgsagan.engines.trainer import NonFiniteLossError
+from monai_msgsagan.handlers.samples import fixed_latents
+
+__all__ = [
+    "CheckpointIntegrityError",
+    "GanCheckpointSaver",
+    "GlobalRandomState",
+    "NonFiniteWeightsError",
+    "ResumeFromLatest",
+    "atomic_torch_save",
+    "generator_output_problem",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "newest_intact_checkpoint",
+    "nonfinite_entries",
+    "save_checkpoint",
+    "verify_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint"
+HASH_SUFFIX = ".sha256"
+_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}_(\d+)\.pt$")
+#: images of the fixed batch every saved generator must render finitely
+CHECK_BATCH_SIZE = 4
+CHECK_BATCH_SEED = 20240601
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: a reader never sees a partial file."""
+class NonFiniteWeightsError(NonFiniteLossError):
+    """Raised instead of saving a checkpoint whose tensors or generated images are not all finite."""
+
+
+class CheckpointIntegrityError(RuntimeError):
+    """A checkpoint file is missing its integrity hash, fails it, or cannot be unpickled."""
+
+
+# ---------------------------------------------------------------------------------------------------- files
+def _write_error(err: OSError, path: Path, size: int) -> OSError:
+    """An ``OSError`` that names ``path`` and, for a full disk or quota, says so plainly."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        what = "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
+        return OSError(
+            err.errno,
+            f"{what}: cannot write {path} ({size / 2**20:.1f} MiB needed, {free} on its file system); the "
+            "previous file of that name, if any, is unchanged. Free some space or move the output folder.",
+        )
+    return OSError(err.errno, f"cannot write {path}: {err.strerror or err}")
+
+
+def _atomic_write_bytes(data: bytes | memoryview, path: str | os.PathLike) -> Path:
+    """Write ``data`` to a temporary file in ``path``'s folder, ``fsync`` it, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        raise _write_error(e, path, len(data)) from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
     return path
 
 
+def _serialize(obj: Any) -> memoryview:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer()
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically: a reader never sees a partial file.
+
+    The object is serialised in memory first, so a failed write (a full disk, say) raises an ``OSError`` that
+    names ``path`` and its reason, and leaves no temporary file behind.
+    """
+    return _atomic_write_bytes(_serialize(obj), path)
+
+
+def _hash_path(path: Path) -> Path:
+    return path.with_name(path.name + HASH_SUFFIX)
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> str:
+    """Save ``obj`` to ``path`` with its SHA-256 in ``path + ".sha256"``; returns the hex digest.
+
+    The sidecar is written first: a kill between the two writes leaves a checkpoint that fails verification (or
+    none at all), never an unverified one.
+    """
+    path = Path(path)
+    data = _serialize(obj)
+    digest = hashlib.sha256(data).hexdigest()
+    _atomic_write_bytes(f"{digest}  {path.name}\n".encode(), _hash_path(path))
+    _atomic_write_bytes(data, path)
+    return digest
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _check_bytes(path: Path, data: bytes, require_hash: bool = True) -> str | None:
+    """Why the bytes ``data`` of ``path`` fail verification against the sidecar, or ``None`` when they pass."""
+    sidecar = _hash_path(path)
+    if not sidecar.is_file():
+        if not require_hash:
+            return None
+        return f"no integrity file {sidecar.name} (written before integrity hashes, or its write was interrupted)"
+    try:
+        expected = sidecar.read_text().split()[0].lower()
+    except (OSError, UnicodeDecodeError) as e:
+        return f"unreadable integrity file {sidecar.name} ({_first_line(e)})"
+    except IndexError:
+        return f"empty integrity file {sidecar.name}"
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        return (
+            f"SHA-256 mismatch (expected {expected[:16]}..., found {actual[:16]}...): the file was changed or "
+            "damaged after it was written"
+        )
+    return None
+
+
+def verify_checkpoint(path: str | os.PathLike, require_hash: bool = True) -> str | None:
+    """Why the checkpoint ``path`` fails its SHA-256 check, or ``None`` when it passes.
+
+    ``require_hash=False`` accepts a checkpoint without a sidecar (written by an older version).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return f"unreadable ({e.strerror or _first_line(e)})"
+    return _check_bytes(path, data, require_hash)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu", require_hash: bool = True
+) -> dict[str, Any]:
+    """Verify ``path`` against its SHA-256 sidecar, then ``torch.load(weights_only=True)`` it.
+
+    Raises:
+        CheckpointIntegrityError: the file is unreadable, has no (or a wrong) hash, or does not unpickle; the
+            message names the file and the reason.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointIntegrityError(f"{path}: unreadable ({e.strerror or _first_line(e)})") from e
+    reason = _check_bytes(path, data, require_hash)
+    if reason is not None:
+        raise CheckpointIntegrityError(f"{path}: {reason}")
+    try:
+        checkpoint = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointIntegrityError(f"{path}: not a weights-only checkpoint ({_first_line(e)})") from e
+    if not isinstance(checkpoint, dict):
+        raise CheckpointIntegrityError(f"{path}: expected a dict of state dicts, got {type(checkpoint).__name__}")
+    return checkpoint
+
+
+def _checkpoints(save_dir: Path) -> list[tuple[int, Path]]:
+    if not Path(save_dir).is_dir():
+        return []
+    return [(int(m.group(1)), p) for p in Path(save_dir).iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
+
+
+def latest_checkpoint(save_dir: str | os.PathLike) -> Path | None:
+    """The resume checkpoint with the highest iteration in ``save_dir`` (verified or not), or ``None``."""
+    found = _checkpoints(Path(save_dir))
+    return max(found)[1] if found else None
+
+
+def newest_intact_checkpoint(save_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest iteration in ``save_dir`` that passes :func:`verify_checkpoint`."""
+    for _, path in sorted(_checkpoints(Path(save_dir)), reverse=True):
+        if verify_checkpoint(path) is None:
+            return path
+    return None
+
+
+def _remove_stale_files(save_dir: Path, model_path: Path) -> list[Path]:
+    """Temporary files of interrupted writes (ours only) and hash files whose checkpoint is gone."""
+    patterns = [
+        re.compile(rf"^\.{CHECKPOINT_PREFIX}_\d+\.pt(\{HASH_SUFFIX})?\.[A-Za-z0-9_]+\.tmp$"),
+        re.compile(rf"^\.{re.escape(model_path.name)}\.[A-Za-z0-9_]+\.tmp$"),
+    ]
+    orphan = re.compile(rf"^({CHECKPOINT_PREFIX}_\d+\.pt)\{HASH_SUFFIX}$")
+    removed = []
+    for folder in {save_dir, model_path.parent}:
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            m = orphan.match(p.name) if folder == save_dir else None
+            if any(pat.match(p.name) for pat in patterns) or (m and not (folder / m.group(1)).exists()):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return sorted(removed)
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
+    """``"name: k of n values not finite"`` for every floating tensor or float in a nested state dict."""
+    found: list[str] = []
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() or state.is_complex():
+            bad = int((~torch.isfinite(state)).sum())
+            if bad:
+                found.append(f"{prefix}: {bad} of {state.numel()} values not finite")
+    elif isinstance(state, float):
+        if not math.isfinite(state):
+            found.append(f"{prefix}: {state}")
+    elif isinstance(state, dict):
+        for key, value in state.items():
+            found += nonfinite_entries(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            found += nonfinite_entries(value, f"{prefix}[{i}]")
+    return found
+
+
+def _is_generator(obj: Any) -> bool:
+    return isinstance(obj, torch.nn.Module) and hasattr(obj, "latent_dim") and hasattr(obj, "num_classes")
+
+
+@torch.no_grad()
+def generator_output_problem(name: str, network: torch.nn.Module) -> str | None:
+    """Why ``network`` fails to render a fixed check batch ``(4, C, R, R)`` with finite values, or ``None``."""
+    device = next(network.parameters()).device
+    z, labels = fixed_latents(CHECK_BATCH_SIZE, network.latent_dim, network.num_classes, CHECK_BATCH_SEED, device)
+    was_training = network.training
+    network.eval()
+    try:
+        out = network(z, labels)
+    finally:
+        network.train(was_training)
+    images = out[-1] if isinstance(out, (list, tuple)) else out
+    bad = int((~torch.isfinite(images)).sum())
+    return f"{name}: {bad} of {images.numel()} pixels of the fixed check batch are not finite" if bad else None
+
+
+# ---------------------------------------------------------------------------------------------------- random states
 class GlobalRandomState:
     """The process-wide random states (torch CPU and CUDA, numpy, Python) as a checkpointable object.
 
     The state dict holds only tensors and plain numbers, so it loads with ``torch.load(weights_only=True)``.
+    In a multi-process run ``state_dict`` is collective: it gathers every rank's states into ``"per_rank"``, and
+    ``load_state_dict`` restores each rank's own (so a resumed ``torchrun`` draws what an uninterrupted one would).
     Data order is not part of it: samplers should derive their order from (seed, epoch), like
     ``DistributedSampler`` (which MONAI workflows ``set_epoch`` every epoch), so that it does not depend on when
     an iterator was created.
     """
 
-    def state_dict(self) -> dict[str, Any]:
+    @staticmethod
+    def _local_state() -> dict[str, Any]:
         np_state = np.random.get_state()
         py_version, py_internal, py_gauss = random.getstate()
         state: dict[str, Any] = {
@@ -62,7 +319,16 @@ class GlobalRandomState:
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def state_dict(self) -> dict[str, Any]:
+        state = self._local_state()
+        if is_distributed():
+            state["per_rank"] = all_gather_object(state)
+        return state
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = select_rank_state(state, "random states")
+        if not state:
+            return
         torch.set_rng_state(state["torch"])
         keys = state["numpy_keys"].numpy().astype(np.uint32)
         np.random.set_state(("MT19937", keys, state["numpy_pos"], state["numpy_has_gauss"], state["numpy_gauss"]))
@@ -71,14 +337,31 @@ class GlobalRandomState:
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# ---------------------------------------------------------------------------------------------------- saver
 class GanCheckpointSaver:
-    """Save an exact-resume checkpoint and the exported generator every ``epoch_interval`` epochs.
+    """Save a verified exact-resume checkpoint and the exported generator every ``epoch_interval`` epochs.
 
     The resume checkpoint ``{save_dir}/checkpoint_{iteration}.pt`` holds every object of ``save_dict`` (G, D, EMA
-    G, optimizers, the trainer with its RNG and augmentation state, :class:`GlobalRandomState`); the newest
-    ``n_saved`` are kept. Both files are written atomically (temporary file, then rename), so a run killed at any
-    moment leaves the previous checkpoint intact. ``model_path`` receives the flat state dict of ``model``
-    (the EMA generator), loadable into :class:`~monai_msgsagan.networks.InferenceGenerator`.
+    G, optimizers, the trainer with its RNG and augmentation state, :class:`GlobalRandomState`) and has its SHA-256
+    in ``checkpoint_{iteration}.pt.sha256``. ``model_path`` receives the flat state dict of ``model`` (the EMA
+    generator), loadable into :class:`~monai_msgsagan.networks.InferenceGenerator`. All files are written
+    atomically, so a run killed at any moment leaves the previous checkpoint intact.
+
+    Guarantees:
+
+    - **No diverged weights on disk**: before writing, every tensor (and float) of the checkpoint must be finite and
+      every generator in it (``model`` and any module with ``latent_dim``) must render a fixed check batch
+      ``(4, C, R, R)`` with finite values; otherwise nothing is written and :class:`NonFiniteWeightsError` names
+      the offending entries and the newest intact checkpoint.
+    - **The last good checkpoint survives**: rotation keeps the newest ``n_saved`` checkpoints that pass
+      verification; files that fail it never count towards ``n_saved``.
+    - **A current export**: when training completes and the newest checkpoint already holds the final iteration
+      (a rerun of a finished run, or one killed between the checkpoint and ``model_path``), ``model_path`` is
+      rewritten from that checkpoint if it differs.
+    - Temporary files of writes interrupted by a kill are removed when the next run starts.
+
+    Multi-process runs: attach on every rank (like Ignite's ``Checkpoint``); state dicts are built on every rank
+    (per-rank random states are gathered), only rank 0 writes, and an error on one rank is raised on all of them.
 
     Args:
         save_dir: folder of the resume checkpoints.
@@ -86,10 +369,10 @@ class GanCheckpointSaver:
         model: the module exported to ``model_path`` (usually the EMA generator).
         model_path: e.g. ``{bundle_root}/models/model.pt``.
         epoch_interval: save every this many epochs (and always when training completes).
-        n_saved: resume checkpoints to keep.
+        n_saved: verified resume checkpoints to keep.
         engine_key: name under which the engine itself (its state, trainer RNG, augmentation) is saved when the
             handler is attached; ``None`` leaves it out.
-        enabled: ``False`` makes the handler a no-op (ranks other than 0 in multi-GPU runs).
+        enabled: ``False`` makes the handler a no-op.
     """
 
     def __init__(
@@ -113,46 +396,137 @@ class GanCheckpointSaver:
         self.n_saved = n_saved
         self.engine_key = engine_key
         self.enabled = enabled
+        self.last_saved_iteration: int | None = None
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
             return
         if self.engine_key is not None:
             self.save_dict = {**self.save_dict, self.engine_key: engine}
+        engine.add_event_handler(Events.STARTED, self._on_started)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.epoch_interval), self)
         engine.add_event_handler(Events.COMPLETED, self._on_completed)
 
-    def _on_completed(self, engine: Engine) -> None:
-        if engine.state.epoch % self.epoch_interval != 0:
-            self(engine)
+    def _on_started(self, _engine: Engine) -> None:
+        if get_rank() != 0:
+            return
+        removed = _remove_stale_files(self.save_dir, self.model_path)
+        if removed:
+            names = [str(p) for p in removed]
+            logger.info("removed %d leftover file(s) of interrupted writes: %s", len(removed), names)
+
+    def _generators(self) -> list[tuple[str, torch.nn.Module]]:
+        found = [(name, obj) for name, obj in self.save_dict.items() if _is_generator(obj)]
+        if _is_generator(self.model) and all(obj is not self.model for _, obj in found):
+            found.append((str(self.model_path.name), self.model))
+        return found
+
+    def _problems(self, checkpoint: dict[str, Any], model_state: dict[str, Any]) -> list[str]:
+        problems = nonfinite_entries(checkpoint) + nonfinite_entries(model_state, self.model_path.name)
+        if not problems:
+            problems = [p for name, net in self._generators() if (p := generator_output_problem(name, net)) is not None]
+        return problems
 
     def __call__(self, engine: Engine) -> None:
-        checkpoint = {name: obj.state_dict() for name, obj in self.save_dict.items()}
-        path = atomic_torch_save(checkpoint, self.save_dir / f"{CHECKPOINT_PREFIX}_{engine.state.iteration}.pt")
-        atomic_torch_save(self.model.state_dict(), self.model_path)
-        for old in sorted(_checkpoints(self.save_dir))[: -self.n_saved]:
-            old[1].unlink(missing_ok=True)
+        iteration = engine.state.iteration
+        path = self.save_dir / f"{CHECKPOINT_PREFIX}_{iteration}.pt"
+        checkpoint = {name: obj.state_dict() for name, obj in self.save_dict.items()}  # collective when distributed
+        model_state = self.model.state_dict()
+        problems = next((p for p in all_gather_object(self._problems(checkpoint, model_state)) if p), [])
+        if problems:
+            raise NonFiniteWeightsError(self._refusal(engine, path, problems))
+        error: OSError | None = None
+        if get_rank() == 0:
+            try:
+                save_checkpoint(checkpoint, path)
+                atomic_torch_save(model_state, self.model_path)
+            except OSError as e:
+                error = e
+        message = broadcast_object(str(error) if error is not None else None)
+        if error is not None:
+            raise error
+        if message is not None:
+            raise OSError(f"rank 0 could not write the checkpoint: {message}")
+        self.last_saved_iteration = iteration
+        if get_rank() == 0:
+            self._rotate()
         logger.info("epoch %d: checkpoint %s, model %s", engine.state.epoch, path, self.model_path)
 
+    def _refusal(self, engine: Engine, path: Path, problems: list[str]) -> str:
+        good = newest_intact_checkpoint(self.save_dir)
+        where = (
+            f"the newest intact checkpoint is {good} (SHA-256 verified)"
+            if good is not None
+            else f"no intact checkpoint exists in {self.save_dir} yet"
+        )
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        return (
+            f"epoch {engine.state.epoch}, iteration {engine.state.iteration}: not saving {path.name} or "
+            f"{self.model_path}: the weights diverged ({shown}). Nothing was written: {where}, and "
+            f"{self.model_path} was left as it was. Lower the learning rates, enable a gradient penalty or check the "
+            "data for NaN."
+        )
 
-def _checkpoints(save_dir: Path) -> list[tuple[int, Path]]:
-    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)\.pt$")
-    return [
-        (int(m.group(1)), p) for p in Path(save_dir).glob(f"{CHECKPOINT_PREFIX}_*.pt") if (m := pattern.search(p.name))
-    ]
+    def _rotate(self) -> None:
+        """Keep the newest ``n_saved`` verified checkpoints; older files go, whether they verify or not."""
+        good = 0
+        for _, p in sorted(_checkpoints(self.save_dir), reverse=True):
+            if good >= self.n_saved:
+                p.unlink(missing_ok=True)
+                _hash_path(p).unlink(missing_ok=True)
+            elif verify_checkpoint(p) is None:
+                good += 1
+
+    def _on_completed(self, engine: Engine) -> None:
+        iteration = engine.state.iteration
+        if iteration == 0 or self.last_saved_iteration == iteration:
+            return
+        newest = None
+        if get_rank() == 0:
+            newest = newest_intact_checkpoint(self.save_dir)
+        newest = broadcast_object(str(newest) if newest is not None else None)
+        if newest is None or _CHECKPOINT_NAME.match(Path(newest).name).group(1) != str(iteration):
+            self(engine)  # training ended between checkpoint intervals
+        elif get_rank() == 0:
+            self._export_from(Path(newest))
+
+    def _export_from(self, path: Path) -> None:
+        """Rewrite ``model_path`` from the checkpoint ``path`` when it is missing, unreadable or different."""
+        key = next((name for name, obj in self.save_dict.items() if obj is self.model), None)
+        expected = load_checkpoint(path)[key] if key is not None else self.model.state_dict()
+        expected = {k: v.cpu() for k, v in expected.items()}
+        reason = None
+        try:
+            current = torch.load(self.model_path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            reason = "is missing"
+        except Exception as e:  # noqa: BLE001 - any unreadable export is rewritten
+            reason = f"is unreadable ({_first_line(e)})"
+        else:
+            same = isinstance(current, dict) and current.keys() == expected.keys()
+            if not (same and all(torch.equal(current[k], expected[k]) for k in expected)):
+                reason = "holds other weights (a run stopped between the checkpoint and the export)"
+        if reason is None:
+            return
+        problems = nonfinite_entries(expected, self.model_path.name)
+        if problems:
+            raise NonFiniteWeightsError(f"{path}: not exporting {self.model_path}: {'; '.join(problems[:5])}")
+        atomic_torch_save(expected, self.model_path)
+        logger.warning("%s %s; rewritten from the newest checkpoint %s.", self.model_path, reason, path)
 
 
-def latest_checkpoint(save_dir: str | os.PathLike) -> Path | None:
-    """The resume checkpoint with the highest iteration in ``save_dir``, or ``None``."""
-    found = _checkpoints(Path(save_dir))
-    return max(found)[1] if found else None
-
-
+# ---------------------------------------------------------------------------------------------------- resume
 class ResumeFromLatest:
-    """At ``STARTED``, load the newest checkpoint of ``save_dir`` (if any) into ``load_dict``: exact resume.
+    """At ``STARTED``, load the newest intact checkpoint of ``save_dir`` (if any) into ``load_dict``: exact resume.
 
-    Loading uses ``torch.load(weights_only=True)``. A checkpoint that cannot be read raises a ``RuntimeError``
-    naming the file rather than silently starting over.
+    Each candidate, newest first, is verified against its SHA-256 sidecar, loaded with
+    ``torch.load(weights_only=True)`` and checked for non-finite values. One that fails is reported in a single
+    warning line (file and reason) and the next older one is tried; when no candidate passes, a ``RuntimeError``
+    lists every file with its reason (move them away to start afresh). A checkpoint that lacks an entry of
+    ``load_dict`` (a different configuration) is an error, not a fallback.
+
+    Multi-process runs: attach on every rank. Rank 0 chooses the checkpoint and every rank loads it, so all ranks
+    restore the same networks, optimizers, EMA, iteration counters and their own random states.
 
     Args:
         save_dir: folder of :class:`GanCheckpointSaver` checkpoints.
@@ -160,6 +534,7 @@ class ResumeFromLatest:
         map_location: ``torch.load`` map location.
         engine_key: name under which the engine's own state was saved (added when attached), or ``None``.
         enabled: ``False`` disables resuming (always start fresh).
+        require_hash: ``False`` also accepts checkpoints without a ``.sha256`` sidecar (older versions).
     """
 
     def __init__(
@@ -169,12 +544,14 @@ class ResumeFromLatest:
         map_location: str | torch.device | None = "cpu",
         engine_key: str | None = "trainer",
         enabled: bool = True,
+        require_hash: bool = True,
     ) -> None:
         self.save_dir = Path(save_dir)
         self.load_dict = dict(load_dict)
         self.engine_key = engine_key
         self.map_location = map_location
         self.enabled = enabled
+        self.require_hash = require_hash
         self.loaded_from: Path | None = None
 
     def attach(self, engine: Engine) -> None:
@@ -183,17 +560,46 @@ class ResumeFromLatest:
                 self.load_dict[self.engine_key] = engine
             engine.add_event_handler(Events.STARTED, self)
 
+    def _candidates(self) -> Iterable[Path]:
+        return [p for _, p in sorted(_checkpoints(self.save_dir), reverse=True)]
+
+    def _choose(self) -> tuple[Path | None, dict[str, Any] | None, str | None]:
+        """(the newest usable checkpoint and its content, or ``None``s; an error message when there are checkpoints
+        but none is usable)."""
+        rejected: list[str] = []
+        for path in self._candidates():
+            try:
+                checkpoint = load_checkpoint(path, self.map_location, self.require_hash)
+            except CheckpointIntegrityError as e:
+                reason = str(e)
+            else:
+                missing = sorted(set(self.load_dict) - set(checkpoint))
+                if missing:
+                    error = f"cannot resume from checkpoint {path}: it holds no {missing} (another configuration?)"
+                    return None, None, error
+                bad = nonfinite_entries({k: checkpoint[k] for k in self.load_dict})
+                if not bad:
+                    if rejected:
+                        logger.warning("resuming from %s, the newest intact checkpoint.", path)
+                    return path, checkpoint, None
+                reason = f"{path}: non-finite values ({'; '.join(bad[:3])})"
+            logger.warning("cannot resume from %s; trying the next older checkpoint.", reason)
+            rejected.append(reason)
+        if not rejected:
+            return None, None, None
+        error = f"cannot resume: no intact checkpoint in {self.save_dir} ({'; '.join(rejected)}). Move these files "
+        return None, None, error + "away to start afresh."
+
     def __call__(self, engine: Engine) -> None:
-        path = latest_checkpoint(self.save_dir)
-        if path is None:
+        chosen, checkpoint, error = self._choose() if get_rank() == 0 else (None, None, None)
+        chosen, error = broadcast_object((str(chosen) if chosen is not None else None, error))
+        if error is not None:
+            raise RuntimeError(error)
+        if chosen is None:
             return
-        try:
-            checkpoint = torch.load(path, map_location=self.map_location, weights_only=True)
-        except Exception as e:
-            raise RuntimeError(f"cannot resume from checkpoint {path}: {e}") from e
-        missing = sorted(set(self.load_dict) - set(checkpoint))
-        if missing:
-            raise RuntimeError(f"cannot resume from checkpoint {path}: it holds no {missing}.")
+        path = Path(chosen)
+        if checkpoint is None:  # ranks other than 0 read (and verify) the file rank 0 chose
+            checkpoint = load_checkpoint(path, self.map_location, self.require_hash)
         max_epochs = engine.state.max_epochs
         for name, obj in self.load_dict.items():
             obj.load_state_dict(checkpoint[name])

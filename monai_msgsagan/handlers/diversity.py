@@ -27,7 +27,9 @@ class DiversityMonitor:
     TensorBoard as ``diversity/ms_ssim_fake`` and appended to ``log_path`` (JSON lines) so the evaluation report
     can plot it. When ``real_images`` are given, their pairwise MS-SSIM is computed once and logged beside it as
     ``diversity/ms_ssim_real`` together with the ratio fake/real (about 1 for a healthy generator; well above 1
-    signals collapse).
+    signals collapse). For class-conditional models the MS-SSIM within each class (the fixed latents cycle the
+    classes) is logged too, as ``ms_ssim_fake_class{k}`` and ``ms_ssim_ratio_class{k}`` (against the real value of
+    all classes): a single collapsed class hides in the overall value.
 
     FID (optional, ``fid_interval > 0``): every ``fid_interval`` epochs (and when training completes) the FID
     between ``real_images`` and ``fid_num_samples`` generated images (the same fixed latents) is logged as
@@ -131,6 +133,14 @@ class DiversityMonitor:
         fake_feats = extract_features(fake, self.feature_extractor, name="fake", **kw)
         return fid_from_features(real_feats, fake_feats)
 
+    def _per_class_ms_ssim(self, images: torch.Tensor) -> list[float]:
+        """Conditional models: mean pairwise MS-SSIM within each class of the fixed batch (classes cycle)."""
+        num_classes = getattr(self.network, "num_classes", 0)
+        if num_classes < 2 or images.shape[0] < 2 * num_classes:
+            return []
+        labels = torch.arange(images.shape[0]) % num_classes
+        return [float(pairwise_ms_ssim(images[labels == k]).mean) for k in range(num_classes)]
+
     def __call__(self, engine: Engine) -> None:
         if self.history and self.history[-1]["iteration"] == engine.state.iteration:
             return  # COMPLETED right after the last EPOCH_COMPLETED check
@@ -146,14 +156,19 @@ class DiversityMonitor:
         if self.real_ms_ssim is not None:
             record["ms_ssim_real"] = self.real_ms_ssim
             record["ms_ssim_ratio"] = record["ms_ssim_fake"] / max(self.real_ms_ssim, 1e-8)
+        per_class = self._per_class_ms_ssim(images[: self.num_samples])
+        for k, value in enumerate(per_class):
+            record[f"ms_ssim_fake_class{k}"] = value
+            if self.real_ms_ssim is not None:
+                record[f"ms_ssim_ratio_class{k}"] = value / max(self.real_ms_ssim, 1e-8)
         if want_fid:
             record["fid"] = self.measure_fid(images[: self.fid_num_samples])
         self.history.append(record)
         logger.info("epoch %d diversity: %s", engine.state.epoch, {k: round(v, 4) for k, v in record.items()})
         if self.summary_writer is not None:
-            for key in ("ms_ssim_fake", "ms_ssim_real", "ms_ssim_ratio", "fid"):
-                if key in record:
-                    self.summary_writer.add_scalar(f"diversity/{key}", record[key], engine.state.iteration)
+            for key, value in record.items():
+                if key not in ("epoch", "iteration"):
+                    self.summary_writer.add_scalar(f"diversity/{key}", value, engine.state.iteration)
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a") as f:

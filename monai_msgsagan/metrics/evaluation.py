@@ -14,6 +14,8 @@ keep ``num_per_class`` and the real sample modest there (tens to a few hundred i
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,13 +36,26 @@ def load_generator_weights(
 
     Raises:
         FileNotFoundError: ``path`` does not exist (train the bundle first).
-        ValueError: the file does not hold a state dict matching ``network``; the message names the file and the
-            settings that must match the training run.
+        ValueError: the file is damaged, holds objects ``torch.load(weights_only=True)`` refuses, or does not hold
+            a state dict matching ``network``; the message names the file and the reason (never the advice to load
+            with ``weights_only=False``).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained generator weights not found (run the bundle's training first)")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # PyTorch's text advises weights_only=False (arbitrary code execution): keep only the reason, unchained
+        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?\n|\.?$)", str(err))
+        reason = found.group(1) if found else "it holds Python objects other than tensors and plain containers"
+        raise ValueError(
+            f"{path}: cannot be loaded as a weights-only state dict ({reason}); export the generator's "
+            "state_dict() (tensors only), as the bundle's training does, from a run you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: unreadable as a PyTorch file ({first}); the file is damaged or incomplete") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a generator state dict, got {type(state).__name__}")
     try:
