@@ -12,7 +12,7 @@ import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
 from xray_files import ramp, write_bad_corpus, write_good_corpus, write_png
 
-from monai_msgsagan.data import PHANTOM_CLASS_NAMES, build_datalist, make_dataset, write_phantom_folder
+from monai_msgsagan.data import PHANTOM_CLASS_NAMES, build_datalist, make_dataset, training_data, write_phantom_folder
 from monai_msgsagan.transforms import LoadXray, xray_train_transforms
 
 
@@ -154,3 +154,12 @@ def test_broken_symbolic_links_are_reported(tmp_path):
     for name in ("self.png", "a.dcm", "b.dcm", "up"):
         assert reasons[name].startswith("symbolic link loop"), reasons[name]
     assert dl.report.num_candidates == 6
+
+
+def test_bundle_data_entry_writes_the_report_when_nothing_is_usable(tmp_path):
+    """The bundle's training_data keeps the per-file reasons on disk when every image is unusable."""
+    write_bad_corpus(tmp_path / "bad")
+    report = tmp_path / "logs" / "datalist_report.json"
+    with pytest.raises(ValueError, match="no usable images"):
+        training_data(tmp_path / "bad", 32, report_path=report)
+    assert json.loads(report.read_text())["num_used"] == 0

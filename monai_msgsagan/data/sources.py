@@ -107,10 +107,9 @@ def training_data(
         classes=classes,
         seed=seed,
         labels_from_subfolders=labels_from_subfolders,
+        report_path=report_path,
     )
     logger.info(datalist.report.summary())
-    if report_path is not None:
-        datalist.report.to_json(report_path)
     transform = xray_train_transforms(resolution, augment=augment, pyramid=False, seed=seed)
     dataset = make_dataset(datalist.train, transform, cache=cache, cache_dir=cache_dir)
     files = [item["image"] for item in datalist.train]
