@@ -92,6 +92,11 @@ def test_evaluate_generator_report_holds_the_numbers(tmp_path):
     log.write_text(
         '{"epoch": 1, "iteration": 4, "ms_ssim_fake": 0.3}\n{"epoch": 2, "iteration": 8, "ms_ssim_fake": 0.2}\n'
     )
+    health = tmp_path / "health.jsonl"
+    health.write_text(
+        '{"epoch": 1, "iteration": 4, "d_accuracy_real": 0.6, "diagnosis": "mode_collapse", "evidence": "a"}\n'
+        '{"epoch": 2, "iteration": 8, "d_accuracy_real": 0.7, "diagnosis": "healthy", "evidence": "b"}\n'
+    )
     features = TinyFeatures()
     result = evaluate_generator(
         net,
@@ -100,11 +105,21 @@ def test_evaluate_generator_report_holds_the_numbers(tmp_path):
         num_per_class=4,
         feature_extractor=features,
         training_log=log,
+        health_log=health,
         class_names=["normal", "lung_opacity"],
         settings={"checkpoint": "models/model.pt"},
     )
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert set(result["files"]) == {"report", "samples", "ms_ssim_histogram", "nearest_neighbours", "training_metrics"}
+    assert set(result["files"]) == {
+        "report",
+        "samples",
+        "ms_ssim_histogram",
+        "nearest_neighbours",
+        "training_metrics",
+        "health_metrics",
+    }
+    assert report["health"]["final"] == {"diagnosis": "healthy", "evidence": "b"}
+    assert [c["diagnosis"] for c in report["health"]["changes"]] == ["mode_collapse", "healthy"]
     assert report["settings"]["num_fake"] == 8 and report["settings"]["checkpoint"] == "models/model.pt"
     assert report["generator"]["class_names"] == ["normal", "lung_opacity"]
     fake, _ = generate_per_class(net, 4)
@@ -179,8 +194,14 @@ def test_evaluate_config_default_inception_path(trained_bundle, tmp_path):
     assert report["generator"]["class_names"] == ["normal", "lung_opacity"]
     assert report["fidelity"]["fid"] > 0 and report["fidelity"]["prdc"]["nearest_k"] == 5
     assert 0 < report["diversity"]["fake"]["mean"] <= 1 and 0 < report["diversity"]["real"]["mean"] < 1
-    for name in ("samples", "ms_ssim_histogram", "nearest_neighbours", "training_metrics"):
+    for name in ("samples", "ms_ssim_histogram", "nearest_neighbours", "training_metrics", "health_metrics"):
         assert (out / f"{name}.png").is_file()
+    assert report["health"]["final"]["diagnosis"] in (
+        "healthy",
+        "mode_collapse",
+        "non_convergence",
+        "vanishing_gradients",
+    )
 
 
 @pytest.mark.slow

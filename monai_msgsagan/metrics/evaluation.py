@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
-from monai_msgsagan.metrics.report import evaluate_synthesis, write_report
+from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
 from monai_msgsagan.networks.generator import sample_latent
 
 __all__ = ["evaluate_generator", "generate_per_class", "load_generator_weights"]
@@ -131,6 +131,7 @@ def evaluate_generator(
     fidelity: bool = True,
     num_pairs: int | None = None,
     training_log: str | os.PathLike | None = None,
+    health_log: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
     settings: dict | None = None,
     device: torch.device | str | None = None,
@@ -150,6 +151,9 @@ def evaluate_generator(
         num_pairs: MS-SSIM pairs per set (None = all pairs).
         training_log: the training monitor's JSON-lines log (``logs/diversity.jsonl``); plotted when it exists,
             ignored when the path does not exist.
+        health_log: the training health monitor's JSON-lines log (``logs/health.jsonl``); when it exists the
+            report gets ``health`` (the final diagnosis with its evidence and every change of diagnosis) and
+            ``health_metrics.png``.
         class_names: names of the classes, stored in the report.
         settings: extra JSON-ready settings stored in the report's ``settings`` (checkpoint, data set, ...).
         device: where to run the generator and the feature network.
@@ -186,7 +190,26 @@ def evaluate_generator(
         "per_class_ms_ssim_fake": per_class,
     }
     log = Path(training_log) if training_log else None
+    health = Path(health_log) if health_log and Path(health_log).is_file() else None
+    if health is not None:
+        rows = load_training_log(health)
+        changes = [
+            {"epoch": r.get("epoch"), "iteration": r.get("iteration"), "diagnosis": r["diagnosis"]}
+            for i, r in enumerate(rows)
+            if "diagnosis" in r and (i == 0 or rows[i - 1].get("diagnosis") != r["diagnosis"])
+        ]
+        final = rows[-1]
+        result["health"] = {
+            "final": {"diagnosis": final.get("diagnosis"), "evidence": final.get("evidence")},
+            "changes": changes,
+            "log": str(health),
+        }
     result["files"] = write_report(
-        result, output_dir, real=real, fake=fake, training_log=log if log is not None and log.is_file() else None
+        result,
+        output_dir,
+        real=real,
+        fake=fake,
+        training_log=log if log is not None and log.is_file() else None,
+        health_log=health,
     )
     return result

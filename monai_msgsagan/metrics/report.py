@@ -171,6 +171,7 @@ def write_report(
     real: torch.Tensor | None = None,
     fake: torch.Tensor | None = None,
     training_log: str | Path | Sequence[dict] | None = None,
+    health_log: str | Path | Sequence[dict] | None = None,
     num_samples: int = 16,
     num_neighbours: int = 8,
 ) -> dict[str, str]:
@@ -180,7 +181,8 @@ def write_report(
     images; needs ``fake``); ``ms_ssim_histogram.png`` (pairwise MS-SSIM, real vs synthetic);
     ``nearest_neighbours.png`` (the synthetic images most alike a training image by MS-SSIM, each beside that
     image; needs ``real`` and ``fake``); ``training_metrics.png`` (every numeric series of ``training_log``
-    against its step, see :func:`load_training_log`).
+    against its step, see :func:`load_training_log`); ``health_metrics.png`` (the same for ``health_log``, the
+    training health monitor's ``logs/health.jsonl``, with the points where its diagnosis changed marked).
 
     Returns:
         dict name -> path of the files written.
@@ -246,27 +248,47 @@ def write_report(
         fig.tight_layout()
         written["nearest_neighbours"] = _save(fig, out / "nearest_neighbours.png")
 
-    if training_log is not None:
-        rows = load_training_log(training_log)
-        step_key = next(k for k in _STEP_KEYS if k in rows[0])
-        series = sorted(
-            {
-                k
-                for r in rows
-                for k, v in r.items()
-                if k != step_key and isinstance(v, (int, float)) and not isinstance(v, bool)
-            }
-        )
-        if series:
-            fig, axes = plt.subplots(len(series), 1, figsize=(5, 1.8 * len(series)), squeeze=False, sharex=True)
-            for ax, key in zip(axes[:, 0], series):
-                pts = [(r[step_key], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1)
-                ax.set_ylabel(key, fontsize=8)
-            axes[-1, 0].set_xlabel(step_key)
-            fig.tight_layout()
-            written["training_metrics"] = _save(fig, out / "training_metrics.png")
+    for key, log, name in (
+        ("training_metrics", training_log, "training_metrics.png"),
+        ("health_metrics", health_log, "health_metrics.png"),
+    ):
+        if log is not None:
+            path = _plot_log(load_training_log(log), out / name, plt)
+            if path is not None:
+                written[key] = path
     return written
+
+
+def _plot_log(rows: list[dict], path: Path, plt) -> str | None:
+    """Every numeric series of a JSON-lines log against its step; a diagnosis column marks where it changed."""
+    step_key = next(k for k in _STEP_KEYS if k in rows[0])
+    series = sorted(
+        {
+            k
+            for r in rows
+            for k, v in r.items()
+            if k != step_key and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    )
+    if not series:
+        return None
+    fig, axes = plt.subplots(len(series), 1, figsize=(5, 1.8 * len(series)), squeeze=False, sharex=True)
+    changes = [
+        (r[step_key], r["diagnosis"])
+        for i, r in enumerate(rows)
+        if "diagnosis" in r and (i == 0 or rows[i - 1].get("diagnosis") != r["diagnosis"])
+    ]
+    for ax, key in zip(axes[:, 0], series):
+        pts = [(r[step_key], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1)
+        ax.set_ylabel(key, fontsize=8)
+        for step, _ in changes:
+            ax.axvline(step, color="tab:red", lw=0.6, alpha=0.5)
+    if changes:
+        axes[0, 0].set_title("; ".join(f"{d} from {step}" for step, d in changes)[:200], fontsize=7)
+    axes[-1, 0].set_xlabel(step_key)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> str:
