@@ -182,7 +182,8 @@ def diagnostics(results: dict[str, dict[str, dict]]) -> str:
     """Per class: how often fresh synthetic images of the class are called that class by the baseline's and by
     the synthetic arms' classifiers, their diversity next to the real class, and the wall times."""
     lines = [
-        "| data | model | class | synthetic called this class by: baseline / real_plus_synthetic / synthetic_only "
+        "| data | model | class | synthetic called this class by: baseline / real_plus_synthetic / synthetic_only / "
+        "real_plus_synthetic_every_class "
         "| pairwise MS-SSIM synthetic / real (collapse score) | GAN training s | utility s |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -191,7 +192,7 @@ def diagnostics(results: dict[str, dict[str, dict]]) -> str:
             diag = report["diagnostics"]
             for name, d in diag["classes"].items():
                 called = d.get("called_this_class", {})
-                arms = (diag["baseline"], "real_plus_synthetic", "synthetic_only")
+                arms = (diag["baseline"], "real_plus_synthetic", "synthetic_only", "real_plus_synthetic_every_class")
                 rates = " / ".join(f"{called[a]:.2f}" if a in called else "-" for a in arms)
                 ms = (
                     f"{d['ms_ssim_synthetic']:.3f} / {d['ms_ssim_real']:.3f} ({d['collapse_score']:.2f})"

@@ -31,6 +31,7 @@ from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.utility import (
     ARMS,
     ClassifierSettings,
+    class_balanced_weights,
     class_weights,
     metric_names,
     percentile_interval,
@@ -125,6 +126,13 @@ def test_bootstrap_interval_matches_a_case_computed_by_hand():
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
 
 
+def test_class_balanced_weights_draw_every_class_equally():
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    weights = class_balanced_weights(labels, 3)
+    per_class = torch.zeros(3, dtype=torch.float64).index_add_(0, labels, weights)
+    assert per_class.tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
 def test_class_weights_are_inverse_frequency():
     assert class_weights(torch.tensor([0, 0, 0, 1]), 2).tolist() == pytest.approx([4 / 6, 2.0])
     with pytest.raises(ValueError, match="every class needs training images"):
@@ -156,6 +164,7 @@ def test_every_arm_end_to_end(tmp_path: Path):
     }
     assert report["train_counts"]["synthetic_only"]["real"] == {"normal": 0, "lung_opacity": 0}
     assert report["train_counts"]["synthetic_only"]["synthetic"] == {"normal": 18, "lung_opacity": 6}
+    assert report["train_counts"]["real_plus_synthetic_every_class"]["synthetic"] == {"normal": 18, "lung_opacity": 18}
     for arm, entry in report["arms"].items():
         assert np.sum(entry["confusion_matrix"]) == 3 * len(test.dataset)
         ba = entry["metrics"]["balanced_accuracy"]

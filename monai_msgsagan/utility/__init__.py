@@ -3,7 +3,14 @@ held-out images than class weights or oversampling? (see :mod:`monai_msgsagan.ut
 
 from __future__ import annotations
 
-from .classifier import ClassifierSettings, build_classifier, class_weights, predict_probabilities, train_classifier
+from .classifier import (
+    ClassifierSettings,
+    build_classifier,
+    class_balanced_weights,
+    class_weights,
+    predict_probabilities,
+    train_classifier,
+)
 from .report import utility_table, write_utility_report
 from .scoring import metric_names, percentile_interval, score_resamples, stratified_resamples, summarize
 from .study import ARMS, BASELINE_ARMS, generate_images, run_utility_study
@@ -13,6 +20,7 @@ __all__ = [
     "BASELINE_ARMS",
     "ClassifierSettings",
     "build_classifier",
+    "class_balanced_weights",
     "class_weights",
     "generate_images",
     "metric_names",

@@ -23,6 +23,7 @@ from monai_msgsagan.transforms import RandXrayAugmentd
 __all__ = [
     "ClassifierSettings",
     "build_classifier",
+    "class_balanced_weights",
     "class_weights",
     "predict_probabilities",
     "stack_items",
@@ -83,13 +84,19 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return (counts.sum() / (num_classes * counts)).float()
 
 
+def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Draw weights ``1 / n_class`` per image ``(N,)``: every class is drawn equally often."""
+    counts = torch.bincount(labels, minlength=num_classes).double().clamp(min=1)
+    return (1.0 / counts)[labels]
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
     settings: ClassifierSettings,
     seed: int,
-    balanced_sampling: bool = False,
+    sample_weights: torch.Tensor | None = None,
     loss_weights: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> nn.Module:
@@ -101,8 +108,8 @@ def train_classifier(
         num_classes: number of classes (output logits).
         settings: network size and budget.
         seed: seeds the weights, the sampling order and the augmentation.
-        balanced_sampling: draw every class equally often (``WeightedRandomSampler``, weights ``1 / n_class``)
-            instead of uniformly over images.
+        sample_weights: ``(N,)`` relative probability of drawing each image (``WeightedRandomSampler``, with
+            replacement), e.g. :func:`class_balanced_weights`; None draws uniformly over images.
         loss_weights: per-class cross-entropy weights ``(num_classes,)`` (e.g. :func:`class_weights`), or None.
         device: training device.
 
@@ -118,9 +125,10 @@ def train_classifier(
     data = [{"image": img, "label": int(lb)} for img, lb in zip(images, labels)]
     num_samples = settings.num_steps * settings.batch_size
     generator = torch.Generator().manual_seed(seed)
-    if balanced_sampling:
-        per_class = torch.bincount(labels, minlength=num_classes).double().clamp(min=1)
-        sampler = WeightedRandomSampler((1.0 / per_class)[labels], num_samples, replacement=True, generator=generator)
+    if sample_weights is not None:
+        if sample_weights.shape != labels.shape:
+            raise ValueError(f"sample_weights must be ({len(labels)},), got {tuple(sample_weights.shape)}.")
+        sampler = WeightedRandomSampler(sample_weights.double(), num_samples, replacement=True, generator=generator)
     else:
         sampler = RandomSampler(data, replacement=True, num_samples=num_samples, generator=generator)
     loader = DataLoader(Dataset(data, transform), batch_size=settings.batch_size, sampler=sampler, num_workers=0)

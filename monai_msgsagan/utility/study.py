@@ -13,7 +13,13 @@ augmentation and seeds, and scored on a real held-out test split:
     the real images plus generated images of the minority classes, as many as the MONAI Label hook would add
     (:func:`~monai_msgsagan.label.augment.plan_synthetic_counts` with ``balance`` and ``max_ratio``: one rule);
 ``synthetic_only``
-    train on synthetic, test on real (TSTR): generated images only, as many per class as the real train split.
+    train on synthetic, test on real (TSTR): generated images only, as many per class as the real train split;
+``real_plus_synthetic_every_class``
+    every class gets as many generated images as the largest class has real ones, and training draws every
+    class equally often with a fixed fraction (``synthetic_fraction``, 0.5) of each class's draws synthetic:
+    whether an image is generated then says nothing about its class. ``real_plus_synthetic`` adds generated
+    images to the minority classes only, so "looks generated" predicts "minority class" there; a classifier can
+    learn that instead of the finding (the diagnostics measure whether it did).
 
 The best arm without synthetic data (highest mean balanced accuracy among the three ``real*`` arms) is the
 baseline every arm is compared with; choosing it on the test split favours the baseline, so a synthetic arm that
@@ -44,6 +50,7 @@ from monai_msgsagan.label.generator import SyntheticGenerator, image_seed
 from monai_msgsagan.metrics.diversity import collapse_score
 from monai_msgsagan.utility.classifier import (
     ClassifierSettings,
+    class_balanced_weights,
     class_weights,
     predict_probabilities,
     stack_items,
@@ -63,7 +70,14 @@ __all__ = ["ARMS", "BASELINE_ARMS", "run_utility_study", "generate_images"]
 logger = logging.getLogger(__name__)
 
 #: The arms of the study, in report order.
-ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled", "real_plus_synthetic", "synthetic_only")
+ARMS: tuple[str, ...] = (
+    "real",
+    "real_weighted",
+    "real_oversampled",
+    "real_plus_synthetic",
+    "synthetic_only",
+    "real_plus_synthetic_every_class",
+)
 #: Arms that use no synthetic data (the baseline is the best of them).
 BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
 
@@ -123,6 +137,7 @@ def run_utility_study(
     num_resamples: int = 1000,
     bootstrap_seed: int = 0,
     num_probe: int = 64,
+    synthetic_fraction: float = 0.5,
     device: torch.device | str = "cpu",
     settings: dict | None = None,
 ) -> dict[str, Any]:
@@ -142,6 +157,8 @@ def run_utility_study(
         num_resamples: bootstrap resamples of the test split (stratified by class).
         bootstrap_seed: seed of the resampling.
         num_probe: fresh synthetic images per class for the diagnostics (see ``diagnostics`` in the report).
+        synthetic_fraction: share of each class's draws that are synthetic in ``real_plus_synthetic_every_class``,
+            in (0, 1).
         device: where the classifiers train and the generator runs.
         settings: extra JSON-ready settings stored in the report (model file, data, commands).
 
@@ -171,30 +188,42 @@ def run_utility_study(
             raise ValueError(
                 f"{split} images are {images.shape[-1]} px, the generator makes {generator.resolution} px."
             )
+    if not 0.0 < synthetic_fraction < 1.0:
+        raise ValueError(f"synthetic_fraction must lie in (0, 1), got {synthetic_fraction}.")
     real_counts = torch.bincount(train_labels, minlength=k).tolist()
     extra = plan_synthetic_counts(real_counts, balance, max_ratio)
-    need = [max(e, n if "synthetic_only" in arms else 0) for e, n in zip(extra, real_counts)]
+    every_class = [max(real_counts)] * k
+    synthetic_counts = {
+        "real": [0] * k,
+        "real_weighted": [0] * k,
+        "real_oversampled": [0] * k,
+        "real_plus_synthetic": extra,
+        "synthetic_only": real_counts,
+        "real_plus_synthetic_every_class": every_class,
+    }
+    need = [max(synthetic_counts[a][c] for a in arms) for c in range(k)]
     start = time.perf_counter()
     synthetic = [generate_images(generator, c, need[c], synthetic_seed) for c in range(k)]
     generation_s = time.perf_counter() - start
 
-    def synth(counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.cat([synthetic[c][:n] for c, n in enumerate(counts)])
-        return images, torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+    def arm_data(arm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(images, labels, draw weights or None, loss class weights or None) of an arm."""
+        counts = synthetic_counts[arm]
+        synth_images = torch.cat([synthetic[c][:n] for c, n in enumerate(counts)])
+        synth_labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+        if arm == "synthetic_only":
+            return synth_images, synth_labels, None, None
+        images, labels = torch.cat([train_images, synth_images]), torch.cat([train_labels, synth_labels])
+        if arm == "real_weighted":
+            return images, labels, None, class_weights(train_labels, k)
+        if arm == "real_oversampled":
+            return images, labels, class_balanced_weights(labels, k), None
+        if arm == "real_plus_synthetic_every_class":
+            real_w = (1.0 - synthetic_fraction) * class_balanced_weights(train_labels, k)
+            synth_w = synthetic_fraction * class_balanced_weights(synth_labels, k)
+            return images, labels, torch.cat([real_w, synth_w]), None
+        return images, labels, None, None
 
-    plus_images, plus_labels = synth(extra)
-    arm_data = {
-        "real": (train_images, train_labels, False, None),
-        "real_weighted": (train_images, train_labels, False, class_weights(train_labels, k)),
-        "real_oversampled": (train_images, train_labels, True, None),
-        "real_plus_synthetic": (
-            torch.cat([train_images, plus_images]),
-            torch.cat([train_labels, plus_labels]),
-            False,
-            None,
-        ),
-        "synthetic_only": (*synth(real_counts), False, None),
-    }
     resamples = stratified_resamples(test_labels, max(1, num_resamples) + 1, bootstrap_seed)
     metrics = metric_names(names)
     probabilities: dict[str, torch.Tensor] = {}
@@ -202,11 +231,11 @@ def run_utility_study(
     networks: dict[str, list[torch.nn.Module]] = {}
     timings = {}
     for arm in arms:
-        images, labels, balanced, weights = arm_data[arm]
+        images, labels, draw_weights, loss_weights = arm_data(arm)
         arm_start = time.perf_counter()
         nets, probs = [], []
         for seed in seeds:
-            net = train_classifier(images, labels, k, classifier, int(seed), balanced, weights, device)
+            net = train_classifier(images, labels, k, classifier, int(seed), draw_weights, loss_weights, device)
             nets.append(net)
             probs.append(predict_probabilities(net, test_images, device=device))
         networks[arm] = nets
@@ -229,12 +258,7 @@ def run_utility_study(
         "train_counts": {
             arm: {
                 "real": dict(zip(names, real_counts if arm != "synthetic_only" else [0] * k)),
-                "synthetic": dict(
-                    zip(
-                        names,
-                        extra if arm == "real_plus_synthetic" else real_counts if arm == "synthetic_only" else [0] * k,
-                    )
-                ),
+                "synthetic": dict(zip(names, synthetic_counts[arm])),
             }
             for arm in arms
         },
@@ -277,6 +301,7 @@ def run_utility_study(
         "classifier": {**classifier.__dict__, "block_config": list(classifier.block_config)},
         "balance": balance,
         "max_ratio": max_ratio,
+        "synthetic_fraction": synthetic_fraction,
         "synthetic_seed": synthetic_seed,
         "num_resamples": num_resamples,
         "bootstrap": "stratified by true class, percentile interval, paired across arms",
