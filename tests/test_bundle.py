@@ -68,7 +68,7 @@ def test_train_and_inference_build_the_same_generator():
 
 def test_multi_gpu_config_is_a_patch_over_train():
     patch = json.loads((CONFIGS / "multi_gpu_train.json").read_text())
-    assert patch["train#sampler"]["_target_"] == "DistributedSampler"
+    assert patch["train#sampler"]["_target_"] == "monai_msgsagan.data.ClassBalancedSampler"  # a DistributedSampler
     assert "dist.init_process_group" in " ".join(patch["initialize"])
 
 

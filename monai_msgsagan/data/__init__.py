@@ -5,10 +5,12 @@ from __future__ import annotations
 from .datalist import Datalist, DatalistReport, NoUsableImagesError, SkippedItem, build_datalist, make_dataset
 from .latents import LatentDataset
 from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+from .samplers import ClassBalancedSampler
 from .sources import TrainingData, real_image_sample, training_data
 
 __all__ = [
     "PHANTOM_CLASS_NAMES",
+    "ClassBalancedSampler",
     "LatentDataset",
     "TrainingData",
     "real_image_sample",
