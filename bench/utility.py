@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num_resamples", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="tiny networks and data: every step in about a minute")
     p.add_argument("--table_only", action="store_true", help="print the table of the finished runs in --out")
+    p.add_argument(
+        "--class_balanced",
+        action="store_true",
+        help="also train each model with class-balanced sampling (train.json class_balanced) as '<model>, balanced'",
+    )
     args = p.parse_args(argv)
     args.gan = {}
     args.classifier = []
@@ -111,12 +116,18 @@ def figure1_split(figure1_dir: Path, out: Path, test_fraction: float, seed: int 
 
 
 def run_one(root: Path, model: str, train_data: dict[str, str], test_data: dict[str, str], args) -> dict:
-    """Train (or resume) one generator through the bundle and run its utility study; returns the report."""
+    """Train (or resume) one generator through the bundle and run its utility study; returns the report.
+
+    ``model`` is a key of :data:`MODELS`, or that key followed by ``", balanced"`` (class-balanced GAN training).
+    """
     if not (root / "configs").is_dir():
         copy_bundle(root)
     configs = root / "configs"
     start = time.perf_counter()
-    train = {**args.gan, **train_data, "attention_resolutions": MODELS[model]}
+    name, _, variant = model.partition(", ")
+    train = {**args.gan, **train_data, "attention_resolutions": MODELS[name]}
+    if variant == "balanced":
+        train["class_balanced"] = "True"
     run_bundle(
         "run",
         root,
@@ -214,6 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise SystemExit(f"unknown models {unknown}; choose from {list(MODELS)}")
+    if args.class_balanced:
+        models += [f"{m}, balanced" for m in models]
     studies: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
     for ratio in [r.strip() for r in args.ratios.split(",") if r.strip()]:
         train = {
@@ -236,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
     for data, (train, test) in studies.items():
         folder = re.sub(r"[^A-Za-z0-9]+", "_", data).strip("_")
         for model in models:
-            root = args.out / folder / model
+            root = args.out / folder / re.sub(r"[^A-Za-z0-9-]+", "_", model)
             if args.table_only:
                 for name in ("utility_bench.json", "utility.json"):  # utility.json: a run without wall times
                     if (root / "eval" / name).is_file():
