@@ -28,6 +28,7 @@ from monai_msgsagan.label.generator import SyntheticGenerator
 
 __all__ = [
     "RECORD_FORMAT",
+    "RECORD_NAME",
     "DataLeakageError",
     "GeneratorRecord",
     "RecordError",
@@ -40,6 +41,8 @@ __all__ = [
 
 #: Version of the record's layout; a record with another format is refused.
 RECORD_FORMAT = 1
+#: File name of the record, beside the weights.
+RECORD_NAME = "model.json"
 
 _NETWORK_KEYS = ("resolution", "latent_dim", "channels", "attention_resolutions", "num_classes")
 
@@ -53,8 +56,9 @@ class DataLeakageError(ValueError):
 
 
 def record_path(model_path: str | os.PathLike) -> Path:
-    """The record of a weights file: ``models/model.pt`` -> ``models/model.json``."""
-    return Path(model_path).with_suffix(".json")
+    """The record of a weights file: ``model.json`` in its folder (one record per training run, so
+    ``models/model.pt`` and the health monitor's ``models/model_best.pt`` share ``models/model.json``)."""
+    return Path(model_path).parent / RECORD_NAME
 
 
 @dataclass

@@ -61,6 +61,9 @@ def test_record_round_trip_and_refusals(tmp_path: Path):
     assert record.network == NET_ARGS and record.class_names == ["normal", "lung_opacity"]
     assert record.training_data["item_ids"][:2] == ["phantom:3:0", "phantom:3:1"]
     assert generator.resolution == 16 and generator.num_classes == 2
+    best = model.with_name("model_best.pt")  # the health monitor's best weights share the run's record
+    best.write_bytes(model.read_bytes())
+    assert load_generator(best)[1].training_data == record.training_data
     record_path(model).unlink()
     with pytest.raises(RecordError, match=r"model\.json: generator record not found"):
         load_generator(model)
