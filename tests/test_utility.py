@@ -177,6 +177,7 @@ def test_every_arm_end_to_end(tmp_path: Path):
     called = report["diagnostics"]["classes"]["lung_opacity"]["called_this_class"]
     assert set(called) == set(ARMS) and all(0 <= v <= 1 for v in called.values())
     assert report["diagnostics"]["baseline"] == report["baseline"]
+    assert report["verdict"].startswith("not measurable: the test split has fewer than 10 images of normal (4)")
     written = json.loads((tmp_path / "eval" / "utility.json").read_text())
     assert written["baseline"] == report["baseline"] and written["verdict"] == report["verdict"]
     for name in ("utility_metrics.png", "utility_confusion.png", "utility.md"):

@@ -78,6 +78,8 @@ ARMS: tuple[str, ...] = (
     "synthetic_only",
     "real_plus_synthetic_every_class",
 )
+#: Fewest test images per class for which the verdict calls an arm better or worse than the baseline.
+MIN_TEST_PER_CLASS = 10
 #: Arms that use no synthetic data (the baseline is the best of them).
 BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
 
@@ -289,11 +291,11 @@ def run_utility_study(
             for entry in report["differences"][arm].values():
                 lo, hi = entry["ci95"]
                 entry["excludes_zero"] = bool(lo > 0 or hi < 0)
+    report["verdict"] = _verdict(report)
     probe = [generate_images(generator, c, num_probe, synthetic_seed + 1) for c in range(k)]
     report["diagnostics"] = _diagnostics(
         networks, baseline, probe, synthetic, train_images, train_labels, names, device
     )
-    report["verdict"] = _verdict(report)
     report["settings"] = {
         "generator": generator.source,
         "generator_sha256": generator.sha256,
@@ -356,7 +358,19 @@ def _diagnostics(
 
 def _verdict(report: dict[str, Any]) -> str:
     """One sentence per synthetic arm: better, worse or not distinguishable from the baseline, on balanced
-    accuracy and on each minority class's recall (95% intervals)."""
+    accuracy and on each minority class's recall (95% intervals).
+
+    With fewer than :data:`MIN_TEST_PER_CLASS` test images in a class the bootstrap over test images cannot say
+    anything (a class of 2 images has 3 possible recalls, and the interval ignores the spread over seeds), so the
+    verdict says so instead of calling an arm better or worse.
+    """
+    small = {c: n for c, n in report["test_counts"].items() if n < MIN_TEST_PER_CLASS}
+    if small:
+        return (
+            f"not measurable: the test split has fewer than {MIN_TEST_PER_CLASS} images of "
+            + ", ".join(f"{c} ({n})" for c, n in small.items())
+            + "; the intervals are not meaningful, so no arm is called better or worse."
+        )
     lines = []
     for arm, diffs in report["differences"].items():
         if arm in BASELINE_ARMS:
