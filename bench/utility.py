@@ -44,7 +44,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from bundle_utils import copy_bundle, overrides, run_bundle  # noqa: E402
+from bundle_utils import copy_bundle, overrides, run_bundle, train_bundle  # noqa: E402
 
 MODELS = {"MSG-SAGAN": "[16]", "MSG-GAN": "[]"}
 
@@ -128,17 +128,7 @@ def run_one(root: Path, model: str, train_data: dict[str, str], test_data: dict[
     train = {**args.gan, **train_data, "attention_resolutions": MODELS[name]}
     if variant == "balanced":
         train["class_balanced"] = "True"
-    run_bundle(
-        "run",
-        root,
-        "training",
-        "--config_file",
-        str(configs / "train.json"),
-        "--bundle_root",
-        str(root),
-        *overrides(train),
-        timeout=4 * 3600,
-    )
+    train_bundle(root, train, timeout=4 * 3600)
     train_s = time.perf_counter() - start
     data = {k: v for k, v in train_data.items() if k not in ("max_epochs", "batch_size")}
     study = {**data, **test_data, "classifier_seeds": args.classifier_seeds, "num_resamples": str(args.num_resamples)}

@@ -50,3 +50,11 @@ def run_bundle(command: str, bundle: Path, *args: str, timeout: int = 600, check
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def train_bundle(bundle: Path, values: dict[str, str], **kw):
+    """``python -m monai.bundle run training`` of ``bundle`` (its own ``train.json``, ``bundle_root`` = ``bundle``)
+    with ``--key value`` overrides."""
+    config = str(bundle / "configs" / "train.json")
+    return run_bundle("run", bundle, "training", "--config_file", config, "--bundle_root", str(bundle),
+                      *overrides(values), **kw)  # fmt: skip

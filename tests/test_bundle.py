@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_utils import BUNDLE_DIR, TINY, TINY_TRAIN, bundle_env, copy_bundle, overrides, run_bundle
+from bundle_utils import BUNDLE_DIR, TINY, TINY_TRAIN, bundle_env, copy_bundle, overrides, run_bundle, train_bundle
 from conftest import META_SCHEMA
 from monai.bundle import ConfigWorkflow
 from PIL import Image
@@ -76,16 +76,7 @@ def test_multi_gpu_config_is_a_patch_over_train():
 def trained_bundle(tmp_path_factory) -> Path:
     """One real tiny training run of the bundle on the embedded phantoms."""
     bundle = copy_bundle(tmp_path_factory.mktemp("trained") / "msgsagan_cxr")
-    run_bundle(
-        "run",
-        bundle,
-        "training",
-        "--config_file",
-        str(bundle / "configs" / "train.json"),
-        "--bundle_root",
-        str(bundle),
-        *overrides(TINY_TRAIN),
-    )
+    train_bundle(bundle, TINY_TRAIN)
     return bundle
 
 

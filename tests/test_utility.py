@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle
+from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, train_bundle
 
 from monai_msgsagan.artifact import (
     DataLeakageError,
@@ -205,17 +205,7 @@ def test_bundle_utility_workflow(tmp_path: Path):
     the same command with test phantoms of the training seed is refused."""
     bundle = copy_bundle(tmp_path / "bundle")
     data = {"num_phantoms": "24", "phantom_class_ratio": "0.25"}
-    train = [*overrides({**TINY_TRAIN, **data, "max_epochs": "1"})]
-    run_bundle(
-        "run",
-        bundle,
-        "training",
-        "--config_file",
-        str(bundle / "configs" / "train.json"),
-        "--bundle_root",
-        str(bundle),
-        *train,
-    )
+    train_bundle(bundle, {**TINY_TRAIN, **data, "max_epochs": "1"})
     record = json.loads((bundle / "models" / "model.json").read_text())
     assert record["network"]["resolution"] == 32 and record["class_names"] == ["normal", "lung_opacity"]
     assert record["training_data"]["num_images"] == 24
