@@ -1,4 +1,4 @@
-"""Radiograph datalists (folder / CSV), cached datasets and procedural chest phantoms."""
+"""Radiograph datalists (folder / CSV), cached datasets, the preprocessed store and procedural chest phantoms."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from .latents import LatentDataset
 from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
 from .samplers import ClassBalancedSampler
 from .sources import TrainingData, real_image_sample, training_data
+from .store import (
+    PreprocessSummary,
+    StoreError,
+    StoreIncompleteError,
+    StoreSettingsError,
+    XrayStoreDataset,
+    preprocess_store,
+)
 
 __all__ = [
     "PHANTOM_CLASS_NAMES",
@@ -19,6 +27,12 @@ __all__ = [
     "DatalistReport",
     "NoUsableImagesError",
     "PhantomDataset",
+    "PreprocessSummary",
+    "StoreError",
+    "StoreIncompleteError",
+    "StoreSettingsError",
+    "XrayStoreDataset",
+    "preprocess_store",
     "SkippedItem",
     "build_datalist",
     "make_dataset",

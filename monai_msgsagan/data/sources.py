@@ -1,4 +1,5 @@
-"""The training data a bundle asks for: a user's folder or CSV of X-rays, or the embedded phantoms."""
+"""The training data a bundle asks for: a user's folder or CSV of X-rays, a preprocessed store of them, or the
+embedded phantoms."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from monai.data import Dataset
 
 from monai_msgsagan.data.datalist import DatalistReport, build_datalist, make_dataset
 from monai_msgsagan.data.phantoms import PhantomDataset
+from monai_msgsagan.data.store import REPORT, XrayStoreDataset
+from monai_msgsagan.label.files import atomic_write_text
 from monai_msgsagan.label.generator import file_sha256
-from monai_msgsagan.transforms import xray_train_transforms
+from monai_msgsagan.transforms import RandXrayAugmentd, xray_train_transforms
 
 __all__ = ["TrainingData", "training_data", "real_image_sample"]
 
@@ -43,11 +46,16 @@ class TrainingData:
     @property
     def labels(self) -> list[int]:
         """Class index of every image, in dataset order (no image is decoded)."""
+        if isinstance(self.dataset, XrayStoreDataset):
+            return self.dataset.labels
         return [int(item["label"]) for item in self.dataset.data]
 
     def identities(self) -> tuple[list[str], list[str]]:
-        """``(ids, names)`` of every image in dataset order: ``sha256:<hex>`` of each file's bytes and its path,
-        or ``phantom:<seed>:<index>`` for phantoms (see :mod:`monai_msgsagan.artifact`)."""
+        """``(ids, names)`` of every image in dataset order: ``sha256:<hex>`` of each file's bytes and its path
+        (for a store, as hashed when it was made), or ``phantom:<seed>:<index>`` for phantoms (see
+        :mod:`monai_msgsagan.artifact`)."""
+        if isinstance(self.dataset, XrayStoreDataset):
+            return self.dataset.identities()
         if self.files is None:
             if not isinstance(self.dataset, PhantomDataset):
                 raise TypeError(f"no image identities for a {type(self.dataset).__name__} without files")
@@ -73,6 +81,7 @@ def training_data(
     phantom_class_ratio: float = 0.5,
     seed: int = 0,
     report_path: str | os.PathLike | None = None,
+    store_dir: str | os.PathLike | None = None,
 ) -> TrainingData:
     """Build the training set a bundle config names.
 
@@ -90,7 +99,16 @@ def training_data(
             balanced, ``1 / 11`` is a 10:1 imbalance (the utility benchmark).
         seed: seed of the phantoms and of the augmentation.
         report_path: where to write the datalist report (skipped rows, unreadable files) as JSON.
+        store_dir: a store written by :func:`~monai_msgsagan.data.preprocess_store` (the bundle's ``preprocess``
+            workflow): training reads it instead of decoding files (``cache`` does not apply). It must have the
+            same ``resolution`` and, when ``dataset_dir`` is given too, come from it with the same datalist
+            settings; its report is copied to ``report_path``. Empty / ``None``: no store.
     """
+    if store_dir is not None and str(store_dir).strip() != "":
+        return _store_data(
+            Path(store_dir), dataset_dir, resolution, label_column, path_column, classes, labels_from_subfolders,
+            augment, seed, report_path,
+        )  # fmt: skip
     if dataset_dir is None or str(dataset_dir).strip() == "":
         dataset = PhantomDataset(
             num_phantoms, resolution, num_classes=phantom_classes, class_ratio=phantom_class_ratio, seed=seed
@@ -114,6 +132,33 @@ def training_data(
     dataset = make_dataset(datalist.train, transform, cache=cache, cache_dir=cache_dir)
     files = [item["image"] for item in datalist.train]
     return TrainingData(dataset, list(datalist.class_names), datalist.report, str(source), files)
+
+
+def _store_data(
+    store_dir: Path,
+    dataset_dir: str | os.PathLike | None,
+    resolution: int,
+    label_column: str | None,
+    path_column: str | None,
+    classes: Sequence[str] | None,
+    labels_from_subfolders: bool,
+    augment: bool,
+    seed: int,
+    report_path: str | os.PathLike | None,
+) -> TrainingData:
+    transform = None
+    if augment:
+        transform = RandXrayAugmentd("image")
+        transform.set_random_state(seed=seed)
+    dataset = XrayStoreDataset(store_dir, transform=transform, resolution=resolution)
+    if dataset_dir is not None and str(dataset_dir).strip() != "":
+        dataset.check_datalist(dataset_dir, label_column, path_column, classes, labels_from_subfolders)
+    if report_path is not None:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(report_path, (store_dir / REPORT).read_text(encoding="utf-8"))
+    source = str(dataset.manifest["datalist"]["source"])
+    logger.info("training on %d images of the store %s (from %s) at %d px", len(dataset), store_dir, source, resolution)
+    return TrainingData(dataset, dataset.class_names, None, source)
 
 
 def real_image_sample(dataset: Dataset, num: int, seed: int = 0) -> torch.Tensor:

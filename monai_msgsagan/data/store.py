@@ -1,0 +1,507 @@
+"""A preprocessed image store: every radiograph decoded, checked, normalised and resized once, then read by
+training from memory-mapped shards.
+
+Layout of a store folder::
+
+    store.json              settings, datalist identity, class names, shard size and count (written first)
+    shard_00000.npy         (n, 1, R, R) uint8 or uint16: quantised images in [-1, 1] (a complete shard)
+    shard_00000.json        the shard's labels, files, ``sha256:<hex>`` identities and unreadable files;
+                            its presence marks the shard complete
+    datalist_report.json    the datalist report, once every shard is complete
+
+:func:`preprocess_store` fills it with the package's one X-ray pipeline
+(:func:`~monai_msgsagan.transforms.xray_preprocess_transforms`), one decode per file, in parallel processes, one
+shard per task. Shards are written atomically, so a killed run leaves only complete shards and a rerun continues
+with the missing ones. A store made with other settings or from another list of files is refused
+(:class:`StoreSettingsError`). :class:`XrayStoreDataset` reads it: random access through ``numpy`` memory maps,
+so memory does not grow with the number of images (only one int64 label per image is held).
+
+A shard is ``uint8`` when every image in it comes from an 8-bit source (display range 0-255: 8-bit PNG/JPEG, DICOM
+with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**bits - 1) - 1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import Dataset
+from monai.transforms import apply_transform
+
+from monai_msgsagan.data.datalist import DatalistReport, SkippedItem, build_datalist
+from monai_msgsagan.handlers.checkpoint import _atomic_write_bytes
+from monai_msgsagan.label.files import atomic_write_text
+from monai_msgsagan.label.generator import file_sha256
+from monai_msgsagan.transforms import XrayReadError, xray_preprocess_transforms
+
+__all__ = [
+    "STORE_FORMAT",
+    "PreprocessSummary",
+    "StoreError",
+    "StoreIncompleteError",
+    "StoreSettingsError",
+    "XrayStoreDataset",
+    "preprocess_store",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the store layout; a store of another format is refused.
+STORE_FORMAT = 1
+MANIFEST = "store.json"
+REPORT = "datalist_report.json"
+_SHARD_BYTES = 1 << 24  # default shard: 16 MiB of uint16 images
+
+
+class StoreError(ValueError):
+    """A store that cannot be used; the message names the file and the reason."""
+
+
+class StoreSettingsError(StoreError):
+    """A store made with other settings or from another list of files than the ones asked for.
+
+    ``mismatches`` maps each differing setting to ``(value in the store, value asked for)``.
+    """
+
+    def __init__(self, path: str | Path, mismatches: dict[str, tuple[Any, Any]]) -> None:
+        self.path = str(path)
+        self.mismatches = mismatches
+        what = "; ".join(f"{k}: store has {a!r}, asked for {b!r}" for k, (a, b) in mismatches.items())
+        super().__init__(
+            f"{self.path}: this store was made with other settings ({what}). Use another store folder for these "
+            "settings, or the store's own settings."
+        )
+
+
+class StoreIncompleteError(StoreError):
+    """A store whose preprocessing has not finished (a run was stopped); running it again completes it."""
+
+
+def _shard_name(index: int) -> str:
+    return f"shard_{index:05d}"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StoreError(f"{path}: unreadable store file ({e}).") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"{path}: a store file is a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def _transform_settings(
+    resolution: int,
+    normalize_mode: str,
+    lower: float,
+    upper: float,
+    window: Sequence[float] | None,
+    resize_mode: str,
+    border_cleanup: bool,
+    remove_text: bool,
+    jpeg_draft: bool,
+) -> dict[str, Any]:
+    return {
+        "resolution": int(resolution),
+        "normalize_mode": str(normalize_mode),
+        "lower": float(lower),
+        "upper": float(upper),
+        "window": None if window is None else [float(w) for w in window],
+        "resize_mode": str(resize_mode),
+        "border_cleanup": bool(border_cleanup),
+        "remove_text": bool(remove_text),
+        "jpeg_draft": bool(jpeg_draft),
+    }
+
+
+def _datalist_settings(
+    source: str | os.PathLike,
+    label_column: str | None,
+    path_column: str | None,
+    classes: Sequence[str] | None,
+    labels_from_subfolders: bool,
+) -> dict[str, Any]:
+    return {
+        "source": str(Path(source).resolve()),
+        "label_column": label_column,
+        "path_column": path_column,
+        "classes": None if classes is None else list(classes),
+        "labels_from_subfolders": bool(labels_from_subfolders),
+    }
+
+
+_PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process and settings
+
+
+def _pipeline(settings: dict[str, Any]) -> Callable:
+    key = json.dumps(settings, sort_keys=True)
+    if key not in _PIPELINES:
+        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], **{
+            k: v for k, v in settings.items() if k != "resolution"
+        })  # fmt: skip
+    return _PIPELINES[key]
+
+
+def _is_8bit(image: Any) -> bool:
+    """Whether a preprocessed image comes from an 8-bit source (display range 0-255 in its metadata)."""
+    rng = getattr(image, "meta", {}).get("display_range")
+    if rng is None:
+        return False
+    rng = np.asarray(rng, dtype=np.float64).reshape(-1)
+    return rng.size == 2 and bool(np.all(rng == (0.0, 255.0)))
+
+
+def _write_shard(
+    store_dir: str, index: int, items: list[tuple[str, int]], settings: dict[str, Any]
+) -> tuple[int, int, int]:
+    """Decode, check, normalise and resize the files of one shard and write it; returns ``(index, kept, skipped)``.
+
+    Runs in a worker process. The images go to ``shard_NNNNN.npy`` (atomically), then the shard's index JSON
+    (atomically), whose presence marks the shard complete.
+    """
+    torch.set_num_threads(1)
+    pipeline = _pipeline(settings)
+    side = settings["resolution"]
+    images = np.empty((len(items), 1, side, side), dtype=np.float32)
+    labels: list[int] = []
+    files: list[str] = []
+    ids: list[str] = []
+    skipped: list[dict[str, str]] = []
+    all_8bit = True
+    for path, label in items:
+        try:
+            image = pipeline({"image": path, "label": label})["image"]
+        except Exception as e:  # MONAI's Compose wraps a transform's error in a RuntimeError: find the cause
+            cause: BaseException | None = e
+            while cause is not None and not isinstance(cause, ValueError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            # XrayReadError: the file cannot be decoded; other ValueErrors name the file (e.g. a constant image)
+            reason = f"unreadable: {cause.reason}" if isinstance(cause, XrayReadError) else f"unusable: {cause}"
+            skipped.append({"path": path, "reason": reason})
+            continue
+        images[len(labels)] = np.asarray(image, dtype=np.float32)
+        all_8bit = all_8bit and _is_8bit(image)
+        labels.append(int(label))
+        files.append(path)
+        ids.append(f"sha256:{file_sha256(path)}")
+    dtype = np.uint8 if all_8bit else np.uint16
+    top = float(np.iinfo(dtype).max)
+    kept = images[: len(labels)]
+    quantised = np.rint((np.clip(kept, -1.0, 1.0) + 1.0) * (top / 2.0)).astype(dtype)
+    buffer = io.BytesIO()
+    np.save(buffer, quantised)
+    folder = Path(store_dir)
+    _atomic_write_bytes(buffer.getbuffer(), folder / f"{_shard_name(index)}.npy")
+    record = {
+        "shard": index,
+        "count": len(labels),
+        "dtype": np.dtype(dtype).name,
+        "labels": labels,
+        "files": files,
+        "ids": ids,
+        "skipped": skipped,
+    }
+    atomic_write_text(folder / f"{_shard_name(index)}.json", json.dumps(record))
+    return index, len(labels), len(skipped)
+
+
+def _shard_done(folder: Path, index: int) -> bool:
+    name = _shard_name(index)
+    if not ((folder / f"{name}.json").is_file() and (folder / f"{name}.npy").is_file()):
+        return False
+    try:
+        return int(_read_json(folder / f"{name}.json")["count"]) >= 0
+    except (StoreError, KeyError, TypeError, ValueError):
+        return False  # written by a run that was stopped mid-write: done again
+
+
+def _compare(path: Path, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
+    mismatches = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
+    if mismatches:
+        raise StoreSettingsError(path, mismatches)
+
+
+@dataclass
+class PreprocessSummary:
+    """What :func:`preprocess_store` did: shards written now and found complete, images kept, time taken."""
+
+    store_dir: str
+    num_shards: int
+    shards_written: int
+    shards_reused: int
+    num_images: int
+    num_skipped: int
+    seconds: float
+    report: DatalistReport
+
+    def summary(self) -> str:
+        return (
+            f"{self.store_dir}: {self.num_images} images in {self.num_shards} shards ({self.shards_written} written "
+            f"now, {self.shards_reused} already complete), {self.num_skipped} unreadable, {self.seconds:.1f} s"
+        )
+
+
+def preprocess_store(
+    dataset_dir: str | os.PathLike,
+    store_dir: str | os.PathLike,
+    resolution: int,
+    label_column: str | None = None,
+    path_column: str | None = None,
+    classes: Sequence[str] | None = None,
+    labels_from_subfolders: bool = False,
+    num_workers: int = 1,
+    shard_size: int | None = None,
+    normalize_mode: str = "percentile",
+    lower: float = 0.5,
+    upper: float = 99.5,
+    window: Sequence[float] | None = None,
+    resize_mode: str = "pad",
+    border_cleanup: bool = False,
+    remove_text: bool = False,
+    jpeg_draft: bool = True,
+    report_path: str | os.PathLike | None = None,
+) -> PreprocessSummary:
+    """Decode, check, normalise and resize every file of a datalist once, into a store at training resolution.
+
+    The datalist is built without decoding (``build_datalist(check_readable=False)``); the one decode here checks
+    each file, and the unreadable ones go to the report with their reason. Items keep the datalist's order
+    (sorted by path); shard ``k`` holds items ``k * shard_size`` up to the next shard, less the unreadable ones.
+    Shards are independent tasks for ``num_workers`` processes; a rerun after a kill writes only the shards that
+    are missing. Each stored image is the pipeline's ``(1, R, R)`` float32 in [-1, 1], quantised to uint8
+    (8-bit sources) or uint16.
+
+    Args:
+        dataset_dir: a folder of radiographs or a CSV of paths and labels (see
+            :func:`~monai_msgsagan.data.build_datalist`).
+        store_dir: the store folder (created; an existing store must have been made with the same settings).
+        resolution: square power-of-two training side ``R``.
+        label_column, path_column, classes, labels_from_subfolders: passed to ``build_datalist``.
+        num_workers: worker processes (1: decode in this process).
+        shard_size: images per shard (``None``: 16 MiB of uint16 images, ``2**23 // R**2``).
+        normalize_mode, lower, upper, window, resize_mode, border_cleanup, remove_text, jpeg_draft: the
+            :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` settings.
+        report_path: also write the datalist report there (the store keeps its own copy).
+
+    Returns:
+        :class:`PreprocessSummary`.
+
+    Raises:
+        StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
+        NoUsableImagesError: the source has no candidate file at all (before any decode).
+        StoreError: every file was unreadable (the report says why for each).
+    """
+    start = time.perf_counter()
+    folder = Path(store_dir)
+    source = Path(dataset_dir)
+    settings = _transform_settings(
+        resolution, normalize_mode, lower, upper, window, resize_mode, border_cleanup, remove_text, jpeg_draft
+    )
+    datalist = build_datalist(
+        source,
+        label_column=label_column,
+        path_column=path_column,
+        classes=classes,
+        labels_from_subfolders=labels_from_subfolders,
+        check_readable=False,
+    )
+    items = [(str(it["image"]), int(it["label"])) for it in datalist.train]
+    digest = hashlib.sha256("\n".join(f"{p}\t{lb}" for p, lb in items).encode()).hexdigest()
+    size = int(shard_size) if shard_size else max(1, (_SHARD_BYTES // 2) // (int(resolution) ** 2))
+    manifest = {
+        "format": STORE_FORMAT,
+        "settings": settings,
+        "datalist": {
+            **_datalist_settings(source, label_column, path_column, classes, labels_from_subfolders),
+            "num_files": len(items),
+            "files_sha256": digest,
+        },
+        "class_names": list(datalist.class_names),
+        "shard_size": size,
+        "num_shards": (len(items) + size - 1) // size,
+    }
+    manifest_path = folder / MANIFEST
+    if manifest_path.is_file():
+        stored = _read_json(manifest_path)
+        _compare(manifest_path, stored, {"format": STORE_FORMAT})
+        _compare(manifest_path, stored["settings"], settings)
+        _compare(manifest_path, stored["datalist"], manifest["datalist"])
+        _compare(manifest_path, stored, {"shard_size": size})
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
+
+    num_shards = manifest["num_shards"]
+    pending = [k for k in range(num_shards) if not _shard_done(folder, k)]
+    logger.info(
+        "%s: %d files, %d shards of %d, %d to write with %d process(es)",
+        folder, len(items), num_shards, size, len(pending), num_workers,
+    )  # fmt: skip
+    tasks = [(str(folder), k, items[k * size : (k + 1) * size], settings) for k in pending]
+    if num_workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            _log_shard(_write_shard(*task), num_shards)
+    else:
+        # fork where the platform has it, as DataLoader workers do: no re-import of the caller's main module
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks)), mp_context=context) as pool:
+            futures = {pool.submit(_write_shard, *task): task[1] for task in tasks}
+            for future in as_completed(futures):
+                try:
+                    _log_shard(future.result(), num_shards)
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+
+    report = DatalistReport(
+        source=str(source), num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
+    )
+    num_images = 0
+    for k in range(num_shards):
+        record = _read_json(folder / f"{_shard_name(k)}.json")
+        num_images += int(record["count"])
+        report.skipped += [SkippedItem(s["path"], s["reason"]) for s in record["skipped"]]
+    report.num_used = num_images
+    text = json.dumps(report.to_dict(), indent=2)
+    atomic_write_text(folder / REPORT, text)
+    if report_path is not None:
+        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(report_path, text)
+    if num_images == 0:
+        raise StoreError(f"{folder}: no usable images: {report.summary()}; each file and its reason: {folder / REPORT}")
+    summary = PreprocessSummary(
+        store_dir=str(folder),
+        num_shards=num_shards,
+        shards_written=len(pending),
+        shards_reused=num_shards - len(pending),
+        num_images=num_images,
+        num_skipped=len(report.skipped),
+        seconds=time.perf_counter() - start,
+        report=report,
+    )
+    logger.info(summary.summary())
+    return summary
+
+
+def _log_shard(result: tuple[int, int, int], num_shards: int) -> None:
+    index, kept, skipped = result
+    logger.info("shard %d/%d written: %d images, %d unreadable", index + 1, num_shards, kept, skipped)
+
+
+class XrayStoreDataset(Dataset):
+    """A MONAI ``Dataset`` over a store written by :func:`preprocess_store`.
+
+    Item ``i`` is ``{"image": Tensor (1, R, R) float32 in [-1, 1], "label": int}`` (then ``transform``, if any),
+    read from the memory-mapped shard that holds it: random access, no image kept in memory, each DataLoader
+    worker opening its own maps. Under ``torchrun`` a ``DistributedSampler`` (or
+    :class:`~monai_msgsagan.data.ClassBalancedSampler`) gives each rank its own indices; any rank or machine
+    that sees the store folder can read any shard.
+
+    Args:
+        store_dir: the store folder.
+        transform: optional MONAI transform applied to each item dict (e.g. ``RandXrayAugmentd("image")``).
+        resolution: when given, refuse a store of another resolution.
+
+    Raises:
+        StoreError: no store there or an unreadable one; StoreIncompleteError: preprocessing has not finished;
+        StoreSettingsError: another resolution.
+    """
+
+    def __init__(
+        self, store_dir: str | os.PathLike, transform: Callable | None = None, resolution: int | None = None
+    ) -> None:
+        folder = Path(store_dir)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise StoreError(f"{manifest_path}: no store here (run the bundle's preprocess workflow first).")
+        self.manifest = _read_json(manifest_path)
+        _compare(manifest_path, self.manifest, {"format": STORE_FORMAT})
+        if resolution is not None:
+            _compare(manifest_path, self.manifest["settings"], {"resolution": int(resolution)})
+        num_shards = int(self.manifest["num_shards"])
+        missing = [k for k in range(num_shards) if not _shard_done(folder, k)]
+        if missing:
+            names = ", ".join(_shard_name(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise StoreIncompleteError(
+                f"{folder}: preprocessing has not finished ({len(missing)} of {num_shards} shards missing: {names}); "
+                "run the preprocess workflow again, it continues where it stopped."
+            )
+        counts, scales, labels = [], [], []
+        for k in range(num_shards):  # one shard record at a time: only the labels are kept
+            record = _read_json(folder / f"{_shard_name(k)}.json")
+            counts.append(int(record["count"]))
+            scales.append(2.0 / float(np.iinfo(np.dtype(record["dtype"])).max))
+            labels.append(np.asarray(record["labels"], dtype=np.int64))
+        self.folder = folder
+        self.resolution = int(self.manifest["settings"]["resolution"])
+        self.class_names: list[str] = list(self.manifest["class_names"])
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.scales = scales
+        self.label_array = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+        self._maps: dict[int, np.ndarray] = {}
+        super().__init__(data=range(int(self.offsets[-1])), transform=transform)
+
+    def check_datalist(
+        self,
+        dataset_dir: str | os.PathLike,
+        label_column: str | None = None,
+        path_column: str | None = None,
+        classes: Sequence[str] | None = None,
+        labels_from_subfolders: bool = False,
+    ) -> None:
+        """Refuse, with :class:`StoreSettingsError`, a store made from another source or datalist settings."""
+        wanted = _datalist_settings(dataset_dir, label_column, path_column, classes, labels_from_subfolders)
+        _compare(self.folder / MANIFEST, self.manifest["datalist"], wanted)
+
+    @property
+    def labels(self) -> list[int]:
+        """Class index of every image, in store order."""
+        return self.label_array.tolist()
+
+    def identities(self) -> tuple[list[str], list[str]]:
+        """``(ids, names)`` of every image in store order: ``sha256:<hex>`` of each source file's bytes (hashed
+        at preprocessing time) and its path, as :meth:`~monai_msgsagan.data.TrainingData.identities` gives."""
+        ids: list[str] = []
+        files: list[str] = []
+        for k in range(len(self.scales)):
+            record = _read_json(self.folder / f"{_shard_name(k)}.json")
+            ids += record["ids"]
+            files += record["files"]
+        return ids, files
+
+    def _shard(self, index: int) -> np.ndarray:
+        shard = self._maps.get(index)
+        if shard is None:
+            path = self.folder / f"{_shard_name(index)}.npy"
+            try:
+                shard = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{path}: unreadable store shard ({e}).") from None
+            self._maps[index] = shard
+        return shard
+
+    def _transform(self, index: int) -> dict[str, Any]:
+        shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        pixels = torch.from_numpy(np.array(self._shard(shard)[index - int(self.offsets[shard])]))
+        item = {"image": pixels.float().mul_(self.scales[shard]).sub_(1.0), "label": int(self.label_array[index])}
+        return apply_transform(self.transform, item) if self.transform is not None else item
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own memory maps
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
