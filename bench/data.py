@@ -1,154 +1,240 @@
-"""Data-layer throughput on large radiographs, against plain MONAI ``LoadImage`` + ``Resize`` in the same run.
+"""The data layer at scale: one-pass preprocessing into the store, training reads against MONAI's caches, memory.
 
-Writes ``--num`` synthetic radiographs of ``--height`` x ``--width`` pixels per format (16-bit PNG, 8-bit JPEG as in
-public chest X-ray sets, 12-bit DICOM; built from upsampled chest phantoms plus noise) into a temporary folder,
-then measures images/s for:
+Writes a corpus of ``--num`` small radiographs (``--size`` px chest phantoms with per-file noise, half 8-bit PNG,
+half 12-bit DICOM, written by ``--processes`` processes, listed in ``all.csv``; the first ``--subset`` files are
+also listed in ``subset.csv``), then reports in one table:
 
-- ``msgsagan cold``: ``xray_train_transforms(256, augment=False)`` (load, photometric fix, percentile
-  normalisation, area resize with aspect kept, pyramid) over a plain ``Dataset``: every image decoded every epoch
-  (JPEGs with libjpeg's DCT-scaled draft decode, the default);
-- ``msgsagan cached``: the same with augmentation over a ``CacheDataset``: the fill (one decode per image) and
-  then the steady-state epochs, which only augment and build the pyramid (and, without augmentation, only the
-  pyramid);
-- ``monai cold`` / ``monai cached``: ``LoadImaged`` + ``EnsureChannelFirstd`` + ``Resized((256, 256))`` (the plain
-  MONAI baseline: no normalisation, no aspect handling, no pyramid) over ``Dataset`` / ``CacheDataset``.
+- preprocessing (:func:`monai_msgsagan.data.preprocess_store`: decode, check, normalise, resize, quantise, hash)
+  images/s at 1 and at ``--processes`` processes on the subset, the scaling efficiency against
+  ``processes x`` the 1-process rate, and the 2-process pass over all ``--num`` files;
+- store size on disk (bytes per image) at 64 and 256 px;
+- training reads (images/s through ``monai.data.DataLoader``, batch 16, random order) at 64 and 256 px from the
+  store and from MONAI's ``PersistentDataset`` and ``LMDBDataset`` holding the same files after the same
+  transforms (their cache fill, one decode per file, is timed as their "preprocessing");
+- peak RSS of a fresh process that opens a store and reads ``--reads`` random images, for the subset's store and
+  for the full store (flat: memory must not grow with the number of images);
+- an extrapolation to MIMIC-CXR (377,110 images) with its formula.
 
-Also phantom generation (``make_phantom``, ``PhantomDataset`` first and cached epochs) against reading the same
-phantoms back from PNG files.
-
-Run: ``OMP_NUM_THREADS=1 PYTHONPATH=. python bench/data.py [--num 12] [--epochs 3]``
+Run: ``OMP_NUM_THREADS=1 PYTHONPATH=. python bench/data.py [--num 100000] [--subset 10000] [--workdir DIR]``
+(``--workdir`` keeps the corpus and stores for a rerun; without it everything is in a temporary folder.)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import CacheDataset, DataLoader, Dataset
-from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Resized
+from monai.data import DataLoader, LMDBDataset, PersistentDataset
 from PIL import Image
 
-from monai_msgsagan.data import PhantomDataset, make_phantom, write_phantom_folder
-from monai_msgsagan.transforms import LoadXray, xray_train_transforms
+from monai_msgsagan.data import ClassBalancedSampler, XrayStoreDataset, make_phantom, preprocess_store
+from monai_msgsagan.transforms import xray_preprocess_transforms
+
+MIMIC_CXR_IMAGES = 377_110
+_BASES = 64  # distinct phantoms per writer process; each file adds its own noise, so every file is different
 
 
-def write_large_radiographs(folder: Path, num: int, height: int, width: int, seed: int = 0) -> dict[str, list[str]]:
-    """``num`` 16-bit PNGs, 8-bit JPEGs and 12-bit MONOCHROME1 DICOMs of ``height x width`` pixels."""
+def _write_files(folder: str, start: int, stop: int, size: int) -> list[tuple[str, int]]:
+    """Files ``start .. stop - 1``: even indices 8-bit PNG, odd 12-bit MONOCHROME2 DICOM; ``(path, label)``."""
     import pydicom
     from pydicom.dataset import Dataset as DicomDataset
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[str]] = {"png": [], "jpeg": [], "dicom": []}
-    for i in range(num):
-        base = (make_phantom(512, i % 2, rng)[0] + 1.0) / 2.0
-        big = np.asarray(Image.fromarray(base).resize((width, height), Image.BILINEAR))
-        big = np.clip(big + rng.normal(0, 0.01, big.shape), 0, 1)
-        png = folder / f"cxr_{i:03d}.png"
-        Image.fromarray((big * 65535).astype(np.uint16)).save(png)
-        out["png"].append(str(png))
-        jpg = folder / f"cxr_{i:03d}.jpg"
-        Image.fromarray((big * 255).astype(np.uint8)).save(jpg, quality=92)
-        out["jpeg"].append(str(jpg))
-        ds = DicomDataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-        ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-        ds.Modality = "DX"
-        ds.set_pixel_data(((1.0 - big) * 4095).astype(np.uint16), "MONOCHROME1", 12)
-        ds.PixelSpacing = [0.15, 0.15]
-        dcm = folder / f"cxr_{i:03d}.dcm"
-        pydicom.dcmwrite(dcm, ds, enforce_file_format=True)
-        out["dicom"].append(str(dcm))
-    return out
+    bases = [(make_phantom(size, b % 2, b)[0] + 1.0) / 2.0 for b in range(_BASES)]
+    rows = []
+    for i in range(start, stop):
+        rng = np.random.default_rng(i)
+        label = i % _BASES % 2
+        image = np.clip(bases[i % _BASES] + rng.normal(0.0, 0.02, (size, size)), 0.0, 1.0)
+        sub = Path(folder) / f"{i // 10000:02d}"
+        if i % 2 == 0:
+            path = sub / f"cxr_{i:06d}.png"
+            Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(path, compress_level=1)
+        else:
+            ds = DicomDataset()
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+            ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+            ds.Modality = "DX"
+            ds.set_pixel_data(np.rint(image * 4095).astype(np.uint16), "MONOCHROME2", 12)
+            path = sub / f"cxr_{i:06d}.dcm"
+            pydicom.dcmwrite(path, ds, enforce_file_format=True)
+        rows.append((str(path), label))
+    return rows
 
 
-def baseline_transforms(resolution: int) -> Compose:
-    return Compose(
-        [
-            LoadImaged("image", image_only=True),
-            EnsureChannelFirstd("image"),
-            Resized("image", spatial_size=(resolution, resolution), mode="area"),
-        ]
-    )
-
-
-def epoch_rate(ds: Dataset, epochs: int) -> float:
-    """Images/s over ``epochs`` passes through a single-process ``DataLoader`` (batch 4)."""
-    loader = DataLoader(ds, batch_size=4, num_workers=0)
+def write_corpus(folder: Path, num: int, subset: int, size: int, processes: int) -> tuple[Path, Path, float]:
+    """The corpus and its two CSVs (``all.csv``, ``subset.csv``: columns ``path``, ``label``); reused when
+    ``all.csv`` already lists ``num`` files. Returns the CSVs and the seconds spent writing."""
+    all_csv, subset_csv = folder / "all.csv", folder / "subset.csv"
+    if all_csv.is_file() and sum(1 for _ in open(all_csv)) == num + 1:
+        return all_csv, subset_csv, 0.0
     start = time.perf_counter()
-    n = 0
-    for _ in range(epochs):
+    for k in range((num + 9999) // 10000):
+        (folder / f"{k:02d}").mkdir(parents=True, exist_ok=True)
+    chunk = 1000
+    with ProcessPoolExecutor(processes) as pool:
+        tasks = [(str(folder), s, min(s + chunk, num), size) for s in range(0, num, chunk)]
+        parts = pool.map(_write_files, *zip(*tasks))
+        rows = [row for part in parts for row in part]
+    for path, count in ((all_csv, num), (subset_csv, subset)):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("path", "label"))
+            writer.writerows(rows[:count])
+    return all_csv, subset_csv, time.perf_counter() - start
+
+
+def read_rate(dataset, num_reads: int, num_workers: int, batch_size: int = 16) -> float:
+    """Images/s of random-order batches through ``monai.data.DataLoader`` (first batch, worker start-up, excluded)."""
+    labels = [0] * len(dataset)
+    sampler = ClassBalancedSampler(dataset, labels, balanced=False, num_replicas=1, rank=0, seed=0)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
+    n, start = 0, None
+    while True:
         for batch in loader:
-            n += len(batch["label"])
-    return n / (time.perf_counter() - start)
+            if start is None:
+                start = time.perf_counter()
+                continue
+            n += len(batch["image"])
+            if n >= num_reads:
+                return n / (time.perf_counter() - start)
+        sampler.set_epoch(sampler.epoch + 1)
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+_RSS_PROBE = """
+import resource, sys, time
+from monai_msgsagan.data import XrayStoreDataset
+sys.path.insert(0, sys.argv[3])
+from data import read_rate
+rate = read_rate(XrayStoreDataset(sys.argv[1]), int(sys.argv[2]), num_workers=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, rate)
+"""
+
+
+def peak_rss(store: Path, num_reads: int) -> tuple[float, float]:
+    """``(peak RSS in MiB, images/s)`` of a fresh process that opens ``store`` and reads ``num_reads`` images."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-c", _RSS_PROBE, str(store), str(num_reads), str(Path(__file__).parent)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-2]), float(out[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num", type=int, default=12, help="images per format")
-    parser.add_argument("--height", type=int, default=2500)
-    parser.add_argument("--width", type=int, default=2048)
-    parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=3, help="epochs timed for the cached datasets")
+    parser.add_argument("--num", type=int, default=100_000, help="files in the corpus")
+    parser.add_argument("--subset", type=int, default=10_000, help="files of the scaling and baseline runs")
+    parser.add_argument("--size", type=int, default=256, help="side of the corpus files in pixels")
+    parser.add_argument("--processes", type=int, default=2, help="processes of the parallel runs")
+    parser.add_argument("--reads", type=int, default=20_000, help="images read per read-rate measurement")
+    parser.add_argument("--workdir", default=None, help="keep corpus and stores here (default: a temporary folder)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    r = args.resolution
-    print(f"torch threads: {torch.get_num_threads()}, images: {args.num} per format, {args.height}x{args.width} px")
+    subset = min(args.subset, args.num)
+    tmp = None if args.workdir else tempfile.mkdtemp(prefix="bench_data_")
+    work = Path(args.workdir or tmp)
+    work.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    print(f"{os.cpu_count()} CPUs, load average {load:.2f} at start, torch threads {torch.get_num_threads()}")
+    rows: list[tuple[str, str, str]] = []
+    try:
+        all_csv, subset_csv, t = write_corpus(work / "corpus", args.num, subset, args.size, args.processes)
+        rows.append(("corpus", f"{args.num} files ({args.size} px, PNG + DICOM)", f"written in {t:.0f} s"))
+        stores = work / "stores"
+        shutil.rmtree(stores, ignore_errors=True)
+        p = args.processes
 
-    with tempfile.TemporaryDirectory() as tmp:
-        files, t = timed(lambda: write_large_radiographs(Path(tmp), args.num, args.height, args.width))
-        print(f"wrote {3 * args.num} files in {t:.1f} s")
-        rows = []
-        for fmt, paths in files.items():
-            data = [{"image": p, "label": i % 2} for i, p in enumerate(paths)]
-            ours_cold = epoch_rate(Dataset(data, xray_train_transforms(r, augment=False)), 1)
-            base_cold = epoch_rate(Dataset(data, baseline_transforms(r)), 1)
-            ours_cache, fill = timed(lambda d=data: CacheDataset(d, xray_train_transforms(r), progress=False))
-            ours_plain_cache = CacheDataset(data, xray_train_transforms(r, augment=False), progress=False)
-            base_cache, bfill = timed(lambda d=data: CacheDataset(d, baseline_transforms(r), progress=False))
-            rows += [
-                (fmt, "msgsagan cold (load+norm+resize+pyramid)", ours_cold),
-                (fmt, "monai    cold (LoadImage+Resize)", base_cold),
-                (fmt, "msgsagan cache fill", len(data) / fill),
-                (fmt, "monai    cache fill", len(data) / bfill),
-                (fmt, "msgsagan cached epochs (aug+pyramid)", epoch_rate(ours_cache, args.epochs)),
-                (fmt, "msgsagan cached epochs (pyramid only)", epoch_rate(ours_plain_cache, args.epochs)),
-                (fmt, "monai    cached epochs", epoch_rate(base_cache, args.epochs)),
-            ]
+        def preprocess(source: Path, name: str, resolution: int, workers: int):
+            return preprocess_store(source, stores / name, resolution, label_column="label", num_workers=workers)
 
-        ph_dir = Path(tmp) / "phantoms"
-        write_phantom_folder(ph_dir, 32, size=r, seed=0)
-        _, gen = timed(lambda: [make_phantom(r, i % 2, i) for i in range(32)])
-        loader = LoadXray()
-        _, read = timed(lambda: [loader(p) for p in sorted(ph_dir.glob("*.png"))])
-        phantoms = PhantomDataset(32, r, seed=0)
-        _, first = timed(lambda: [phantoms[i] for i in range(32)])
-        _, second = timed(lambda: [phantoms[i] for i in range(32)])
-        rows += [
-            (f"{r}px", "make_phantom", 32 / gen),
-            (f"{r}px", "LoadXray of the same phantoms as PNG", 32 / read),
-            (f"{r}px", "PhantomDataset epoch 1 (drawing)", 32 / first),
-            (f"{r}px", "PhantomDataset epoch 2 (cached)", 32 / second),
-        ]
+        one = preprocess(subset_csv, "subset_256_1p", 256, 1)
+        many = preprocess(subset_csv, f"subset_256_{p}p", 256, p)
+        r1, rp = one.num_images / one.seconds, many.num_images / many.seconds
+        rows.append(("preprocess 256 px", f"{subset} files, 1 process", f"{r1:.0f} images/s"))
+        rows.append(("preprocess 256 px", f"{subset} files, {p} processes", f"{rp:.0f} images/s"))
+        rows.append(("  scaling", f"{p}-process rate / ({p} x 1-process rate)", f"{rp / (p * r1):.1%}"))
+        full = preprocess(all_csv, f"all_256_{p}p", 256, p)
+        rf = full.num_images / full.seconds
+        rows.append(("preprocess 256 px", f"{args.num} files, {p} processes", f"{rf:.0f}/s ({full.seconds:.0f} s)"))
+        small = preprocess(subset_csv, "subset_64_1p", 64, 1)
+        for store, res in ((stores / f"all_256_{p}p", 256), (stores / "subset_64_1p", 64)):
+            n = int(XrayStoreDataset(store).offsets[-1])
+            size = folder_bytes(store)
+            rows.append((f"store {res} px", f"{n} images, {size / 2**20:.0f} MiB", f"{size / n:.0f} bytes/image"))
 
-    print(f"\n{'input':>8}  {'pipeline':<42} {'images/s':>9} {'ms/image':>9}")
-    for fmt, name, rate in rows:
-        print(f"{fmt:>8}  {name:<42} {rate:9.1f} {1000.0 / rate:9.1f}")
+        data = [{"image": r["path"], "label": int(r["label"])} for r in csv.DictReader(open(subset_csv))]
+        reads = min(args.reads, subset)
+        for res, store in ((64, small), (256, one)):
+            transform = xray_preprocess_transforms(res)
+            start = time.perf_counter()
+            persistent = PersistentDataset(data, transform, cache_dir=work / f"persistent_{res}")
+            for i in range(len(persistent)):  # fill the cache: one decode per file, as the store's pass
+                persistent[i]
+            fill_p = len(data) / (time.perf_counter() - start)
+            start = time.perf_counter()
+            lmdb = LMDBDataset(data, transform, cache_dir=work / f"lmdb_{res}", progress=False,
+                               lmdb_kwargs={"map_size": 64 * 2**30})  # fmt: skip
+            fill_l = len(data) / (time.perf_counter() - start)
+            store_ds = XrayStoreDataset(store.store_dir)
+            fill_s = store.num_images / store.seconds
+            rows.append((f"fill {res} px", "store / Persistent / LMDB, 1 process",
+                         f"{fill_s:.0f} / {fill_p:.0f} / {fill_l:.0f} images/s"))  # fmt: skip
+            for workers in (0, p):
+                rates = [read_rate(ds, reads, workers) for ds in (store_ds, persistent, lmdb)]
+                rows.append((f"read {res} px", f"store / Persistent / LMDB, {workers} workers",
+                             " / ".join(f"{r:.0f}" for r in rates) + " images/s"))  # fmt: skip
+            sizes = [folder_bytes(Path(store.store_dir)), folder_bytes(work / f"persistent_{res}"),
+                     folder_bytes(work / f"lmdb_{res}")]  # fmt: skip
+            rows.append((f"disk {res} px", f"store / Persistent / LMDB, {subset} images",
+                         " / ".join(f"{s / 2**20:.0f}" for s in sizes) + " MiB"))  # fmt: skip
+            shutil.rmtree(work / f"persistent_{res}", ignore_errors=True)
+            shutil.rmtree(work / f"lmdb_{res}", ignore_errors=True)
+
+        rss_small, _ = peak_rss(stores / f"subset_256_{p}p", args.reads)
+        rss_full, rate_full = peak_rss(stores / f"all_256_{p}p", args.reads)
+        rows.append(("peak RSS 256 px", f"{subset} images store, {args.reads} reads", f"{rss_small:.0f} MiB"))
+        rows.append(("peak RSS 256 px", f"{args.num} images store, {args.reads} reads",
+                     f"{rss_full:.0f} MiB ({rate_full:.0f} images/s)"))  # fmt: skip
+
+        bytes_per_image = folder_bytes(stores / f"all_256_{p}p") / full.num_images
+        hours = MIMIC_CXR_IMAGES / rf / 3600
+        rows.append(("MIMIC-CXR", "t = 377110 / (preprocess rate at P processes)", f"{hours:.2f} h at {rf:.0f}/s"))
+        rows.append(("MIMIC-CXR", "disk = 377110 x bytes/image (256 px)",
+                     f"{MIMIC_CXR_IMAGES * bytes_per_image / 2**30:.1f} GiB"))  # fmt: skip
+        rows.append(("MIMIC-CXR", "epoch read = 377110 / (store read rate)", f"{MIMIC_CXR_IMAGES / rate_full:.0f} s"))
+        rows.append(("MIMIC-CXR", "RSS = RSS(100k) + 8 B/image labels",
+                     f"{rss_full + (MIMIC_CXR_IMAGES - args.num) * 8 / 2**20:.0f} MiB"))  # fmt: skip
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"load average {os.getloadavg()[0]:.2f} at the end; peak RSS of this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")  # fmt: skip
+    width = max(len(r[1]) for r in rows)
+    print(f"\n{'what':<18} {'measured on':<{width}}  result")
+    for what, on, result in rows:
+        print(f"{what:<18} {on:<{width}}  {result}")
+    print(json.dumps({"args": vars(args)}))
 
 
 if __name__ == "__main__":

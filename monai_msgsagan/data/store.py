@@ -1,5 +1,5 @@
 """A preprocessed image store: every radiograph decoded, checked, normalised and resized once, then read by
-training from memory-mapped shards.
+training from ``.npy`` shards (memory-mappable, ``numpy.load(path, mmap_mode="r")``).
 
 Layout of a store folder::
 
@@ -13,8 +13,8 @@ Layout of a store folder::
 (:func:`~monai_msgsagan.transforms.xray_preprocess_transforms`), one decode per file, in parallel processes, one
 shard per task. Shards are written atomically, so a killed run leaves only complete shards and a rerun continues
 with the missing ones. A store made with other settings or from another list of files is refused
-(:class:`StoreSettingsError`). :class:`XrayStoreDataset` reads it: random access through ``numpy`` memory maps,
-so memory does not grow with the number of images (only one int64 label per image is held).
+(:class:`StoreSettingsError`). :class:`XrayStoreDataset` reads it: random access, one positioned read per image
+from the shared page cache, so memory does not grow with the number of images (one int64 label per image is held).
 
 A shard is ``uint8`` when every image in it comes from an 8-bit source (display range 0-255: 8-bit PNG/JPEG, DICOM
 with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**bits - 1) - 1``.
@@ -205,12 +205,14 @@ def _write_shard(
     quantised = np.rint((np.clip(kept, -1.0, 1.0) + 1.0) * (top / 2.0)).astype(dtype)
     buffer = io.BytesIO()
     np.save(buffer, quantised)
+    data_offset = buffer.tell() - quantised.nbytes  # the .npy header's length
     folder = Path(store_dir)
     _atomic_write_bytes(buffer.getbuffer(), folder / f"{_shard_name(index)}.npy")
     record = {
         "shard": index,
         "count": len(labels),
         "dtype": np.dtype(dtype).name,
+        "data_offset": data_offset,
         "labels": labels,
         "files": files,
         "ids": ids,
@@ -301,11 +303,17 @@ def preprocess_store(
         :class:`PreprocessSummary`.
 
     Raises:
+        ValueError: ``dataset_dir`` or ``store_dir`` is empty.
         StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
         NoUsableImagesError: the source has no candidate file at all (before any decode).
         StoreError: every file was unreadable (the report says why for each).
     """
     start = time.perf_counter()
+    for name, value in (("dataset_dir", dataset_dir), ("store_dir", store_dir)):
+        if value is None or str(value).strip() == "":
+            raise ValueError(
+                f"preprocess_store: {name} is empty; name the folder or CSV of images and the store folder."
+            )
     folder = Path(store_dir)
     source = Path(dataset_dir)
     settings = _transform_settings(
@@ -407,10 +415,10 @@ class XrayStoreDataset(Dataset):
     """A MONAI ``Dataset`` over a store written by :func:`preprocess_store`.
 
     Item ``i`` is ``{"image": Tensor (1, R, R) float32 in [-1, 1], "label": int}`` (then ``transform``, if any),
-    read from the memory-mapped shard that holds it: random access, no image kept in memory, each DataLoader
-    worker opening its own maps. Under ``torchrun`` a ``DistributedSampler`` (or
-    :class:`~monai_msgsagan.data.ClassBalancedSampler`) gives each rank its own indices; any rank or machine
-    that sees the store folder can read any shard.
+    read from the shard that holds it with one positioned read: random access, no image kept in memory (nor
+    mapped pages counted against the process), so memory does not grow with the number of images. Under
+    ``torchrun`` a ``DistributedSampler`` (or :class:`~monai_msgsagan.data.ClassBalancedSampler`) gives each
+    rank its own indices; any rank or machine that sees the store folder can read any shard.
 
     Args:
         store_dir: the store folder.
@@ -441,19 +449,20 @@ class XrayStoreDataset(Dataset):
                 f"{folder}: preprocessing has not finished ({len(missing)} of {num_shards} shards missing: {names}); "
                 "run the preprocess workflow again, it continues where it stopped."
             )
-        counts, scales, labels = [], [], []
+        counts, dtypes, data_offsets, labels = [], [], [], []
         for k in range(num_shards):  # one shard record at a time: only the labels are kept
             record = _read_json(folder / f"{_shard_name(k)}.json")
             counts.append(int(record["count"]))
-            scales.append(2.0 / float(np.iinfo(np.dtype(record["dtype"])).max))
+            dtypes.append(np.dtype(record["dtype"]))
+            data_offsets.append(int(record["data_offset"]))
             labels.append(np.asarray(record["labels"], dtype=np.int64))
         self.folder = folder
         self.resolution = int(self.manifest["settings"]["resolution"])
         self.class_names: list[str] = list(self.manifest["class_names"])
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.scales = scales
+        self.dtypes = dtypes
+        self.data_offsets = data_offsets
         self.label_array = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-        self._maps: dict[int, np.ndarray] = {}
         super().__init__(data=range(int(self.offsets[-1])), transform=transform)
 
     def check_datalist(
@@ -478,30 +487,27 @@ class XrayStoreDataset(Dataset):
         at preprocessing time) and its path, as :meth:`~monai_msgsagan.data.TrainingData.identities` gives."""
         ids: list[str] = []
         files: list[str] = []
-        for k in range(len(self.scales)):
+        for k in range(len(self.dtypes)):
             record = _read_json(self.folder / f"{_shard_name(k)}.json")
             ids += record["ids"]
             files += record["files"]
         return ids, files
 
-    def _shard(self, index: int) -> np.ndarray:
-        shard = self._maps.get(index)
-        if shard is None:
-            path = self.folder / f"{_shard_name(index)}.npy"
-            try:
-                shard = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as e:
-                raise StoreError(f"{path}: unreadable store shard ({e}).") from None
-            self._maps[index] = shard
-        return shard
-
     def _transform(self, index: int) -> dict[str, Any]:
         shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        pixels = torch.from_numpy(np.array(self._shard(shard)[index - int(self.offsets[shard])]))
-        item = {"image": pixels.float().mul_(self.scales[shard]).sub_(1.0), "label": int(self.label_array[index])}
+        dtype = self.dtypes[shard]
+        pixels = np.empty((1, self.resolution, self.resolution), dtype=dtype)
+        path = self.folder / f"{_shard_name(shard)}.npy"
+        # one positioned read of the image's bytes (what a memory map of the .npy would hold at that row): the
+        # page cache is shared by every worker and rank, and no process keeps pages it has read
+        try:
+            with open(path, "rb") as f:
+                f.seek(self.data_offsets[shard] + (index - int(self.offsets[shard])) * pixels.nbytes)
+                read = f.readinto(pixels)
+        except OSError as e:
+            raise StoreError(f"{path}: unreadable store shard ({e.strerror or e}).") from None
+        if read != pixels.nbytes:
+            raise StoreError(f"{path}: truncated store shard (image {index} ends past the end of the file).")
+        scale = 2.0 / float(np.iinfo(dtype).max)
+        item = {"image": torch.from_numpy(pixels).float().mul_(scale).sub_(1.0), "label": int(self.label_array[index])}
         return apply_transform(self.transform, item) if self.transform is not None else item
-
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers open their own memory maps
-        state = dict(self.__dict__)
-        state["_maps"] = {}
-        return state
