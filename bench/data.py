@@ -123,17 +123,20 @@ def folder_bytes(folder: Path) -> int:
 
 
 _RSS_PROBE = """
-import resource, sys, time
+import sys
 from monai_msgsagan.data import XrayStoreDataset
 sys.path.insert(0, sys.argv[3])
 from data import read_rate
 rate = read_rate(XrayStoreDataset(sys.argv[1]), int(sys.argv[2]), num_workers=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, rate)
+peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(int(peak) / 1024.0, rate)
 """
 
 
 def peak_rss(store: Path, num_reads: int) -> tuple[float, float]:
-    """``(peak RSS in MiB, images/s)`` of a fresh process that opens ``store`` and reads ``num_reads`` images."""
+    """``(peak RSS in MiB, images/s)`` of a fresh process that opens ``store`` and reads ``num_reads`` images
+    (``VmHWM`` of Linux's ``/proc/self/status``: unlike ``ru_maxrss`` it does not carry the parent's peak over
+    ``exec``)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-c", _RSS_PROBE, str(store), str(num_reads), str(Path(__file__).parent)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
@@ -159,7 +162,10 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     try:
         all_csv, subset_csv, t = write_corpus(work / "corpus", args.num, subset, args.size, args.processes)
-        rows.append(("corpus", f"{args.num} files ({args.size} px, PNG + DICOM)", f"written in {t:.0f} s"))
+        size = folder_bytes(work / "corpus") / 2**30
+        rows.append(
+            ("corpus", f"{args.num} files ({args.size} px, PNG + DICOM)", f"{size:.1f} GiB, written in {t:.0f} s")
+        )
         stores = work / "stores"
         shutil.rmtree(stores, ignore_errors=True)
         p = args.processes
