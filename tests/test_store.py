@@ -86,7 +86,12 @@ def test_other_settings_or_files_are_refused(tmp_path):
     with pytest.raises(StoreSettingsError, match=r"store\.json.*resolution: store has 32, asked for 64"):
         preprocess_store(tmp_path / "src", store, 64, labels_from_subfolders=True)
     with pytest.raises(StoreSettingsError, match="normalize_mode: store has 'percentile', asked for 'minmax'"):
-        preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True, normalize_mode="minmax")
+        preprocess_store(
+            tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings={"normalize_mode": "minmax"}
+        )
+    same = {"normalize_mode": "percentile", "lower": 0.5, "window": None}  # the defaults, given explicitly
+    again = preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings=same)
+    assert again.shards_reused == 1 and again.num_images == 5
     write_png(tmp_path / "src" / "a" / "new.png", ramp(40, 40, 255, seed=5))
     with pytest.raises(StoreSettingsError, match="num_files: store has 7, asked for 8") as e:
         preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True)

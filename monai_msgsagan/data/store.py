@@ -23,13 +23,14 @@ with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +48,13 @@ from monai_msgsagan.label.generator import file_sha256
 from monai_msgsagan.transforms import XrayReadError, xray_preprocess_transforms
 
 __all__ = [
-    "STORE_FORMAT",
+    "preprocess_store",
+    "XrayStoreDataset",
     "PreprocessSummary",
     "StoreError",
-    "StoreIncompleteError",
     "StoreSettingsError",
-    "XrayStoreDataset",
-    "preprocess_store",
+    "StoreIncompleteError",
+    "STORE_FORMAT",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,35 +97,30 @@ def _shard_name(index: int) -> str:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(value, dict):
+            return value
+        reason = f"a JSON object was expected, not {type(value).__name__}"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StoreError(f"{path}: unreadable store file ({e}).") from None
-    if not isinstance(value, dict):
-        raise StoreError(f"{path}: a store file is a JSON object, got {type(value).__name__}.")
-    return value
+        reason = str(e)
+    raise StoreError(f"{path}: unreadable store file ({reason}).")
 
 
-def _transform_settings(
-    resolution: int,
-    normalize_mode: str,
-    lower: float,
-    upper: float,
-    window: Sequence[float] | None,
-    resize_mode: str,
-    border_cleanup: bool,
-    remove_text: bool,
-    jpeg_draft: bool,
-) -> dict[str, Any]:
-    return {
-        "resolution": int(resolution),
-        "normalize_mode": str(normalize_mode),
-        "lower": float(lower),
-        "upper": float(upper),
-        "window": None if window is None else [float(w) for w in window],
-        "resize_mode": str(resize_mode),
-        "border_cleanup": bool(border_cleanup),
-        "remove_text": bool(remove_text),
-        "jpeg_draft": bool(jpeg_draft),
+_NOT_SETTINGS = ("resolution", "keys", "load", "label_key")  # arguments of the pipeline that are not store settings
+
+
+def _transform_settings(resolution: int, transform_settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every setting of :func:`xray_preprocess_transforms` (its defaults, then ``transform_settings``), as JSON
+    values, so a store made with a default and one made with the same value given explicitly compare equal."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(xray_preprocess_transforms).parameters.items()
+        if name not in _NOT_SETTINGS
     }
+    given = dict(transform_settings or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"preprocess_store: unknown transform settings {unknown}; known: {sorted(defaults)}")
+    return json.loads(json.dumps({"resolution": int(resolution), **defaults, **given}))
 
 
 def _datalist_settings(
@@ -268,14 +264,7 @@ def preprocess_store(
     labels_from_subfolders: bool = False,
     num_workers: int = 1,
     shard_size: int | None = None,
-    normalize_mode: str = "percentile",
-    lower: float = 0.5,
-    upper: float = 99.5,
-    window: Sequence[float] | None = None,
-    resize_mode: str = "pad",
-    border_cleanup: bool = False,
-    remove_text: bool = False,
-    jpeg_draft: bool = True,
+    transform_settings: Mapping[str, Any] | None = None,
     report_path: str | os.PathLike | None = None,
 ) -> PreprocessSummary:
     """Decode, check, normalise and resize every file of a datalist once, into a store at training resolution.
@@ -295,15 +284,16 @@ def preprocess_store(
         label_column, path_column, classes, labels_from_subfolders: passed to ``build_datalist``.
         num_workers: worker processes (1: decode in this process).
         shard_size: images per shard (``None``: 16 MiB of uint16 images, ``2**23 // R**2``).
-        normalize_mode, lower, upper, window, resize_mode, border_cleanup, remove_text, jpeg_draft: the
-            :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` settings.
+        transform_settings: arguments of :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` other
+            than ``resolution`` (``normalize_mode``, ``lower``, ``upper``, ``window``, ``resize_mode``,
+            ``border_cleanup``, ``remove_text``, ``jpeg_draft``); the training pipeline's defaults when ``None``.
         report_path: also write the datalist report there (the store keeps its own copy).
 
     Returns:
         :class:`PreprocessSummary`.
 
     Raises:
-        ValueError: ``dataset_dir`` or ``store_dir`` is empty.
+        ValueError: ``dataset_dir`` or ``store_dir`` is empty, or an unknown transform setting.
         StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
         NoUsableImagesError: the source has no candidate file at all (before any decode).
         StoreError: every file was unreadable (the report says why for each).
@@ -316,9 +306,7 @@ def preprocess_store(
             )
     folder = Path(store_dir)
     source = Path(dataset_dir)
-    settings = _transform_settings(
-        resolution, normalize_mode, lower, upper, window, resize_mode, border_cleanup, remove_text, jpeg_draft
-    )
+    settings = _transform_settings(resolution, transform_settings)
     datalist = build_datalist(
         source,
         label_column=label_column,
