@@ -165,9 +165,8 @@ def main() -> None:
     try:
         all_csv, subset_csv, t = write_corpus(work / "corpus", args.num, subset, args.size, args.processes)
         size = folder_bytes(work / "corpus") / 2**30
-        rows.append(
-            ("corpus", f"{args.num} files ({args.size} px, PNG + DICOM)", f"{size:.1f} GiB, written in {t:.0f} s")
-        )
+        written = f"written in {t:.0f} s" if t else "reused (--workdir)"
+        rows.append(("corpus", f"{args.num} files ({args.size} px, PNG + DICOM)", f"{size:.1f} GiB, {written}"))
         stores = work / "stores"
         shutil.rmtree(stores, ignore_errors=True)
         p = args.processes

@@ -183,3 +183,17 @@ def test_bundle_preprocess_then_training_from_the_store(tmp_path):
     report = json.loads((bundle / "logs" / "datalist_report.json").read_text())
     assert {s["path"] for s in report["skipped"]} == {str(p) for p in bad.values()}
     assert (bundle / "models" / "model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_bench_data_prints_its_table_at_a_small_scale(tmp_path):
+    """``bench/data.py`` end to end on 120 files (the default is 100,000), so the benchmark cannot rot."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "data.py"
+    args = ["--num", "120", "--subset", "60", "--reads", "64", "--workdir", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, str(bench), *args], env=bundle_env(), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for row in ("scaling", "read 256 px", "read 64 px", "peak RSS 256 px", "MIMIC-CXR"):
+        assert row in proc.stdout, row
+    assert "store / Persistent / LMDB" in proc.stdout
