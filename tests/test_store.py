@@ -162,6 +162,8 @@ def test_killed_preprocessing_resumes_where_it_stopped(tmp_path):
 
 @pytest.mark.slow
 def test_bundle_preprocess_then_training_from_the_store(tmp_path):
+    """``run preprocess``, then ``run training`` from the store with 2 DataLoader workers and with none: the
+    same weights, and the record holds the files' identities as training from the folder would."""
     bundle = copy_bundle(tmp_path / "bundle")
     src = tmp_path / "src"
     bad = write_mixed_folder(src, per_class=8)
@@ -176,6 +178,11 @@ def test_bundle_preprocess_then_training_from_the_store(tmp_path):
 
     values = {**TINY_TRAIN, "dataset_dir": str(src), "store_dir": str(store), "labels_from_subfolders": "true"}
     train_bundle(bundle, {**values, "num_workers": "2"})
+    in_process = copy_bundle(tmp_path / "in_process")
+    train_bundle(in_process, {**values, "num_workers": "0"})
+    with_workers = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    for key, value in torch.load(in_process / "models" / "model.pt", weights_only=True).items():
+        torch.testing.assert_close(with_workers[key], value, rtol=0, atol=0, msg=key)  # workers change nothing
     record = json.loads((bundle / "models" / "model.json").read_text())
     direct = training_data(src, 32, labels_from_subfolders=True)  # the same files without a store
     assert (record["training_data"]["item_ids"], record["training_data"]["item_names"]) == direct.identities()

@@ -223,9 +223,9 @@ def _shard_done(folder: Path, index: int) -> bool:
     if not ((folder / f"{name}.json").is_file() and (folder / f"{name}.npy").is_file()):
         return False
     try:
-        return int(_read_json(folder / f"{name}.json")["count"]) >= 0
-    except (StoreError, KeyError, TypeError, ValueError):
-        return False  # written by a run that was stopped mid-write: done again
+        return isinstance(_read_json(folder / f"{name}.json").get("count"), int)
+    except StoreError:  # a damaged record (the writes are atomic, so not a stopped run's): the shard is redone
+        return False
 
 
 def _compare(path: Path, stored: dict[str, Any], wanted: dict[str, Any]) -> None:
