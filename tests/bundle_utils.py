@@ -13,6 +13,7 @@ import torch
 from monai.data import save_net_with_metadata
 
 from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord, record_path
+from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = REPO_ROOT / "bundle"
@@ -64,6 +65,20 @@ def train_bundle(bundle: Path, values: dict[str, str], **kw):
     config = str(bundle / "configs" / "train.json")
     return run_bundle("run", bundle, "training", "--config_file", config, "--bundle_root", str(bundle),
                       *overrides(values), **kw)  # fmt: skip
+
+
+#: the tiny class-conditional generator of the unit tests (32 px, attention at 16x16)
+TINY_GENERATOR = {"resolution": 32, "latent_dim": 128, "channels": [16, 16, 16, 8], "attention_resolutions": [16],
+                  "num_classes": 2}  # fmt: skip
+
+
+def tiny_generator(network_args: dict | None = None, seed: int = 0, multiscale: bool = False) -> torch.nn.Module:
+    """A seeded, untrained generator (:data:`TINY_GENERATOR` unless ``network_args``): the scriptable
+    ``InferenceGenerator`` in eval mode, or the training ``MultiScaleGenerator``."""
+    torch.manual_seed(seed)
+    if multiscale:
+        return MultiScaleGenerator(**(network_args or TINY_GENERATOR))
+    return InferenceGenerator(**(network_args or TINY_GENERATOR)).eval()
 
 
 def save_generator_artifact(

@@ -18,12 +18,14 @@ import pytest
 import torch
 from bundle_utils import (
     BUNDLE_DIR,
+    TINY_GENERATOR,
     TINY_TRAIN,
     bundle_env,
     copy_bundle,
     overrides,
     run_bundle,
     save_generator_artifact,
+    tiny_generator,
     train_bundle,
 )
 from conftest import DEPLOY_APP_DIR, META_SCHEMA
@@ -37,13 +39,8 @@ from monai_msgsagan.data import write_phantom_folder
 from monai_msgsagan.generation import generate, generate_per_class
 from monai_msgsagan.label import SyntheticAugmentSettings
 from monai_msgsagan.metrics import pairwise_ms_ssim
-from monai_msgsagan.networks import InferenceGenerator
 
 CONFIGS = BUNDLE_DIR / "configs"
-
-
-def tiny_generator(**kw) -> InferenceGenerator:
-    return InferenceGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=2, **kw)
 
 
 def test_metadata_verifies_against_the_shared_schema(tmp_path):
@@ -60,10 +57,9 @@ def test_metadata_verifies_against_the_shared_schema(tmp_path):
 @pytest.mark.parametrize("workflow_type, config", [("train", "train.json"), ("infer", "inference.json")])
 def test_config_workflow_properties(workflow_type, config, tmp_path):
     if workflow_type == "infer":  # a published bundle's models/: the weights and their record
-        args = {"resolution": 64, "latent_dim": 128, "channels": [64, 64, 64, 32, 16], "attention_resolutions": [16],
-                "num_classes": 2}  # fmt: skip
+        args = {**TINY_GENERATOR, "resolution": 64, "channels": [64, 64, 64, 32, 16]}  # the bundle's default network
         save_generator_artifact(
-            InferenceGenerator(**args), args, ["normal", "lung_opacity"], tmp_path / "models" / "model.pt"
+            tiny_generator(args), args, ["normal", "lung_opacity"], tmp_path / "models" / "model.pt"
         )
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / config),

@@ -16,7 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from bundle_utils import save_generator_artifact
+from bundle_utils import save_generator_artifact, tiny_generator
 from operators import find_model_file  # the app's modules: tests/conftest.py puts its folder on sys.path
 from output import OutputError, check_output_dir, remove_stale_partials, write_series_atomically
 from pydicom.pixels import apply_modality_lut
@@ -39,8 +39,7 @@ DEFAULTS = {"num_images": 4, "class": None, "seed": 0, "batch_size": 2}
 
 
 def _tiny_generator() -> InferenceGenerator:
-    torch.manual_seed(0)
-    return InferenceGenerator(**NETWORK).eval()
+    return tiny_generator(NETWORK)
 
 
 class _Collapsed(torch.nn.Module):

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_utils import REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, save_generator_artifact
+from bundle_utils import (
+    REPO_ROOT,
+    TINY_GENERATOR,
+    TINY_TRAIN,
+    copy_bundle,
+    overrides,
+    run_bundle,
+    save_generator_artifact,
+    tiny_generator,
+)
 from ignite.engine import Engine
 from metrics_helpers import TinyFeatures
 
@@ -15,21 +24,18 @@ from monai_msgsagan.artifact import load_generator
 from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.handlers import DiversityMonitor
 from monai_msgsagan.metrics import compute_fid, evaluate_generator, pairwise_ms_ssim
-from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
+from monai_msgsagan.networks import MultiScaleGenerator
 
 #: a user feature network given through the config: (N, 1, R, R) -> (N, 16), cheap on one core
 POOL_FEATURES = "$torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())"
 
 
-def tiny_multiscale(num_classes: int = 2) -> MultiScaleGenerator:
-    torch.manual_seed(0)
-    return MultiScaleGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=num_classes)
+def tiny_multiscale() -> MultiScaleGenerator:
+    return tiny_generator(multiscale=True)
 
 
 def test_evaluate_generator_report_holds_the_numbers(tmp_path):
-    args = {"resolution": 32, "latent_dim": 128, "channels": [16, 16, 16, 8], "attention_resolutions": [16],
-            "num_classes": 2}  # fmt: skip
-    model = save_generator_artifact(InferenceGenerator(**args), args, ["normal", "lung_opacity"], tmp_path / "model.pt")
+    model = save_generator_artifact(tiny_generator(), TINY_GENERATOR, ["normal", "lung_opacity"], tmp_path / "model.pt")
     generator = load_generator(model)
     real = torch.rand(12, 1, 32, 32) * 2 - 1
     log = tmp_path / "diversity.jsonl"

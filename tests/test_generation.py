@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_utils import save_generator_artifact
+from bundle_utils import TINY_GENERATOR, save_generator_artifact, tiny_generator
 
 from monai_msgsagan.artifact import GeneratorRecord, ModelError, load_generator, record_path
 from monai_msgsagan.generation import GenerationError, generate, generate_per_class, image_latents, image_seed
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
-ARGS = {"resolution": 32, "latent_dim": 128, "channels": [16, 16, 16, 8], "attention_resolutions": [16],
-        "num_classes": 2}  # fmt: skip
+ARGS = TINY_GENERATOR
 CLASSES = ["normal", "lung_opacity"]
 
 
 def tiny_multiscale(num_classes: int = 2) -> MultiScaleGenerator:
-    torch.manual_seed(0)
-    return MultiScaleGenerator(**{**ARGS, "num_classes": num_classes})
+    return tiny_generator({**ARGS, "num_classes": num_classes}, multiscale=True)
 
 
 def test_one_seeding_policy_whatever_the_batch_or_the_request():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_utils import save_generator_artifact
+from bundle_utils import save_generator_artifact, tiny_generator
 from monai.transforms import Compose, SelectItemsd
 
 from monai_msgsagan.artifact import load_generator
@@ -27,22 +27,16 @@ from monai_msgsagan.label import (
     plan_synthetic_counts,
     read_class_index,
 )
-from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.transforms import LoadXray, xray_preprocess_transforms
 
 CLASSES = ["COVID-19", "other"]
 NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
 
 
-def make_generator(seed: int = 0) -> InferenceGenerator:
-    torch.manual_seed(seed)
-    return InferenceGenerator(**NET_ARGS).eval()
-
-
 @pytest.fixture
 def torchscript_model(tmp_path: Path) -> Path:
     """A tiny class-conditional generator exported as TorchScript with its record."""
-    return save_generator_artifact(make_generator(), NET_ARGS, CLASSES, tmp_path / "models" / "model.ts")
+    return save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "models" / "model.ts")
 
 
 def records(n_covid: int, n_other: int, folder: Path) -> list[dict]:
@@ -104,7 +98,7 @@ def test_torchscript_and_state_dict_artifacts_agree(tmp_path: Path, torchscript_
     assert (scripted.latent_dim, scripted.num_classes, scripted.resolution) == (8, 2, 16)
     assert scripted.class_names == CLASSES
     checkpoint = load_generator(
-        save_generator_artifact(make_generator(), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
+        save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
     )
     assert checkpoint.record.network == scripted.record.network and checkpoint.sha256 != scripted.sha256
     images = generate(scripted.network, 3, 3, 1)
@@ -172,7 +166,7 @@ def test_augmenter_rejects_bad_settings(torchscript_model: Path, tmp_path: Path)
     with pytest.raises(ValueError, match="max_ratio"):
         SyntheticAugmenter(generator, tmp_path, max_ratio=-1)
     unconditional = {**NET_ARGS, "num_classes": 0}
-    path = save_generator_artifact(InferenceGenerator(**unconditional), unconditional, [], tmp_path / "u" / "model.ts")
+    path = save_generator_artifact(tiny_generator(unconditional), unconditional, [], tmp_path / "u" / "model.ts")
     with pytest.raises(ValueError, match="not class-conditional"):
         SyntheticAugmenter(load_generator(path), tmp_path)
 
@@ -230,7 +224,7 @@ def test_settings_from_conf(tmp_path: Path, torchscript_model: Path):
     assert settings.classes == tuple(CLASSES)  # from the generator's record
     augmenter = settings.build()
     assert augmenter.plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 0, "other": 1}
-    checkpoint = save_generator_artifact(make_generator(), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
+    checkpoint = save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
     from_ckpt = SyntheticAugmentSettings.from_conf({"synthetic_model": str(checkpoint)}, tmp_path, ["other"])
     assert from_ckpt.generator.resolution == 16 and from_ckpt.classes == ("other",)
 
