@@ -341,6 +341,11 @@ def test_non_default_model_serves_everywhere_without_overrides(tmp_path):
     for i, name in enumerate(app_report["files"]):
         ds = pydicom.dcmread(dicom_out / name)
         np.testing.assert_allclose(apply_modality_lut(ds.pixel_array, ds), expected[i, 0].numpy(), atol=1e-4)
+        # package, bundle (the model's version) and DICOM say the same version
+        assert list(ds.SoftwareVersions)[:2] == [
+            f"monai-msgsagan {__version__}",
+            f"{app_report['model']['name']} {__version__}",
+        ]
 
     # the MONAI Label hook on models/model.pt: its cached synthetic images of "normal" for seed 7
     hook = SyntheticAugmentSettings.from_conf({"synthetic_model": str(model), "synthetic_seed": "7"}, tmp_path / "c")
