@@ -17,6 +17,7 @@ from bundle_utils import TINY_TRAIN, bundle_env, copy_bundle, run_bundle, train_
 from monai.data import DataLoader
 from xray_files import dicom_dataset, ramp, write_dicom, write_png
 
+from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.data import (
     ClassBalancedSampler,
     StoreIncompleteError,
@@ -26,7 +27,7 @@ from monai_msgsagan.data import (
     preprocess_store,
     training_data,
 )
-from monai_msgsagan.label.generator import file_sha256
+from monai_msgsagan.files import file_sha256
 from monai_msgsagan.transforms import xray_preprocess_transforms
 
 
@@ -183,10 +184,12 @@ def test_bundle_preprocess_then_training_from_the_store(tmp_path):
     with_workers = torch.load(bundle / "models" / "model.pt", weights_only=True)
     for key, value in torch.load(in_process / "models" / "model.pt", weights_only=True).items():
         torch.testing.assert_close(with_workers[key], value, rtol=0, atol=0, msg=key)  # workers change nothing
-    record = json.loads((bundle / "models" / "model.json").read_text())
+    record = GeneratorRecord.load(bundle / "models" / "model.json")
     direct = training_data(src, 32, labels_from_subfolders=True)  # the same files without a store
-    assert (record["training_data"]["item_ids"], record["training_data"]["item_names"]) == direct.identities()
-    assert record["class_names"] == ["a", "b"] and record["training_data"]["source"] == str(src.resolve())
+    assert (record.training_data["item_ids"], record.training_data["item_names"]) == direct.identities()
+    assert record.class_names == ["a", "b"] and record.training_data["source"] == str(src.resolve())
+    assert record.data_settings["dataset_dir"] == str(src.resolve()) and record.data_settings["labels_from_subfolders"]
+    assert record.training_data["settings"]["store_dir"] == str(store.resolve())
     report = json.loads((bundle / "logs" / "datalist_report.json").read_text())
     assert {s["path"] for s in report["skipped"]} == {str(p) for p in bad.values()}
     assert (bundle / "models" / "model.pt").is_file()

@@ -42,9 +42,7 @@ from monai.data import Dataset
 from monai.transforms import apply_transform
 
 from monai_msgsagan.data.datalist import DatalistReport, SkippedItem, build_datalist
-from monai_msgsagan.handlers.checkpoint import _atomic_write_bytes
-from monai_msgsagan.label.files import atomic_write_text
-from monai_msgsagan.label.generator import file_sha256
+from monai_msgsagan.files import atomic_write_bytes, atomic_write_text, file_sha256
 from monai_msgsagan.transforms import XrayReadError, xray_preprocess_transforms
 
 __all__ = [
@@ -203,7 +201,7 @@ def _write_shard(
     np.save(buffer, quantised)
     data_offset = buffer.tell() - quantised.nbytes  # the .npy header's length
     folder = Path(store_dir)
-    _atomic_write_bytes(buffer.getbuffer(), folder / f"{_shard_name(index)}.npy")
+    atomic_write_bytes(buffer.getbuffer(), folder / f"{_shard_name(index)}.npy")
     record = {
         "shard": index,
         "count": len(labels),
