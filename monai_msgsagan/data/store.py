@@ -353,7 +353,7 @@ def preprocess_store(
         # fork where the platform has it, as DataLoader workers do: no re-import of the caller's main module
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks)), mp_context=context) as pool:
-            futures = {pool.submit(_write_shard, *task): task[1] for task in tasks}
+            futures = [pool.submit(_write_shard, *task) for task in tasks]
             for future in as_completed(futures):
                 try:
                     _log_shard(future.result(), num_shards)
