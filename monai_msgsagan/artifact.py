@@ -71,6 +71,7 @@ _DATA_KEYS = (
     "phantom_classes",
     "phantom_class_ratio",
     "seed",
+    "store_dir",
 )
 _EXPORT_HINT = (
     "export it with python -m monai.bundle ckpt_export network_def --filepath models/model.ts "

@@ -192,7 +192,12 @@ def test_bundle_preprocess_then_training_from_the_store(tmp_path):
     assert record.training_data["settings"]["store_dir"] == str(store.resolve())
     report = json.loads((bundle / "logs" / "datalist_report.json").read_text())
     assert {s["path"] for s in report["skipped"]} == {str(p) for p in bad.values()}
-    assert (bundle / "models" / "model.pt").is_file()
+    # evaluation with no data or network overrides reads the same store (the record names it)
+    out = tmp_path / "eval"
+    evaluate = f"['{configs / 'inference.json'}','{configs / 'evaluate.json'}']"
+    run_bundle("run", bundle, "evaluating", "--config_file", evaluate, "--bundle_root", str(bundle), "--output_dir",
+               str(out), "--num_images", "4", "--num_real", "12", "--fidelity", "false")  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["settings"]["num_real"] == 12
 
 
 @pytest.mark.slow
