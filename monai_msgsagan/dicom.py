@@ -31,6 +31,7 @@ import datetime
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,35 +170,35 @@ def write_synthetic_dicom_series(
         contribution_datetime=now,
         contribution_description=contribution,
     )
+    # the same for every instance of the series. highdicom requires a coordinate system kind; a synthetic image has
+    # no patient orientation, so the Type 2 / 2C Patient Orientation and Laterality are emptied below instead.
+    series: dict[str, Any] = {
+        "photometric_interpretation": "MONOCHROME2",
+        "bits_allocated": bits_allocated,
+        "coordinate_system": "PATIENT",
+        "patient_orientation": ("L", "F"),
+        "study_instance_uid": study_uid,
+        "series_instance_uid": series_uid,
+        "series_number": series_number,
+        "manufacturer": APPLICATION_NAME,
+        "manufacturer_model_name": APPLICATION_NAME,
+        "software_versions": software_versions,
+        "patient_id": patient_id,
+        "patient_name": SYNTHETIC_PATIENT_NAME,
+        "patient_birth_date": None,
+        "patient_sex": None,
+        "accession_number": None,
+        "study_id": "SYNTHETIC",
+        "study_date": now.date(),
+        "study_time": now.time(),
+        "referring_physician_name": None,
+        "series_description": series_description,
+        "contributing_equipment": [equipment],
+    }
     top = 2**bits_allocated - 1
     for index, (pixels, path) in enumerate(zip(stored, paths)):
         sc = hd.sc.SCImage(
-            pixel_array=pixels,
-            photometric_interpretation="MONOCHROME2",
-            bits_allocated=bits_allocated,
-            # highdicom requires a coordinate system kind; a synthetic image has no patient orientation, so the
-            # Type 2 / 2C Patient Orientation and Laterality are emptied below instead of claiming any.
-            coordinate_system="PATIENT",
-            patient_orientation=("L", "F"),
-            study_instance_uid=study_uid,
-            series_instance_uid=series_uid,
-            series_number=series_number,
-            sop_instance_uid=generate_uid(prefix=None),
-            instance_number=index + 1,
-            manufacturer=APPLICATION_NAME,
-            manufacturer_model_name=APPLICATION_NAME,
-            software_versions=software_versions,
-            patient_id=patient_id,
-            patient_name=SYNTHETIC_PATIENT_NAME,
-            patient_birth_date=None,
-            patient_sex=None,
-            accession_number=None,
-            study_id="SYNTHETIC",
-            study_date=now.date(),
-            study_time=now.time(),
-            referring_physician_name=None,
-            series_description=series_description,
-            contributing_equipment=[equipment],
+            pixel_array=pixels, sop_instance_uid=generate_uid(prefix=None), instance_number=index + 1, **series
         )
         sc.PatientOrientation = None
         sc.Laterality = None
