@@ -14,6 +14,7 @@ from monai_msgsagan.metrics.diversity import (
 )
 from monai_msgsagan.metrics.evaluation import evaluate_generator, generate_per_class, load_generator_weights
 from monai_msgsagan.metrics.fidelity import (
+    ExtractionOptions,
     FeatureCache,
     InceptionV3Features,
     compute_fid,
@@ -30,6 +31,7 @@ from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log,
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "ExtractionOptions",
     "FeatureCache",
     "InceptionV3Features",
     "PairwiseMSSSIM",
