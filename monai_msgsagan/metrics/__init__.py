@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monai_msgsagan.metrics.diversity import (
     MS_SSIM_WEIGHTS,
+    MSSSIMSettings,
     PairwiseMSSSIM,
     collapse_score,
     cross_ms_ssim,
@@ -33,6 +34,7 @@ __all__ = [
     "MS_SSIM_WEIGHTS",
     "ExtractionOptions",
     "FeatureCache",
+    "MSSSIMSettings",
     "InceptionV3Features",
     "PairwiseMSSSIM",
     "collapse_score",
