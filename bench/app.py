@@ -41,6 +41,7 @@ from monai_msgsagan.synthesis.gate import diversity_gate
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from bench_utils import sync  # noqa: E402
 from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS helper
 
 
@@ -54,11 +55,6 @@ def export_generator(folder: Path, resolution: int) -> Path:
         torch.jit.script(net), str(path.with_suffix("")), meta_values={"name": "bench", "version": "0"}
     )
     return path
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def in_process(
