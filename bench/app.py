@@ -3,7 +3,7 @@ send).
 
 Two measurements in one run, on an exported (untrained, full-size) InferenceGenerator:
 
-1. the app's steps in process (``monai_msgsagan.synthesis``: load -> generate -> diversity gate -> DICOM write,
+1. the app's steps in process (``load_generator`` -> ``generate`` -> diversity gate -> DICOM write,
    then ``monai_msgsagan.dicom_send``: C-STORE and STOW-RS of the written series to a real Orthanc), timed one by
    one; the baseline is the generator alone (``generate``), so the numbers show what the gate, the DICOM writing
    and the sending cost on top of the network;
@@ -32,29 +32,36 @@ from pathlib import Path
 
 import torch
 import yaml
-from monai.data import save_net_with_metadata
 
+from monai_msgsagan.artifact import load_generator
 from monai_msgsagan.dicom_send import DicomNode, send_c_store, send_stow_rs
-from monai_msgsagan.networks import InferenceGenerator
-from monai_msgsagan.synthesis import generate, load_exported_generator, write_series_atomically
-from monai_msgsagan.synthesis.gate import diversity_gate
+from monai_msgsagan.generation import generate
+from monai_msgsagan.metrics.gate import diversity_gate
+from monai_msgsagan.networks import InferenceGenerator, default_channels
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "apps" / "xray_synthesis"))
 from bench_utils import sync  # noqa: E402
+from bundle_utils import save_generator_artifact  # noqa: E402 - the tests' artifact helper
 from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS helper
+from output import write_series_atomically  # noqa: E402 - the app's writer
 
 
 def export_generator(folder: Path, resolution: int) -> Path:
-    """An untrained full-size generator saved like ``ckpt_export`` (weights do not change the speed)."""
+    """An untrained full-size generator exported like ``ckpt_export``, with its record (weights do not change the
+    speed)."""
     torch.manual_seed(0)
-    net = InferenceGenerator(resolution, latent_dim=128).eval()
+    attention = list(InferenceGenerator(resolution).attention_resolutions)  # the default's scales of this size
+    args = {
+        "resolution": resolution,
+        "latent_dim": 128,
+        "channels": default_channels(resolution),
+        "attention_resolutions": attention,
+        "num_classes": 0,
+    }
     path = folder / "models" / "msgsagan" / "model.ts"
-    path.parent.mkdir(parents=True)
-    save_net_with_metadata(
-        torch.jit.script(net), str(path.with_suffix("")), meta_values={"name": "bench", "version": "0"}
-    )
-    return path
+    return save_generator_artifact(InferenceGenerator(**args).eval(), args, [], path, name="bench", version="0")
 
 
 def in_process(
@@ -63,13 +70,13 @@ def in_process(
     """Seconds per step of the app's pipeline, run in this process (one warm-up generation first)."""
     times = {}
     start = time.perf_counter()
-    generator = load_exported_generator(model, device)
+    network = load_generator(model, device).network
     sync(device)
     times["load"] = time.perf_counter() - start
-    generate(generator, batch, 0, batch, None, device, half)  # warm-up: TorchScript profiling runs, CUDA init
+    generate(network, batch, 0, batch_size=batch, device=device, half_precision=half)  # warm-up: profiling, CUDA init
     sync(device)
     start = time.perf_counter()
-    images = generate(generator, n, 1, batch, None, device, half)
+    images = generate(network, n, 1, batch_size=batch, device=device, half_precision=half)
     sync(device)
     times["generate"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_utils import sync  # noqa: E402
 
+from monai_msgsagan.generation import sample_latent  # noqa: E402
 from monai_msgsagan.losses import RelativisticAverageHingeLoss  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator, sample_latent  # noqa: E402
+from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
 
 VARIANTS = {"MSG-GAN": (), "MSG-SAGAN": (32, 64)}
 

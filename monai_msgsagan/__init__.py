@@ -1,14 +1,29 @@
 """monai-msgsagan: MSG-SAGAN (self-attention guided multi-scale gradient GAN) for diverse synthetic X-rays.
 
-The public API is small: the networks, the losses, the X-ray transforms and datalists, the trainer and the
-diversity/fidelity metrics. Subpackages (``data``, ``engines``, ``handlers``, ``metrics``, ``networks``,
+The public API is small: the networks, the losses, the X-ray transforms and datalists, the trainer, the
+diversity/fidelity metrics, and the generator artifact with the one way to generate images
+(:func:`load_generator`, :func:`generate`). Subpackages (``data``, ``engines``, ``handlers``, ``metrics``, ``networks``,
 ``transforms``) hold the rest and are imported here so that bundle configs can reach them as
 ``monai_msgsagan.<subpackage>.<name>``.
 """
 
-from monai_msgsagan import artifact, data, engines, handlers, losses, metrics, networks, transforms, utility
+from monai_msgsagan import (
+    artifact,
+    data,
+    engines,
+    generation,
+    handlers,
+    label,
+    losses,
+    metrics,
+    networks,
+    transforms,
+    utility,
+)
+from monai_msgsagan.artifact import GeneratorArtifact, GeneratorRecord, ModelError, load_generator
 from monai_msgsagan.data import PhantomDataset, build_datalist, training_data
 from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
+from monai_msgsagan.generation import generate, sample_latent
 from monai_msgsagan.losses import (
     GradientPenalty,
     HingeLoss,
@@ -24,13 +39,14 @@ from monai_msgsagan.networks import (
     MultiScaleDiscriminator,
     MultiScaleGenerator,
     SelfAttention2d,
-    sample_latent,
 )
 from monai_msgsagan.transforms import LoadXray, LoadXrayd, MultiScalePyramid, MultiScalePyramidd
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
 
 __all__ = [
+    "GeneratorArtifact",
+    "GeneratorRecord",
     "GradientPenalty",
     "HingeLoss",
     "InferenceGenerator",
@@ -40,6 +56,7 @@ __all__ = [
     "MultiScaleGanTrainer",
     "MultiScaleGenerator",
     "MultiScalePyramid",
+    "ModelError",
     "MultiScalePyramidd",
     "NonSaturatingLogisticLoss",
     "PhantomDataset",
@@ -53,8 +70,12 @@ __all__ = [
     "collapse_score",
     "data",
     "engines",
+    "generate",
+    "generation",
     "get_adversarial_loss",
     "handlers",
+    "label",
+    "load_generator",
     "losses",
     "metrics",
     "networks",

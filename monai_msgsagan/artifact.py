@@ -1,10 +1,14 @@
-"""The record of a trained generator: what ``models/model.pt`` is, written beside it as ``models/model.json``.
+"""The generator artifact: a trained generator's weights with the record of what it is, and its one loader.
 
-``models/model.pt`` stays the flat state dict the Model Zoo expects. Its record holds what the weights alone do
-not say: the :class:`~monai_msgsagan.networks.InferenceGenerator` arguments, the class names in class order, the
-identity of every training image (so that an evaluation can prove it did not score the generator on images it
-was trained on), the training recipe and the package version. The bundle's ``train.json`` writes it when a run
-starts; :func:`load_generator` reads weights and record together.
+``models/model.pt`` stays the flat state dict the Model Zoo expects. Beside it, ``models/model.json`` holds
+``{"generator_record": {...}}``: what the weights alone do not say (:class:`GeneratorRecord`): the
+:class:`~monai_msgsagan.networks.InferenceGenerator` arguments, the class names in class order, the training
+data's settings and the identity of every training image (so that an evaluation can prove it did not score the
+generator on images it was trained on), the training recipe and the package version. The bundle's
+``train.json`` writes it when a run starts. A TorchScript export carries the same ``model.json`` inside
+(``ckpt_export ... --config_file "['configs/inference.json','models/model.json']"`` stores each config file in the
+export).
+:func:`load_generator` reads either and refuses anything else with a :class:`ModelError`.
 
 Training-image identities are strings: ``sha256:<hex>`` of the file bytes for files (so a copy of a training
 image under another name is still recognised), ``phantom:<seed>:<index>`` for the procedural phantoms (a
@@ -13,25 +17,32 @@ phantom is a pure function of its data set seed and index, whatever the resoluti
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import pickle
+import re
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from monai_msgsagan.data.sources import TrainingData
-from monai_msgsagan.label.files import atomic_write_text
-from monai_msgsagan.label.generator import SyntheticGenerator
+from monai_msgsagan.data.sources import TrainingData, training_data
+from monai_msgsagan.files import atomic_write_text, file_sha256
+from monai_msgsagan.networks import InferenceGenerator
 
 __all__ = [
     "RECORD_FORMAT",
+    "RECORD_KEY",
     "RECORD_NAME",
     "DataLeakageError",
+    "GeneratorArtifact",
     "GeneratorRecord",
-    "RecordError",
+    "ModelError",
     "check_no_leakage",
     "find_overlap",
     "load_generator",
@@ -39,16 +50,37 @@ __all__ = [
     "training_record",
 ]
 
-#: Version of the record's layout; a record with another format is refused.
-RECORD_FORMAT = 1
+#: Version of the record's layout; format 1 (0.3.0: the record's fields at the top level of model.json) is read too.
+RECORD_FORMAT = 2
 #: File name of the record, beside the weights.
 RECORD_NAME = "model.json"
+#: Key of the record in ``model.json`` (so that ``model.json`` is a harmless extra bundle config file).
+RECORD_KEY = "generator_record"
+#: The bundle metadata that ``python -m monai.bundle ckpt_export`` stores in a TorchScript file.
+_METADATA_FILE = "metadata.json"
 
 _NETWORK_KEYS = ("resolution", "latent_dim", "channels", "attention_resolutions", "num_classes")
+#: The training_data arguments that select the images (not how they are cached or where reports go).
+_DATA_KEYS = (
+    "dataset_dir",
+    "label_column",
+    "path_column",
+    "classes",
+    "labels_from_subfolders",
+    "num_phantoms",
+    "phantom_classes",
+    "phantom_class_ratio",
+    "seed",
+)
+_EXPORT_HINT = (
+    "export it with python -m monai.bundle ckpt_export network_def --filepath models/model.ts "
+    "--ckpt_file models/model.pt --meta_file configs/metadata.json "
+    "--config_file \"['configs/inference.json','models/model.json']\""
+)
 
 
-class RecordError(ValueError):
-    """A generator record is missing, unreadable or does not describe the weights beside it."""
+class ModelError(ValueError):
+    """A model file that is not a usable generator artifact; the message names the file and the reason."""
 
 
 class DataLeakageError(ValueError):
@@ -69,8 +101,9 @@ class GeneratorRecord:
         network: :class:`~monai_msgsagan.networks.InferenceGenerator` keyword arguments (``resolution``,
             ``latent_dim``, ``channels``, ``attention_resolutions``, ``num_classes``).
         class_names: class names in class index order (empty for an unconditional generator).
-        training_data: ``{"source": <folder, CSV or "phantoms">, "num_images": N, "item_ids": [...],
-            "item_names": [...]}``: the identity (see the module docstring) and a readable name of every
+        training_data: ``{"source": <folder, CSV or "phantoms">, "settings": {...}, "num_images": N,
+            "item_ids": [...], "item_names": [...]}``: the :func:`~monai_msgsagan.data.training_data` arguments
+            that select the images, and the identity (see the module docstring) and a readable name of every
             training image, in the same order.
         recipe: the training settings (loss, learning rates, batch size, epochs, ...), for the reader.
         version: ``monai_msgsagan.__version__`` of the training run.
@@ -86,54 +119,103 @@ class GeneratorRecord:
     def __post_init__(self) -> None:
         missing = [k for k in _NETWORK_KEYS if k not in self.network]
         if missing:
-            raise RecordError(f"generator record: network arguments {missing} are missing.")
+            raise ModelError(f"generator record: network arguments {missing} are missing.")
         self.network = {k: self.network[k] for k in _NETWORK_KEYS}
         self.network["channels"] = [int(c) for c in self.network["channels"]]
         self.network["attention_resolutions"] = [int(r) for r in self.network["attention_resolutions"]]
         num_classes = int(self.network["num_classes"])
         if num_classes > 0 and len(self.class_names) != num_classes:
-            raise RecordError(
+            raise ModelError(
                 f"generator record: {num_classes} classes in the network but class names {list(self.class_names)}."
             )
-        ids = self.training_data.get("item_ids")
-        if not isinstance(ids, list):
-            raise RecordError("generator record: training_data has no item_ids list.")
+        if not isinstance(self.training_data.get("item_ids"), list):
+            raise ModelError("generator record: training_data has no item_ids list.")
+        source = self.training_data.get("source", "phantoms")
+        self.training_data.setdefault("settings", {}).setdefault("dataset_dir", "" if source == "phantoms" else source)
+        self.format = RECORD_FORMAT
 
     @property
     def training_ids(self) -> set[str]:
         """Identities of the training images."""
         return set(self.training_data["item_ids"])
 
+    @property
+    def data_settings(self) -> dict[str, Any]:
+        """Every :func:`~monai_msgsagan.data.training_data` argument that selects the training images (those a
+        record does not hold, as in format 1, at their defaults)."""
+        defaults = {
+            k: p.default
+            for k, p in inspect.signature(training_data).parameters.items()
+            if k in _DATA_KEYS and p.default is not inspect.Parameter.empty
+        }
+        return {**defaults, **{k: v for k, v in self.training_data["settings"].items() if k in _DATA_KEYS}}
+
+    def class_index(self, requested: str | int | None) -> int:
+        """The class index of a class name or index; ``None``: class 0 (the default class, or unconditional).
+
+        Raises:
+            ModelError: a class for an unconditional generator, or a class it does not know (naming its classes).
+        """
+        num_classes = int(self.network["num_classes"])
+        if requested is None:
+            return 0
+        if num_classes == 0:
+            raise ModelError(f"class {requested!r} asked of an unconditional generator.")
+        if isinstance(requested, int) and not isinstance(requested, bool):
+            if not 0 <= requested < num_classes:
+                raise ModelError(f"class index {requested} is outside [0, {num_classes}).")
+            return requested
+        if requested not in self.class_names:
+            raise ModelError(f"class {requested!r} is not one of the generator's classes {self.class_names}.")
+        return self.class_names.index(requested)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"generator_record": {...}}``: the content of ``model.json``."""
+        return {RECORD_KEY: asdict(self)}
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the record as JSON (atomically); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(asdict(self), indent=1))
-        return path
+        """Write ``model.json`` (atomically); returns the path."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str | os.PathLike) -> GeneratorRecord:
+        """The record in ``raw`` (the content of ``model.json`` or of an export's ``metadata.json``).
+
+        Raises:
+            ModelError: naming ``source`` and what is missing or wrong.
+        """
+        if isinstance(raw, Mapping) and RECORD_KEY in raw:
+            raw = raw[RECORD_KEY]
+        if not isinstance(raw, Mapping):
+            raise ModelError(f"{source}: a generator record is a JSON object, got {type(raw).__name__}.")
+        if raw.get("format") not in (1, RECORD_FORMAT):
+            raise ModelError(
+                f"{source}: record format {raw.get('format')!r}, this package reads 1 and {RECORD_FORMAT}."
+            )
+        try:
+            return cls(
+                **{k: raw[k] for k in ("network", "class_names", "training_data", "version")},
+                recipe=raw.get("recipe", {}),
+            )
+        except KeyError as e:
+            raise ModelError(f"{source}: generator record has no {e.args[0]!r}.") from None
+        except ModelError as e:
+            raise ModelError(f"{source}: {e}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GeneratorRecord:
-        """Read a record; :class:`RecordError` naming the file and the reason when it cannot be used."""
+        """Read ``model.json``; :class:`ModelError` naming the file and the reason when it cannot be used."""
         path = Path(path)
         if not path.is_file():
-            raise RecordError(
+            raise ModelError(
                 f"{path}: generator record not found (it is written beside models/model.pt by the bundle's training; "
-                "weights without their record cannot say what they were trained on)."
+                "weights without their record cannot say what network they are or what they were trained on)."
             )
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RecordError(f"{path}: unreadable generator record ({e}).") from e
-        if not isinstance(raw, Mapping):
-            raise RecordError(f"{path}: a generator record is a JSON object, got {type(raw).__name__}.")
-        if raw.get("format") != RECORD_FORMAT:
-            raise RecordError(f"{path}: record format {raw.get('format')!r}, this package reads {RECORD_FORMAT}.")
-        try:
-            return cls(**{k: raw[k] for k in ("network", "class_names", "training_data", "recipe", "version")})
-        except KeyError as e:
-            raise RecordError(f"{path}: generator record has no {e.args[0]!r}.") from None
-        except RecordError as e:
-            raise RecordError(f"{path}: {e}") from None
+            raise ModelError(f"{path}: unreadable generator record ({e}).") from e
+        return cls.from_dict(raw, path)
 
 
 def training_record(
@@ -143,7 +225,7 @@ def training_record(
 
     Args:
         network: the generator's network arguments (see :attr:`GeneratorRecord.network`).
-        data: the training set; the identity of each of its images is recorded.
+        data: the training set; its settings and the identity of each of its images are recorded.
         recipe: training settings to keep with the model.
     """
     from monai_msgsagan import __version__
@@ -153,10 +235,170 @@ def training_record(
     return GeneratorRecord(
         network=network,
         class_names=list(data.class_names) if int(network.get("num_classes", 0)) > 0 else [],
-        training_data={"source": data.source, "num_images": len(ids), "item_ids": ids, "item_names": names},
+        training_data={
+            "source": data.source,
+            "settings": dict(data.settings),
+            "num_images": len(ids),
+            "item_ids": ids,
+            "item_names": names,
+        },
         recipe=dict(recipe or {}),
         version=__version__,
     )
+
+
+@dataclass
+class GeneratorArtifact:
+    """A trained generator ready to make images, with its record and its identity.
+
+    Attributes:
+        network: an :class:`~monai_msgsagan.networks.InferenceGenerator` or its TorchScript export, in eval mode:
+            ``z`` ``(B, latent_dim)`` [+ ``labels`` ``(B,)`` int64] -> ``(B, 1, R, R)`` in [-1, 1]. Make images
+            with :func:`~monai_msgsagan.generation.generate`.
+        record: what the generator is (:class:`GeneratorRecord`).
+        path: the weights or TorchScript file.
+        sha256: hex SHA-256 of that file (the model's identity in reports, caches and DICOM).
+        name, version: the bundle ``name``/``version`` stored in a TorchScript export; for ``model.pt`` the file
+            stem and the record's package version.
+    """
+
+    network: nn.Module
+    record: GeneratorRecord
+    path: Path
+    sha256: str
+    name: str
+    version: str
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.record.network["latent_dim"])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.record.network["num_classes"])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.record.network["resolution"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.record.class_names)
+
+    def class_index(self, requested: str | int | None) -> int | None:
+        """The class index of a requested class name or index (``None`` stays ``None``: the default class).
+
+        Raises:
+            ModelError: a class for an unconditional generator, or a class it does not know (naming the file).
+        """
+        if requested is None:
+            return None
+        try:
+            return self.record.class_index(requested)
+        except ModelError as e:
+            raise ModelError(f"{self.path}: {e}") from None
+
+    def class_name(self, index: int | None) -> str | None:
+        """The name of a class index (``None``: the default class); ``None`` for an unconditional generator."""
+        if self.num_classes == 0:
+            return None
+        return self.class_names[int(getattr(self.network, "default_class", 0)) if index is None else index]
+
+    def identity(self) -> dict[str, Any]:
+        """JSON-ready description of the model (no weights, no training image list)."""
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "name": self.name,
+            "version": self.version,
+            "class_names": self.class_names,
+            "network": dict(self.record.network),
+            "package_version": self.record.version,
+        }
+
+
+def load_generator(model_path: str | os.PathLike, device: str | torch.device = "cpu") -> GeneratorArtifact:
+    """Load a generator artifact: ``models/model.pt`` with its ``models/model.json``, or a TorchScript export
+    carrying that ``model.json`` inside.
+
+    Raises:
+        ModelError: naming the file and the reason: missing file or record, a file that is neither a weights-only
+            state dict nor TorchScript, weights or a scripted network that do not fit the record.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelError(f"{path}: generator model not found (train the bundle first, or check the path).")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(
+            f"{path} is neither a TorchScript export nor a PyTorch state dict (both are zip archives; this file is "
+            "not one: damaged, truncated, or another kind of file)."
+        )
+    if _is_torchscript(path):
+        network, record, metadata = _load_torchscript(path, device)
+        name, version = str(metadata.get("name", path.stem)), str(metadata.get("version", record.version))
+    else:
+        record = GeneratorRecord.load(record_path(path))
+        network = _load_state_dict(path, record).to(device)
+        name, version = path.stem, record.version
+    return GeneratorArtifact(network.eval(), record, path, file_sha256(path), name, version)
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive is a zip with a ``constants.pkl``; ``torch.save`` zips have none."""
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("/constants.pkl") for n in archive.namelist())
+
+
+def _load_torchscript(path: Path, device: str | torch.device) -> tuple[nn.Module, GeneratorRecord, dict]:
+    extra = {_METADATA_FILE: "", RECORD_NAME: ""}
+    try:
+        network = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except Exception as e:  # torch.jit.load raises RuntimeError/ValueError variants for damaged archives
+        raise ModelError(
+            f"{path} is not a loadable TorchScript model ({type(e).__name__}: {str(e).splitlines()[0]})."
+        ) from e
+    try:
+        metadata = json.loads(extra[_METADATA_FILE]) if extra[_METADATA_FILE] else {}
+        raw_record = json.loads(extra[RECORD_NAME]) if extra[RECORD_NAME] else None
+    except json.JSONDecodeError as e:
+        raise ModelError(f"{path}: a JSON file stored in it is not JSON ({e}).") from e
+    if raw_record is None:
+        raise ModelError(f"{path}: the TorchScript file carries no generator record ({RECORD_NAME}); {_EXPORT_HINT}.")
+    record = GeneratorRecord.from_dict(raw_record, path)
+    for key in ("latent_dim", "num_classes", "resolution"):
+        if getattr(network, key, None) != record.network[key]:
+            raise ModelError(
+                f"{path}: the scripted network's {key} is {getattr(network, key, None)!r} but its record says "
+                f"{record.network[key]!r} (is it an InferenceGenerator exported with its own models/model.json?)."
+            )
+    return network, record, metadata
+
+
+def _load_state_dict(path: Path, record: GeneratorRecord) -> nn.Module:
+    try:
+        network = InferenceGenerator(**record.network)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{record_path(path)}: the network arguments do not build an InferenceGenerator ({e}).") from e
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # PyTorch's text advises weights_only=False (arbitrary code execution): keep only the reason, unchained
+        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?\n|\.?$)", str(err))
+        reason = found.group(1) if found else "it holds Python objects other than tensors and plain containers"
+        raise ModelError(
+            f"{path}: cannot be loaded as a weights-only state dict ({reason}); export the generator's "
+            "state_dict() (tensors only), as the bundle's training does, from a run you trust"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{path}: unreadable as a PyTorch file ({first}); the file is damaged or incomplete") from None
+    if not isinstance(state, Mapping):
+        raise ModelError(f"{path}: expected a generator state dict, got {type(state).__name__}.")
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelError(f"{path}: the weights do not fit the network of {record_path(path)}: {err}") from None
+    return network
 
 
 def find_overlap(
@@ -183,19 +425,3 @@ def check_no_leakage(record: GeneratorRecord, test_ids: Iterable[str], test_name
             f"images it has seen: {shown}{' ...' if len(leaked) > 10 else ''}. Train the generator on a split "
             "that excludes the test images."
         )
-
-
-def load_generator(
-    model_path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[SyntheticGenerator, GeneratorRecord]:
-    """Load ``models/model.pt`` with its record ``models/model.json``: the network is built from the record.
-
-    Returns:
-        ``(generator, record)``: a :class:`~monai_msgsagan.label.generator.SyntheticGenerator` (images from seeds,
-        ``(N, C, R, R)`` in [-1, 1]) and the record.
-
-    Raises:
-        RecordError: no or bad record; ValueError: the weights do not fit the record's network (naming the file).
-    """
-    record = GeneratorRecord.load(record_path(model_path))
-    return SyntheticGenerator.from_file(model_path, record.network, device), record

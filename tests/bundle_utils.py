@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+from monai.data import save_net_with_metadata
+
+from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord, record_path
+from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = REPO_ROOT / "bundle"
@@ -58,3 +65,54 @@ def train_bundle(bundle: Path, values: dict[str, str], **kw):
     config = str(bundle / "configs" / "train.json")
     return run_bundle("run", bundle, "training", "--config_file", config, "--bundle_root", str(bundle),
                       *overrides(values), **kw)  # fmt: skip
+
+
+#: the tiny class-conditional generator of the unit tests (32 px, attention at 16x16)
+TINY_GENERATOR = {"resolution": 32, "latent_dim": 128, "channels": [16, 16, 16, 8], "attention_resolutions": [16],
+                  "num_classes": 2}  # fmt: skip
+
+
+def tiny_generator(network_args: dict | None = None, seed: int = 0, multiscale: bool = False) -> torch.nn.Module:
+    """A seeded, untrained generator (:data:`TINY_GENERATOR` unless ``network_args``): the scriptable
+    ``InferenceGenerator`` in eval mode, or the training ``MultiScaleGenerator``."""
+    torch.manual_seed(seed)
+    if multiscale:
+        return MultiScaleGenerator(**(network_args or TINY_GENERATOR))
+    return InferenceGenerator(**(network_args or TINY_GENERATOR)).eval()
+
+
+def save_generator_artifact(
+    network: torch.nn.Module,
+    network_args: dict,
+    class_names: list[str],
+    path: Path,
+    name: str = "msgsagan_tiny",
+    version: str = "0.0.1",
+    training_ids: list[str] | None = None,
+) -> Path:
+    """Save a generator the two ways it ships, with its record (:class:`~monai_msgsagan.artifact.GeneratorRecord`):
+
+    - ``path`` ending in ``.pt``: the flat state dict plus ``model.json`` beside it, as the bundle's training writes;
+    - otherwise (``.ts``): TorchScript with ``model.json`` inside, as ``python -m monai.bundle ckpt_export
+      --config_file "['configs/inference.json','models/model.json']"`` writes it (``network`` may be any scriptable
+      module with ``latent_dim``/``num_classes``/``resolution`` attributes).
+    """
+    ids = list(training_ids or [])
+    record = GeneratorRecord(
+        network=network_args,
+        class_names=list(class_names),
+        training_data={"source": "phantoms", "num_images": len(ids), "item_ids": ids, "item_names": ids},
+        version=version,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pt":
+        torch.save(network.state_dict(), path)
+        record.save(record_path(path))
+    else:
+        save_net_with_metadata(
+            torch.jit.script(network),
+            str(path.with_suffix("")),
+            meta_values={"name": name, "version": version},
+            more_extra_files={RECORD_NAME: json.dumps(record.to_dict()).encode()},
+        )
+    return path

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("MSGSAGAN_SHARED_DIR", REPO_ROOT.parent / "shared"))
 FIGURE1_DIR = SHARED_DIR / "data" / "figure1-cxr"
 META_SCHEMA = SHARED_DIR / "schemas" / "meta_schema_20240725.json"
+#: The MONAI Deploy app's folder: its modules (operators, output, request, destinations) import the way
+#: ``python apps/xray_synthesis`` imports them.
+DEPLOY_APP_DIR = REPO_ROOT / "apps" / "xray_synthesis"
+sys.path.insert(0, str(DEPLOY_APP_DIR))
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,34 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
-from bundle_utils import BUNDLE_DIR, TINY, TINY_TRAIN, bundle_env, copy_bundle, overrides, run_bundle, train_bundle
-from conftest import META_SCHEMA
+from bundle_utils import (
+    BUNDLE_DIR,
+    TINY_GENERATOR,
+    TINY_TRAIN,
+    bundle_env,
+    copy_bundle,
+    overrides,
+    run_bundle,
+    save_generator_artifact,
+    tiny_generator,
+    train_bundle,
+)
+from conftest import DEPLOY_APP_DIR, META_SCHEMA
 from monai.bundle import ConfigWorkflow
 from PIL import Image
+from pydicom.pixels import apply_modality_lut
 
-from monai_msgsagan.networks import InferenceGenerator, sample_latent
+from monai_msgsagan import __version__
+from monai_msgsagan.artifact import load_generator
+from monai_msgsagan.data import write_phantom_folder
+from monai_msgsagan.generation import generate, generate_per_class
+from monai_msgsagan.label import SyntheticAugmentSettings
+from monai_msgsagan.metrics import pairwise_ms_ssim
 
 CONFIGS = BUNDLE_DIR / "configs"
-
-
-def tiny_generator(**kw) -> InferenceGenerator:
-    return InferenceGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=2, **kw)
 
 
 def test_metadata_verifies_against_the_shared_schema(tmp_path):
@@ -42,6 +56,11 @@ def test_metadata_verifies_against_the_shared_schema(tmp_path):
 
 @pytest.mark.parametrize("workflow_type, config", [("train", "train.json"), ("infer", "inference.json")])
 def test_config_workflow_properties(workflow_type, config, tmp_path):
+    if workflow_type == "infer":  # a published bundle's models/: the weights and their record
+        args = {**TINY_GENERATOR, "resolution": 64, "channels": [64, 64, 64, 32, 16]}  # the bundle's default network
+        save_generator_artifact(
+            tiny_generator(args), args, ["normal", "lung_opacity"], tmp_path / "models" / "model.pt"
+        )
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / config),
         meta_file=str(CONFIGS / "metadata.json"),
@@ -54,16 +73,17 @@ def test_config_workflow_properties(workflow_type, config, tmp_path):
         assert workflow.parser.get("train#trainer#max_epochs") == "@max_epochs"
 
 
-def test_train_and_inference_build_the_same_generator():
-    """models/model.pt from train.json must load into inference.json's network_def without overrides."""
+def test_metadata_describes_the_default_network_and_versions_agree():
+    """metadata.json's network_data_format is that of train.json's defaults; package, pyproject and bundle say the
+    same version (the DICOM software versions use the package's)."""
     train = json.loads((CONFIGS / "train.json").read_text())
-    infer = json.loads((CONFIGS / "inference.json").read_text())
-    for key in ("resolution", "latent_dim", "channels", "attention_resolutions"):
-        assert train[key] == infer[key], key
     meta = json.loads((CONFIGS / "metadata.json").read_text())
-    assert infer["num_classes"] == len(meta["class_names"]) == 2  # the phantom classes
-    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == infer["latent_dim"]
-    assert meta["network_data_format"]["outputs"]["pred"]["spatial_shape"] == [infer["resolution"]] * 2
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == train["latent_dim"]
+    assert meta["network_data_format"]["outputs"]["pred"]["spatial_shape"] == [train["resolution"]] * 2
+    pyproject = (BUNDLE_DIR.parent / "pyproject.toml").read_text()
+    assert f'version = "{__version__}"' in pyproject
+    assert meta["version"] == __version__ == meta["required_packages_version"]["monai-msgsagan"]
+    assert __version__ in meta["changelog"] and "class_names" not in meta  # class names live in models/model.json
 
 
 def test_multi_gpu_config_is_a_patch_over_train():
@@ -85,6 +105,9 @@ def test_training_writes_model_samples_logs_and_checkpoints(trained_bundle):
     model = torch.load(trained_bundle / "models" / "model.pt", weights_only=True)
     net = tiny_generator()
     net.load_state_dict(model)  # the flat EMA generator state dict loads into network_def
+    record = json.loads((trained_bundle / "models" / "model.json").read_text())["generator_record"]
+    assert record["network"]["channels"] == [16, 16, 16, 8] and record["class_names"] == ["normal", "lung_opacity"]
+    assert record["training_data"]["settings"]["num_phantoms"] == 32 and record["version"] == __version__
     assert sorted(p.name for p in (trained_bundle / "models" / "resume").glob("*.pt")) == [
         "checkpoint_4.pt",
         "checkpoint_8.pt",
@@ -101,68 +124,40 @@ def test_training_writes_model_samples_logs_and_checkpoints(trained_bundle):
 
 
 @pytest.mark.slow
-def test_verify_net_in_out_and_ckpt_export(trained_bundle, tmp_path):
+def test_verify_net_in_out_and_ckpt_export_with_the_record(trained_bundle, tmp_path):
     infer_cfg = str(trained_bundle / "configs" / "inference.json")
-    run_bundle("verify_net_in_out", trained_bundle, "network_def", "--config_file", infer_cfg, *overrides(TINY))
+    root = ["--bundle_root", str(trained_bundle)]  # network settings come from models/model.json: no overrides
+    run_bundle("verify_net_in_out", trained_bundle, "network_def", "--config_file", infer_cfg, *root)
     ts_path = tmp_path / "model.ts"
-    run_bundle(
-        "ckpt_export",
-        trained_bundle,
-        "network_def",
-        "--filepath",
-        str(ts_path),
-        "--ckpt_file",
-        str(trained_bundle / "models" / "model.pt"),
-        "--config_file",
-        infer_cfg,
-        "--bundle_root",
-        str(trained_bundle),
-        *overrides(TINY),
-    )
-    extra = {"metadata.json": "", "inference.json": ""}
-    scripted = torch.jit.load(str(ts_path), _extra_files=extra)
-    assert (
-        json.loads(extra["metadata.json"])["version"] == json.loads((CONFIGS / "metadata.json").read_text())["version"]
-    )
-    eager = tiny_generator().eval()
-    eager.load_state_dict(torch.load(trained_bundle / "models" / "model.pt", weights_only=True))
-    z = sample_latent(3, 128, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(scripted(z), eager(z))
-    torch.testing.assert_close(scripted(z, torch.tensor([1, 1, 0])), eager(z, torch.tensor([1, 1, 0])))
+    configs = f"['{infer_cfg}','{trained_bundle / 'models' / 'model.json'}']"
+    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(ts_path),
+           "--ckpt_file", str(trained_bundle / "models" / "model.pt"), "--config_file", configs,
+           "--meta_file", str(trained_bundle / "configs" / "metadata.json"), *root]  # fmt: skip
+    proc = subprocess.run(cmd, env=bundle_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = load_generator(ts_path)  # the TorchScript carries the same record
+    checkpoint = load_generator(trained_bundle / "models" / "model.pt")
+    assert exported.record == checkpoint.record and exported.version == __version__
+    assert exported.name == json.loads((CONFIGS / "metadata.json").read_text())["name"]
+    for class_index in (0, 1):
+        torch.testing.assert_close(
+            generate(exported.network, 3, 0, class_index), generate(checkpoint.network, 3, 0, class_index)
+        )
 
 
 @pytest.mark.slow
 def test_inference_writes_the_generated_images(trained_bundle, tmp_path):
     out = tmp_path / "png"
-    run_bundle(
-        "run",
-        trained_bundle,
-        "inferring",
-        "--config_file",
-        str(trained_bundle / "configs" / "inference.json"),
-        "--bundle_root",
-        str(trained_bundle),
-        "--output_dir",
-        str(out),
-        "--num_images",
-        "5",
-        "--class_index",
-        "1",
-        "--seed",
-        "7",
-        *overrides(TINY),
-    )
+    run_bundle("run", trained_bundle, "inferring", "--config_file", str(trained_bundle / "configs" / "inference.json"),
+               "--bundle_root", str(trained_bundle), "--output_dir", str(out), "--num_images", "5", "--class_index",
+               "1", "--seed", "7")  # fmt: skip
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == [f"synthetic_class1_seed7_{i:05d}.png" for i in range(5)]
-    eager = tiny_generator(default_class=1).eval()
-    eager.load_state_dict(torch.load(trained_bundle / "models" / "model.pt", weights_only=True))
-    z = sample_latent(5, 128, torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        expected = ((eager(z)[:, 0].clamp(-1, 1) + 1) * 127.5).numpy()
-    for f, want in zip(files, expected):
+    expected = generate(load_generator(trained_bundle / "models" / "model.pt").network, 5, 7, 1)
+    for f, want in zip(files, ((expected[:, 0] + 1) * 127.5).numpy()):
         img = np.asarray(Image.open(f))
         assert img.dtype == np.uint8 and img.shape == (32, 32)
-        assert np.abs(img.astype(float) - want).max() <= 1.0  # same orientation and values as the generator
+        assert np.abs(img.astype(float) - want).max() <= 1.0  # generate()'s values (SaveImaged truncates to uint8)
 
     nii = tmp_path / "nii"
     run_bundle(
@@ -183,7 +178,6 @@ def test_inference_writes_the_generated_images(trained_bundle, tmp_path):
         "$np.float32",
         "--output_scale",
         "None",
-        *overrides(TINY),
     )
     volumes = sorted(nii.glob("*.nii.gz"))
     assert len(volumes) == 2
@@ -234,9 +228,130 @@ def test_zip_download_and_infer_from_the_download(trained_bundle, tmp_path):
         str(out),
         "--num_images",
         "3",
-        *overrides(TINY),
     )
     assert len(list(out.glob("*.png"))) == 3
+
+
+@pytest.mark.slow
+def test_non_default_model_serves_everywhere_without_overrides(tmp_path):
+    """Train with non-default network and data settings, then run bundle inference, evaluation, the Deploy app on
+    the ckpt_export TorchScript and the MONAI Label hook with no network or data overrides: the record carries
+    them. The same model, seed and class give the same images in all four."""
+    bundle = copy_bundle(tmp_path / "bundle")
+    data_csv = write_phantom_folder(tmp_path / "data", 24, size=48, seed=5, class_ratio=0.25)
+    settings = {
+        "resolution": "32",
+        "latent_dim": "64",
+        "channels": "[16,16,8,8]",
+        "attention_resolutions": "[8]",
+        "dataset_dir": str(data_csv),
+        "label_column": "class_name",
+        "batch_size": "8",
+        "max_epochs": "1",
+        "health_interval": "3",
+    }
+    train_bundle(bundle, settings)
+    model = bundle / "models" / "model.pt"
+    generator = load_generator(model)
+    assert generator.record.network["latent_dim"] == 64 and generator.record.network["attention_resolutions"] == [8]
+    assert generator.class_names == ["lung_opacity", "normal"]  # sorted class names of the CSV
+    expected = generate(generator.network, 4, 7, generator.class_index("normal"))
+    configs = bundle / "configs"
+
+    # bundle inference, by class name
+    png = tmp_path / "png"
+    run_bundle(
+        "run",
+        bundle,
+        "inferring",
+        "--config_file",
+        str(configs / "inference.json"),
+        "--bundle_root",
+        str(bundle),
+        "--output_dir",
+        str(png),
+        "--num_images",
+        "4",
+        "--class",
+        "normal",
+        "--seed",
+        "7",
+    )
+    written = np.stack([np.asarray(Image.open(f), dtype=float) for f in sorted(png.glob("*.png"))])
+    assert np.abs(written - ((expected[:, 0] + 1) * 127.5).numpy()).max() <= 1.0  # SaveImaged truncates to uint8
+
+    # evaluation on the training data the record names
+    out = tmp_path / "eval"
+    run_bundle(
+        "run",
+        bundle,
+        "evaluating",
+        "--config_file",
+        f"['{configs / 'inference.json'}','{configs / 'evaluate.json'}']",
+        "--bundle_root",
+        str(bundle),
+        "--output_dir",
+        str(out),
+        "--num_images",
+        "4",
+        "--num_real",
+        "12",
+        "--seed",
+        "7",
+        "--fidelity",
+        "false",
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["dataset_dir"] == str(data_csv.resolve()) and report["settings"]["num_real"] == 12
+    fake, _ = generate_per_class(generator.network, 4, seed=7)
+    assert torch.allclose(fake[4:], expected, atol=1e-5)  # class 1 ("normal") block
+    assert report["diversity"]["fake"]["mean"] == pytest.approx(pairwise_ms_ssim(fake, seed=7).mean, rel=1e-5)
+
+    # the Deploy app on the ckpt_export TorchScript, which carries the record
+    ts = bundle / "models" / "model.ts"
+    with_record = f"['{configs / 'inference.json'}','{bundle / 'models' / 'model.json'}']"
+    run_bundle(
+        "ckpt_export",
+        bundle,
+        "network_def",
+        "--filepath",
+        str(ts),
+        "--ckpt_file",
+        str(model),
+        "--config_file",
+        with_record,
+        "--bundle_root",
+        str(bundle),
+    )
+    request = tmp_path / "request"
+    request.mkdir()
+    (request / "request.json").write_text(json.dumps({"num_images": 4, "class": "normal", "seed": 7, "batch_size": 3}))
+    dicom_out = tmp_path / "dicom"
+    env = {**bundle_env(), "CUDA_VISIBLE_DEVICES": ""}
+    app = subprocess.run(
+        [sys.executable, str(DEPLOY_APP_DIR), "-i", str(request), "-o", str(dicom_out), "-m", str(ts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert app.returncode == 0, app.stderr[-3000:]
+    app_report = json.loads((dicom_out / "report.json").read_text())
+    assert app_report["class"] == "normal" and app_report["model"]["version"] == __version__
+    for i, name in enumerate(app_report["files"]):
+        ds = pydicom.dcmread(dicom_out / name)
+        np.testing.assert_allclose(apply_modality_lut(ds.pixel_array, ds), expected[i, 0].numpy(), atol=1e-4)
+        # package, bundle (the model's version) and DICOM say the same version
+        assert list(ds.SoftwareVersions)[:2] == [
+            f"monai-msgsagan {__version__}",
+            f"{app_report['model']['name']} {__version__}",
+        ]
+
+    # the MONAI Label hook on models/model.pt: its cached synthetic images of "normal" for seed 7
+    hook = SyntheticAugmentSettings.from_conf({"synthetic_model": str(model), "synthetic_seed": "7"}, tmp_path / "c")
+    cached = hook.build().generate("normal", 4)
+    images = np.stack([np.asarray(Image.open(f), dtype=float) for f in cached])
+    assert np.abs(images - ((expected[:, 0] + 1) * 127.5).numpy()).max() <= 0.5 + 1e-3
 
 
 def _train_cmd(bundle: Path, epochs: int) -> list[str]:

@@ -16,46 +16,30 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from monai.data import save_net_with_metadata
+from bundle_utils import save_generator_artifact, tiny_generator
+from operators import find_model_file  # the app's modules: tests/conftest.py puts its folder on sys.path
+from output import OutputError, check_output_dir, remove_stale_partials, write_series_atomically
 from pydicom.pixels import apply_modality_lut
+from request import RequestError, load_request
 from test_dicom import assert_synthetic_identity, dciodvfy_errors
 
+from monai_msgsagan.artifact import ModelError, load_generator
+from monai_msgsagan.generation import GenerationError, generate, image_latents
+from monai_msgsagan.metrics.gate import diversity_gate
 from monai_msgsagan.networks import InferenceGenerator
-from monai_msgsagan.synthesis import (
-    ModelError,
-    OutputError,
-    RequestError,
-    check_output_dir,
-    generate,
-    load_exported_generator,
-    load_request,
-    write_series_atomically,
-)
-from monai_msgsagan.synthesis.gate import diversity_gate
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "apps" / "xray_synthesis"
+
 RES, LATENT = 32, 16
+NETWORK = {"resolution": RES, "latent_dim": LATENT, "channels": [32, 32, 16, 16], "attention_resolutions": [16],
+           "num_classes": 2}  # fmt: skip
 CLASSES = ["normal", "covid"]
 DEFAULTS = {"num_images": 4, "class": None, "seed": 0, "batch_size": 2}
 
 
-def _save(module: torch.jit.ScriptModule, path: Path, name: str) -> Path:
-    """Save like ``python -m monai.bundle ckpt_export``: metadata.json plus the config as extra files."""
-    meta = {"name": name, "version": "0.0.1", "class_names": CLASSES}
-    config = {"network_def": {"_target_": "monai_msgsagan.networks.InferenceGenerator", "resolution": RES}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_net_with_metadata(
-        module, str(path.with_suffix("")), include_config_vals=True, meta_values=meta,
-        more_extra_files={"inference.json": json.dumps(config).encode()},
-    )  # fmt: skip
-    return path
-
-
 def _tiny_generator() -> InferenceGenerator:
-    torch.manual_seed(0)
-    net = InferenceGenerator(RES, LATENT, channels=[32, 32, 16, 16], attention_resolutions=(16,), num_classes=2)
-    return net.eval()
+    return tiny_generator(NETWORK)
 
 
 class _Collapsed(torch.nn.Module):
@@ -79,9 +63,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     not_ts.write_bytes(b"this is not a TorchScript archive\n")
     return {
         # MAP layout: models/<name>/<file>
-        "good": _save(torch.jit.script(_tiny_generator()), root / "good" / "msgsagan" / "model.ts", "msgsagan_tiny"),
-        "collapsed": _save(torch.jit.script(_Collapsed()), root / "collapsed" / "model.ts", "collapsed"),
-        "wrong_output": _save(torch.jit.script(_Collapsed(3)), root / "wrong" / "model.ts", "wrong"),
+        "good": save_generator_artifact(_tiny_generator(), NETWORK, CLASSES, root / "good" / "msgsagan" / "model.ts"),
+        "collapsed": save_generator_artifact(_Collapsed(), NETWORK, CLASSES, root / "collapsed" / "model.ts"),
+        "wrong_output": save_generator_artifact(_Collapsed(3), NETWORK, CLASSES, root / "wrong" / "model.ts"),
         "not_torchscript": not_ts,
     }
 
@@ -148,7 +132,7 @@ def test_app_writes_synthetic_dicom(tmp_path: Path, models: dict[str, Path]) -> 
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "written" and report["reason"] is None
     assert report["request"] == request
-    generator = load_exported_generator(models["good"])
+    generator = load_generator(models["good"])
     assert report["model"]["sha256"] == generator.sha256
     assert report["model"]["name"] == "msgsagan_tiny" and report["model"]["version"] == "0.0.1"
     assert report["device"] == "cpu" and report["precision"] == "float32" and report["class"] == "covid"
@@ -159,7 +143,7 @@ def test_app_writes_synthetic_dicom(tmp_path: Path, models: dict[str, Path]) -> 
     assert len(files) == 5 and all(f.is_file() for f in files)
     assert len({f.parent for f in files}) == 1
     # the DICOM pixels are the images the same seed gives in this process
-    expected = generate(generator, 5, seed=7, batch_size=2, class_index=CLASSES.index("covid"))
+    expected = generate(generator.network, 5, 7, CLASSES.index("covid"), batch_size=2)
     for i, path in enumerate(files):
         ds = pydicom.dcmread(path)
         assert_synthetic_identity(ds, "msgsagan_tiny", "0.0.1")
@@ -197,10 +181,10 @@ def test_collapsed_generator_is_refused(tmp_path: Path, models: dict[str, Path])
 @pytest.mark.parametrize(
     "case, request_json, message",
     [
-        ("not_torchscript", DEFAULTS, "not a TorchScript model"),
+        ("not_torchscript", DEFAULTS, "neither a TorchScript export nor a PyTorch state dict"),
         ("wrong_output", DEFAULTS, "generator output is (2, 3, 32, 32), expected (2, 1, 32, 32)"),
         ("good", '{"num_images": 4, "seed": 1,', "not a readable JSON request"),
-        ("good", {**DEFAULTS, "class": "pneumothorax"}, "field 'class' 'pneumothorax' is not one of"),
+        ("good", {**DEFAULTS, "class": "pneumothorax"}, "class 'pneumothorax' is not one of the generator's classes"),
         ("good", {**DEFAULTS, "num_images": 0}, "field 'num_images' must be in [2, 1024], got 0"),
     ],
 )
@@ -267,46 +251,48 @@ def test_request_fields(tmp_path: Path) -> None:
 
 
 def test_model_loading_errors(tmp_path: Path, models: dict[str, Path]) -> None:
-    with pytest.raises(ModelError, match="does not exist"):
-        load_exported_generator(tmp_path / "missing")
-    with pytest.raises(ModelError, match="not a TorchScript model"):
-        load_exported_generator(models["not_torchscript"])
+    with pytest.raises(ModelError, match="not found"):
+        load_generator(tmp_path / "missing")
+    with pytest.raises(ModelError, match="neither a TorchScript export nor a PyTorch state dict"):
+        load_generator(models["not_torchscript"])
     with pytest.raises(ModelError, match="exactly one TorchScript file"):
-        load_exported_generator(models["good"].parents[2])  # the folder of all test models
+        find_model_file(models["good"].parents[2])  # the folder of all test models
+    assert find_model_file(models["good"].parent.parent) == models["good"]
     plain = torch.jit.script(torch.nn.Linear(2, 2))
     torch.jit.save(plain, str(tmp_path / "linear.ts"))
-    with pytest.raises(ModelError, match="no integer attribute 'latent_dim'"):
-        load_exported_generator(tmp_path / "linear.ts")
-    generator = load_exported_generator(models["good"])
-    with pytest.raises(ModelError, match="field 'class' index 5"):
+    with pytest.raises(ModelError, match="carries no generator record"):
+        load_generator(tmp_path / "linear.ts")
+    generator = load_generator(models["good"])
+    with pytest.raises(ModelError, match="class index 5 is outside"):
         generator.class_index(5)
 
 
 def test_generation_is_seeded_and_matches_the_network(models: dict[str, Path]) -> None:
-    generator = load_exported_generator(models["good"])
-    a = generate(generator, 3, seed=11, batch_size=2, class_index=1)
-    b = generate(generator, 3, seed=11, batch_size=3, class_index=1)
+    network = load_generator(models["good"]).network
+    a = generate(network, 3, 11, 1, batch_size=2)
+    b = generate(network, 3, 11, 1, batch_size=3)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    assert not torch.allclose(a, generate(generator, 3, seed=12, batch_size=3, class_index=1))
-    z = torch.randn(3, LATENT, generator=torch.Generator().manual_seed(11))
+    assert not torch.allclose(a, generate(network, 3, 12, 1))
+    torch.testing.assert_close(generate(network, 2, 11, 1, start=1), a[1:], atol=1e-5, rtol=0)
     with torch.no_grad():
-        reference = _tiny_generator()(z, torch.ones(3, dtype=torch.long))
+        reference = _tiny_generator()(image_latents(LATENT, 11, 1, range(3)), torch.ones(3, dtype=torch.long))
     torch.testing.assert_close(a, reference, atol=1e-5, rtol=0)
+    with pytest.raises(GenerationError, match=r"\(2, 3, 32, 32\), expected \(2, 1, 32, 32\)"):
+        generate(load_generator(models["wrong_output"]).network, 2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the app's GPU path needs one")
 def test_cuda_float16_matches_cpu(models: dict[str, Path]) -> None:
-    cpu = generate(load_exported_generator(models["good"]), 4, seed=5, batch_size=4, class_index=0)
-    gpu = load_exported_generator(models["good"], "cuda")
-    half = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=True)
-    full = generate(gpu, 4, seed=5, batch_size=4, class_index=0, device="cuda", half_precision=False)
+    cpu = generate(load_generator(models["good"]).network, 4, 5, 0)
+    gpu = load_generator(models["good"], "cuda").network
+    half = generate(gpu, 4, 5, 0, device="cuda", half_precision=True)
+    full = generate(gpu, 4, 5, 0, device="cuda", half_precision=False)
     torch.testing.assert_close(full, cpu, atol=1e-4, rtol=0)
     torch.testing.assert_close(half, cpu, atol=2e-2, rtol=0)
 
 
 def test_gate_verdicts(models: dict[str, Path]) -> None:
-    generator = load_exported_generator(models["good"])
-    varied = generate(generator, 6, seed=0, batch_size=6)
+    varied = generate(load_generator(models["good"]).network, 6, 0)
     collapsed = varied[:1].expand(6, -1, -1, -1)
     ok = diversity_gate(varied, threshold=0.8)
     assert ok.passed and ok.pairs == 15 and ok.mean < 0.8 and ok.reason is None
@@ -441,8 +427,6 @@ def test_killed_run_leaves_nothing_for_later_runs(tmp_path: Path, models: dict[s
 def test_stale_partials_are_removed_live_ones_kept(tmp_path: Path) -> None:
     import fcntl
 
-    from monai_msgsagan.synthesis import remove_stale_partials
-
     dead, live, old = tmp_path / ".partial-dead", tmp_path / ".partial-live", tmp_path / ".partial-old"
     for folder in (dead, live, old):
         folder.mkdir()
@@ -457,11 +441,8 @@ def test_stale_partials_are_removed_live_ones_kept(tmp_path: Path) -> None:
 
 
 def test_send_settings_from_yaml_and_environment() -> None:
-    sys.path.insert(0, str(APP))
-    try:
-        from destinations import send_settings
-    finally:
-        sys.path.remove(str(APP))
+    from destinations import send_settings
+
     section = {"dicom_node": {"ae_title": "PACS", "host": "pacs.example.org", "port": 104}, "attempts": 2}
     settings = send_settings(section, {})
     assert str(settings.dicom_node) == "PACS@pacs.example.org:104" and settings.stow_rs_url is None

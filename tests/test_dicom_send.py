@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from output import write_series_atomically  # the Deploy app's writer (see conftest.py)
 
 from monai_msgsagan.dicom_send import DicomNode, send_c_store, send_stow_rs
-from monai_msgsagan.synthesis import write_series_atomically
 
 
 def _closed_port() -> int:

@@ -7,86 +7,36 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_utils import REPO_ROOT, TINY, TINY_TRAIN, copy_bundle, overrides, run_bundle
+from bundle_utils import (
+    REPO_ROOT,
+    TINY_GENERATOR,
+    TINY_TRAIN,
+    copy_bundle,
+    overrides,
+    run_bundle,
+    save_generator_artifact,
+    tiny_generator,
+)
 from ignite.engine import Engine
 from metrics_helpers import TinyFeatures
 
+from monai_msgsagan.artifact import load_generator
+from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.handlers import DiversityMonitor
-from monai_msgsagan.metrics import (
-    compute_fid,
-    evaluate_generator,
-    generate_per_class,
-    load_generator_weights,
-    pairwise_ms_ssim,
-)
-from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator, sample_latent
+from monai_msgsagan.metrics import compute_fid, evaluate_generator, pairwise_ms_ssim
+from monai_msgsagan.networks import MultiScaleGenerator
 
 #: a user feature network given through the config: (N, 1, R, R) -> (N, 16), cheap on one core
 POOL_FEATURES = "$torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())"
 
 
-def tiny_multiscale(num_classes: int = 2) -> MultiScaleGenerator:
-    torch.manual_seed(0)
-    return MultiScaleGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=num_classes)
-
-
-def test_generate_per_class_blocks_of_each_class_seeded():
-    net = tiny_multiscale()
-    images, labels = generate_per_class(net, 3, seed=5, batch_size=4)
-    assert images.shape == (6, 1, 32, 32) and images.dtype == torch.float32
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert images.min() >= -1 and images.max() <= 1
-    # the same latents and labels through the scriptable inference generator give the same images
-    infer = InferenceGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=2).eval()
-    infer.load_state_dict(net.state_dict())
-    z = sample_latent(6, 128, torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        torch.testing.assert_close(images, infer(z, labels).clamp(-1, 1))
-    again, _ = generate_per_class(infer, 3, seed=5, batch_size=6)
-    torch.testing.assert_close(images, again)
-    assert net.training  # mode restored
-
-
-def test_generate_per_class_unconditional_and_bad_counts():
-    images, labels = generate_per_class(tiny_multiscale(num_classes=0), 4)
-    assert images.shape == (4, 1, 32, 32) and labels is None
-    with pytest.raises(ValueError, match="num_per_class"):
-        generate_per_class(tiny_multiscale(), 0)
-
-
-def test_load_generator_weights_errors_name_the_file(tmp_path):
-    net = tiny_multiscale()
-    with pytest.raises(FileNotFoundError, match="model.pt"):
-        load_generator_weights(net, tmp_path / "model.pt")
-    path = tmp_path / "other.pt"
-    torch.save(tiny_multiscale(num_classes=0).state_dict(), path)
-    with pytest.raises(ValueError, match=r"other\.pt.*num_classes must match"):
-        load_generator_weights(net, path)
-    torch.save(net.state_dict(), path)
-    fresh = tiny_multiscale()
-    torch.nn.init.zeros_(next(fresh.parameters()))
-    load_generator_weights(fresh, path)
-    torch.testing.assert_close(fresh.state_dict(), net.state_dict())
-
-
-def test_load_generator_weights_unloadable_file_is_named_without_unsafe_advice(tmp_path):
-    """A file ``weights_only`` refuses (a pickled ``Path``) or a damaged one: a ValueError naming the file, and
-    never PyTorch's advice to retry with ``weights_only=False`` (arbitrary code execution), not even chained."""
-    path = tmp_path / "model.pt"
-    torch.save({"weight": torch.zeros(1), "made_in": Path("/somewhere")}, path)
-    with pytest.raises(ValueError, match=r"model\.pt.*weights-only") as err:
-        load_generator_weights(tiny_multiscale(), path)
-    shown = str(err.value) + str(err.value.__cause__) + str(err.value.__context__)
-    assert "weights_only=False" not in shown and err.value.__suppress_context__
-    damaged = tmp_path / "damaged.pt"
-    torch.save(tiny_multiscale().state_dict(), damaged)
-    damaged.write_bytes(damaged.read_bytes()[:500])
-    with pytest.raises(ValueError, match=r"damaged\.pt"):
-        load_generator_weights(tiny_multiscale(), damaged)
+def tiny_multiscale() -> MultiScaleGenerator:
+    return tiny_generator(multiscale=True)
 
 
 def test_evaluate_generator_report_holds_the_numbers(tmp_path):
-    net = tiny_multiscale()
+    model = save_generator_artifact(tiny_generator(), TINY_GENERATOR, ["normal", "lung_opacity"], tmp_path / "model.pt")
+    generator = load_generator(model)
     real = torch.rand(12, 1, 32, 32) * 2 - 1
     log = tmp_path / "diversity.jsonl"
     log.write_text(
@@ -99,14 +49,13 @@ def test_evaluate_generator_report_holds_the_numbers(tmp_path):
     )
     features = TinyFeatures()
     result = evaluate_generator(
-        net,
+        generator,
         real,
         tmp_path / "eval",
         num_per_class=4,
         feature_extractor=features,
         training_log=log,
         health_log=health,
-        class_names=["normal", "lung_opacity"],
         settings={"checkpoint": "models/model.pt"},
     )
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
@@ -122,7 +71,8 @@ def test_evaluate_generator_report_holds_the_numbers(tmp_path):
     assert [c["diagnosis"] for c in report["health"]["changes"]] == ["mode_collapse", "healthy"]
     assert report["settings"]["num_fake"] == 8 and report["settings"]["checkpoint"] == "models/model.pt"
     assert report["generator"]["class_names"] == ["normal", "lung_opacity"]
-    fake, _ = generate_per_class(net, 4)
+    assert report["settings"]["model"]["sha256"] == generator.sha256
+    fake, _ = generate_per_class(generator.network, 4)
     assert report["diversity"]["fake"]["mean"] == pytest.approx(pairwise_ms_ssim(fake).mean)
     assert report["fidelity"]["fid"] == pytest.approx(compute_fid(real, fake, features))
     assert set(report["generator"]["per_class_ms_ssim_fake"]) == {"normal", "lung_opacity"}
@@ -151,7 +101,7 @@ def test_diversity_monitor_logs_fid_at_its_interval_with_cached_real_features(tm
     assert monitor.feature_cache.misses == 1 and monitor.feature_cache.hits == 1  # real features computed once
     fake = monitor.generate(8)
     assert records[-1]["fid"] == pytest.approx(compute_fid(real, fake, features))
-    assert records[-1]["ms_ssim_fake"] == pytest.approx(pairwise_ms_ssim(fake[:6]).mean)
+    assert records[-1]["ms_ssim_fake"] == pytest.approx(pairwise_ms_ssim(monitor.generate(6)).mean)
 
 
 def test_diversity_monitor_fid_needs_real_images():
@@ -186,11 +136,11 @@ def test_training_monitor_logs_inception_fid_through_the_bundle(trained_bundle):
 @pytest.mark.slow
 def test_evaluate_config_default_inception_path(trained_bundle, tmp_path):
     out = tmp_path / "eval"
-    evaluate(trained_bundle, out, *overrides(TINY), "--num_phantoms", "32", "--num_images", "6", "--num_real", "12")
+    evaluate(trained_bundle, out, "--num_images", "6", "--num_real", "12")  # network and data from the record
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["feature_network"] == "InceptionV3 pool3"
     assert report["settings"]["num_fake"] == 12 and report["settings"]["num_real"] == 12
-    assert report["settings"]["checkpoint"].endswith("models/model.pt")
+    assert report["settings"]["model"]["path"].endswith("models/model.pt")
     assert report["generator"]["class_names"] == ["normal", "lung_opacity"]
     assert report["fidelity"]["fid"] > 0 and report["fidelity"]["prdc"]["nearest_k"] == 5
     assert 0 < report["diversity"]["fake"]["mean"] <= 1 and 0 < report["diversity"]["real"]["mean"] < 1
@@ -207,17 +157,16 @@ def test_evaluate_config_default_inception_path(trained_bundle, tmp_path):
 @pytest.mark.slow
 def test_evaluate_config_matches_the_package_with_a_user_feature_network(trained_bundle, tmp_path):
     out = tmp_path / "eval"
-    evaluate(trained_bundle, out, *overrides(TINY), "--num_phantoms", "32", "--num_images", "5", "--num_real", "16",
-             "--seed", "3", "--feature_extractor", POOL_FEATURES)  # fmt: skip
+    evaluate(trained_bundle, out, "--num_images", "5", "--num_real", "16", "--seed", "3",
+             "--feature_extractor", POOL_FEATURES)  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["feature_network"] == "Sequential" and report["fidelity"]["features"]["dim"] == 16
     # the same numbers from the package, on the same weights and real sample
     from monai_msgsagan.data import real_image_sample, training_data
 
-    net = InferenceGenerator(32, 128, channels=[16, 16, 16, 8], attention_resolutions=(16,), num_classes=2)
-    load_generator_weights(net, trained_bundle / "models" / "model.pt")
+    generator = load_generator(trained_bundle / "models" / "model.pt")
     real = real_image_sample(training_data("", 32, num_phantoms=32, seed=0).dataset, 16, 3)
-    fake, _ = generate_per_class(net, 5, seed=3)
+    fake, _ = generate_per_class(generator.network, 5, seed=3)
     pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())
     assert report["fidelity"]["fid"] == pytest.approx(compute_fid(real, fake, pool), rel=1e-5)
     assert report["diversity"]["fake"]["mean"] == pytest.approx(pairwise_ms_ssim(fake).mean, rel=1e-5)
@@ -231,13 +180,13 @@ def test_evaluate_config_on_real_radiographs_unconditional(figure1_dir, tmp_path
     tiny.pop("attention_resolutions")
     run_bundle("run", bundle, "training", "--config_file", str(bundle / "configs" / "train.json"),
                "--bundle_root", str(bundle), *overrides(tiny), *data)  # fmt: skip
-    out = tmp_path / "eval"
-    evaluate(bundle, out, "--resolution", "32", "--channels", "[16,16,16,8]", *data, "--num_images", "8",
-             "--num_real", "100", "--feature_extractor", POOL_FEATURES)  # fmt: skip
+    out = tmp_path / "eval"  # no network or data overrides: they come from models/model.json
+    evaluate(bundle, out, "--num_images", "8", "--num_real", "100", "--feature_extractor", POOL_FEATURES)
     report = json.loads((out / "report.json").read_text())
     assert report["generator"]["num_classes"] == 0 and report["generator"]["class_names"] == []
     assert report["settings"]["num_real"] == 55 and report["settings"]["num_fake"] == 8  # all 55 radiographs
-    assert report["settings"]["attention_resolutions"] == []
+    assert report["settings"]["model"]["network"]["attention_resolutions"] == []
+    assert report["settings"]["dataset_dir"] == str((figure1_dir / "metadata.csv").resolve())
     assert report["memorization"] is not None
 
 

@@ -1,55 +1,42 @@
-"""The MONAI-Label-free core of the augmentation hook: generator loading, class balancing, cache, dataset, config."""
+"""The MONAI-Label-free core of the augmentation hook: class balancing, cache, dataset, config."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from bundle_utils import save_generator_artifact, tiny_generator
 from monai.transforms import Compose, SelectItemsd
-from monai.utils import OptionalImportError
 
+from monai_msgsagan.artifact import load_generator
+from monai_msgsagan.files import write_png
+from monai_msgsagan.generation import generate
 from monai_msgsagan.label import (
     SPLIT_FILENAME,
     ClassIndexd,
     SyntheticAugmentedDataset,
     SyntheticAugmenter,
     SyntheticAugmentSettings,
-    SyntheticGenerator,
-    SyntheticImageInfer,
     augment_split,
     class_counts,
-    has_monailabel,
-    image_seed,
     plan_synthetic_counts,
     read_class_index,
 )
-from monai_msgsagan.label.files import write_png
-from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.transforms import LoadXray, xray_preprocess_transforms
 
 CLASSES = ["COVID-19", "other"]
-NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "num_classes": 2}
-
-
-def make_generator(seed: int = 0) -> InferenceGenerator:
-    torch.manual_seed(seed)
-    return InferenceGenerator(**NET_ARGS).eval()
+NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
 
 
 @pytest.fixture
 def torchscript_model(tmp_path: Path) -> Path:
-    """A tiny class-conditional generator exported with torch.jit.script + torch.jit.save."""
-    path = tmp_path / "models" / "model.ts"
-    path.parent.mkdir()
-    torch.jit.save(torch.jit.script(make_generator()), str(path))
-    return path
+    """A tiny class-conditional generator exported as TorchScript with its record."""
+    return save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "models" / "model.ts")
 
 
 def records(n_covid: int, n_other: int, folder: Path) -> list[dict]:
@@ -106,46 +93,24 @@ def test_read_class_index_forms_and_errors(tmp_path: Path):
     assert item["label"].dtype == torch.int64 and item["label"].shape == () and int(item["label"]) == 1
 
 
-def test_generator_torchscript_and_checkpoint_agree(tmp_path: Path, torchscript_model: Path):
-    scripted = SyntheticGenerator.from_file(torchscript_model)
-    assert (scripted.latent_dim, scripted.num_classes, scripted.resolution, scripted.image_channels) == (8, 2, 16, 1)
-    images = scripted(1, [11, 12, 13])
-    assert images.shape == (3, 1, 16, 16) and images.dtype == torch.float32
-    assert images.min() >= -1 and images.max() <= 1
-    # a seed's image does not depend on the other seeds in the batch; different seeds differ
-    assert torch.allclose(scripted(1, [12])[0], images[1], atol=1e-5)  # float32, batch-size dependent kernels
-    assert not torch.allclose(images[0], images[1])
-    # the class matters
-    assert not torch.allclose(scripted(0, [11])[0], images[0])
-    # the bundle checkpoint (flat state dict, or nested under "model") with network args gives the same images
-    ckpt = tmp_path / "model.pt"
-    torch.save({"model": make_generator().state_dict()}, ckpt)
-    eager = SyntheticGenerator.from_file(ckpt, {"_target_": "InferenceGenerator", **NET_ARGS})
-    assert torch.allclose(eager(1, [11, 12, 13]), images, atol=1e-5)
-    assert eager.sha256 != scripted.sha256
-
-
-def test_generator_file_errors(tmp_path: Path, torchscript_model: Path):
-    with pytest.raises(ValueError, match="does not exist"):
-        SyntheticGenerator.from_file(tmp_path / "missing.ts")
-    ckpt = tmp_path / "model.pt"
-    torch.save(make_generator().state_dict(), ckpt)
-    with pytest.raises(ValueError, match="not a TorchScript generator"):
-        SyntheticGenerator.from_file(ckpt)
-    with pytest.raises(ValueError, match="do not fit"):
-        SyntheticGenerator.from_file(ckpt, {**NET_ARGS, "channels": [8, 8, 8]})
-    with pytest.raises(ValueError, match="do not build"):
-        SyntheticGenerator.from_file(ckpt, {**NET_ARGS, "resolution": 12})
-    plain = tmp_path / "plain.ts"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
-    with pytest.raises(ValueError, match="latent_dim"):
-        SyntheticGenerator.from_file(plain)
+def test_torchscript_and_state_dict_artifacts_agree(tmp_path: Path, torchscript_model: Path):
+    scripted = load_generator(torchscript_model)
+    assert (scripted.latent_dim, scripted.num_classes, scripted.resolution) == (8, 2, 16)
+    assert scripted.class_names == CLASSES
+    checkpoint = load_generator(
+        save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
+    )
+    assert checkpoint.record.network == scripted.record.network and checkpoint.sha256 != scripted.sha256
+    images = generate(scripted.network, 3, 3, 1)
+    torch.testing.assert_close(generate(checkpoint.network, 3, 3, 1), images, atol=1e-5, rtol=0)
+    assert images.shape == (3, 1, 16, 16) and not torch.allclose(images[0], images[1])
+    assert not torch.allclose(generate(scripted.network, 1, 3, 0)[0], images[0])  # the class matters
 
 
 def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: Path):
-    generator = SyntheticGenerator.from_file(torchscript_model)
+    generator = load_generator(torchscript_model)
     cache = tmp_path / "cache"
-    augmenter = SyntheticAugmenter(generator, CLASSES, cache, seed=3)
+    augmenter = SyntheticAugmenter(generator, cache, seed=3)
     data = records(5, 2, tmp_path / "data")
     synthetic = augmenter(data)
     assert augmenter.plan(data) == {"COVID-19": 0, "other": 3}
@@ -159,11 +124,11 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     # real PNG files of the generator's resolution that the project's loader reads back as the generated tensor
     first = LoadXray()(synthetic[0]["image"])
     assert first.shape == (1, 16, 16)
-    expected = (generator(1, [image_seed(3, 1, 0)])[0] + 1) * 127.5
+    expected = (generate(generator.network, 1, 3, 1)[0] + 1) * 127.5
     assert np.abs(first.numpy() - expected.numpy()).max() <= 0.5 + 1e-4
     # a second run (new augmenter, same model and settings) reuses every file
     mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")}
-    again = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, cache, seed=3)(data)
+    again = SyntheticAugmenter(load_generator(torchscript_model), cache, CLASSES, seed=3)(data)
     assert again == synthetic
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")} == mtimes
     # a run that needs more images only adds the missing ones
@@ -171,7 +136,7 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     assert len(more) == 4 and [r["image"] for r in more[:3]] == [r["image"] for r in synthetic]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png") if p in mtimes} == mtimes
     # another seed is another cache folder with other images
-    other = SyntheticAugmenter(generator, CLASSES, cache, seed=4)
+    other = SyntheticAugmenter(generator, cache, seed=4)
     assert other.cache_folder != folder
     img_other = LoadXray()(other(data)[0]["image"])
     assert not np.array_equal(img_other.numpy(), first.numpy())
@@ -193,17 +158,28 @@ def test_png_orientation_and_values_match_the_loader(tmp_path: Path):
 
 
 def test_augmenter_rejects_bad_settings(torchscript_model: Path, tmp_path: Path):
-    generator = SyntheticGenerator.from_file(torchscript_model)
-    with pytest.raises(ValueError, match="2 classes but 3"):
-        SyntheticAugmenter(generator, ["a", "b", "c"], tmp_path)
+    generator = load_generator(torchscript_model)
+    with pytest.raises(ValueError, match=r"classes \['pneumothorax'\] are not classes of the generator"):
+        SyntheticAugmenter(generator, tmp_path, ["other", "pneumothorax"])
     with pytest.raises(ValueError, match="not classes"):
-        SyntheticAugmenter(generator, CLASSES, tmp_path, augment_classes=["pneumothorax"])
+        SyntheticAugmenter(generator, tmp_path, augment_classes=["pneumothorax"])
     with pytest.raises(ValueError, match="max_ratio"):
-        SyntheticAugmenter(generator, CLASSES, tmp_path, max_ratio=-1)
-    unconditional = tmp_path / "uncond.ts"
-    torch.jit.save(torch.jit.script(InferenceGenerator(16, latent_dim=8, channels=[8, 8, 8])), str(unconditional))
+        SyntheticAugmenter(generator, tmp_path, max_ratio=-1)
+    unconditional = {**NET_ARGS, "num_classes": 0}
+    path = save_generator_artifact(tiny_generator(unconditional), unconditional, [], tmp_path / "u" / "model.ts")
     with pytest.raises(ValueError, match="not class-conditional"):
-        SyntheticAugmenter(SyntheticGenerator.from_file(unconditional), ["a"], tmp_path)
+        SyntheticAugmenter(load_generator(path), tmp_path)
+
+
+def test_classes_are_matched_by_name(torchscript_model: Path, tmp_path: Path):
+    """A datalist whose label order differs from the generator's gets the generator's images of each name."""
+    generator = load_generator(torchscript_model)
+    swapped = SyntheticAugmenter(generator, tmp_path, ["other", "COVID-19"], seed=3)
+    records_ = swapped([{"image": "a.png", "label": 0}] * 3 + [{"image": "b.png", "label": 1}])
+    assert [(r["label"], r["class_name"]) for r in records_] == [(1, "COVID-19")] * 2
+    image = LoadXray()(records_[0]["image"])
+    expected = (generate(generator.network, 1, 3, CLASSES.index("COVID-19"))[0] + 1) * 127.5
+    assert np.abs(image.numpy() - expected.numpy()).max() <= 0.5 + 1e-4
 
 
 def figure1_records(figure1_dir: Path, n_covid: int, n_other: int) -> list[dict]:
@@ -221,7 +197,7 @@ def figure1_records(figure1_dir: Path, n_covid: int, n_other: int) -> list[dict]
 
 def test_dataset_wrapper_on_real_images(figure1_dir: Path, torchscript_model: Path, tmp_path: Path):
     data = figure1_records(figure1_dir, 3, 1)
-    augmenter = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, tmp_path / "cache")
+    augmenter = SyntheticAugmenter(load_generator(torchscript_model), tmp_path / "cache")
     transform = Compose(
         [
             xray_preprocess_transforms(16, label_key=None),
@@ -242,35 +218,34 @@ def test_dataset_wrapper_on_real_images(figure1_dir: Path, torchscript_model: Pa
 def test_settings_from_conf(tmp_path: Path, torchscript_model: Path):
     settings = SyntheticAugmentSettings.from_conf(
         {"synthetic_model": str(torchscript_model), "synthetic_ratio": "0.5", "synthetic_seed": "7"},
-        CLASSES,
         tmp_path / "cache",
     )
     assert settings.max_ratio == 0.5 and settings.seed == 7 and settings.balance == 1.0
+    assert settings.classes == tuple(CLASSES)  # from the generator's record
     augmenter = settings.build()
     assert augmenter.plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 0, "other": 1}
-    ckpt = tmp_path / "model.pt"
-    torch.save(make_generator().state_dict(), ckpt)
-    from_ckpt = SyntheticAugmentSettings.from_conf(
-        {"synthetic_model": str(ckpt), "synthetic_network": json.dumps(NET_ARGS)}, CLASSES, tmp_path
-    )
-    assert from_ckpt.load_generator().resolution == 16
+    checkpoint = save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
+    from_ckpt = SyntheticAugmentSettings.from_conf({"synthetic_model": str(checkpoint)}, tmp_path, ["other"])
+    assert from_ckpt.generator.resolution == 16 and from_ckpt.classes == ("other",)
 
-    def bad(conf: dict, match: str) -> None:
+    def bad(conf: dict, match: str, classes: list[str] | None = None) -> None:
         with pytest.raises(ValueError, match=match):
-            SyntheticAugmentSettings.from_conf(conf, CLASSES, tmp_path)
+            SyntheticAugmentSettings.from_conf(conf, tmp_path, classes)
 
     model = str(torchscript_model)
     bad({}, "'synthetic_model' is missing")
-    bad({"synthetic_model": str(tmp_path / "none.ts")}, "does not exist")
+    bad({"synthetic_model": str(tmp_path / "none.ts")}, "'synthetic_model'.*not found")
+    bad({"synthetic_model": model}, r"'classes': classes \['pneumothorax'\] are not classes", ["other", "pneumothorax"])
     bad({"synthetic_model": model, "synthetic_classes": "other,pneumothorax"}, r"unknown classes \['pneumothorax'\]")
     bad({"synthetic_model": model, "synthetic_ratio": "-1"}, "synthetic_ratio.*>= 0")
     bad({"synthetic_model": model, "synthetic_ratio": "lots"}, "expected a float")
     bad({"synthetic_model": model, "synthetic_balance": "1.5"}, "balance")
-    bad({"synthetic_model": model, "synthetic_network": "{oops"}, "not valid JSON")
+    (tmp_path / "m" / "model.json").unlink()
+    bad({"synthetic_model": str(checkpoint)}, "generator record not found")
 
 
 def test_augment_split_keeps_validation_real(tmp_path: Path, torchscript_model: Path):
-    augmenter = SyntheticAugmenter(SyntheticGenerator.from_file(torchscript_model), CLASSES, tmp_path / "cache")
+    augmenter = SyntheticAugmenter(load_generator(torchscript_model), tmp_path / "cache")
     train, val = records(4, 1, tmp_path / "t"), records(1, 1, tmp_path / "v")
     stray = {"image": "s.png", "label": 1, "synthetic": True}
     new_train, new_val, per_class = augment_split(augmenter, train, val + [stray], {}, tmp_path / "out")
@@ -281,44 +256,3 @@ def test_augment_split_keeps_validation_real(tmp_path: Path, torchscript_model: 
     assert split["validation"] == val and len(split["train"]) == 8
     off, _, none = augment_split(augmenter, train, val, {"synthetic_augment": "false"})
     assert off == train and none == {}
-
-
-def test_core_imports_without_monailabel(torchscript_model: Path):
-    """The package imports without MONAI Label; only creating a MONAI Label task needs it."""
-    if has_monailabel:
-        pytest.skip("monailabel is installed in this environment (the app tests cover the infer task there)")
-    with pytest.raises(OptionalImportError):
-        SyntheticImageInfer(SyntheticGenerator.from_file(torchscript_model), CLASSES)
-
-
-@pytest.mark.slow
-def test_ckpt_export_torchscript_is_usable(tmp_path: Path):
-    """`python -m monai.bundle ckpt_export` of a generator network_def, loaded by the augmenter (real subprocess)."""
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "models").mkdir()
-    torch.save(make_generator().state_dict(), tmp_path / "models" / "model.pt")
-    network_def = {"_target_": "monai_msgsagan.networks.InferenceGenerator", **NET_ARGS}
-    (tmp_path / "configs" / "inference.json").write_text(json.dumps({"network_def": network_def}))
-    (tmp_path / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0", "name": "tiny"}))
-    exported = tmp_path / "models" / "model.ts"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "ckpt_export",
-        "network_def",
-        "--filepath",
-        str(exported),
-        "--ckpt_file",
-        str(tmp_path / "models" / "model.pt"),
-        "--meta_file",
-        str(tmp_path / "configs" / "metadata.json"),
-        "--config_file",
-        str(tmp_path / "configs" / "inference.json"),
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    from_export = SyntheticGenerator.from_file(exported)
-    from_ckpt = SyntheticGenerator.from_file(tmp_path / "models" / "model.pt", network_def)
-    assert torch.allclose(from_export(1, [5, 6]), from_ckpt(1, [5, 6]), atol=1e-5)

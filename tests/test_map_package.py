@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_deploy_app import DEFAULTS, _save, _tiny_generator
+from bundle_utils import save_generator_artifact
+from test_deploy_app import CLASSES, DEFAULTS, NETWORK, _tiny_generator
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "apps" / "packaging" / "map_build_context.py"
@@ -34,9 +35,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.slow
 def test_build_context_is_complete_and_runs(tmp_path: Path) -> None:
-    import torch
-
-    model = _save(torch.jit.script(_tiny_generator()), tmp_path / "models" / "msgsagan" / "model.ts", "msgsagan_tiny")
+    model = save_generator_artifact(_tiny_generator(), NETWORK, CLASSES, tmp_path / "models" / "msgsagan" / "model.ts")
     out = tmp_path / "context"
     result = subprocess.run(
         [str(MAP_PYTHON), str(SCRIPT), str(out), "--models", str(tmp_path / "models")],

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_msgsagan.generation import sample_latent
 from monai_msgsagan.networks import (
     InferenceGenerator,
     MultiScaleDiscriminator,
     MultiScaleGenerator,
     SelfAttention2d,
-    sample_latent,
 )
 from monai_msgsagan.networks.blocks import default_channels, he_init
 

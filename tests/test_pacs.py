@@ -17,15 +17,18 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from bundle_utils import save_generator_artifact
 from orthanc_server import CLIENT_AE_TITLE, ORTHANC_AE_TITLE, OrthancServer, find_orthanc
+from output import write_series_atomically
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut
-from test_deploy_app import CLASSES, _config, _request_dir, _save, _tiny_generator, run_app
+from test_deploy_app import CLASSES, NETWORK, _config, _request_dir, _tiny_generator, run_app
 
+from monai_msgsagan.artifact import load_generator
 from monai_msgsagan.dicom import SYNTHETIC_PATIENT_NAME
 from monai_msgsagan.dicom_send import DicomNode, send_c_store
-from monai_msgsagan.synthesis import generate, load_exported_generator, write_series_atomically
+from monai_msgsagan.generation import generate
 
 ORTHANC = find_orthanc()
 pytestmark = [
@@ -42,9 +45,9 @@ SYNTHETIC_DATA = "0008,001c"  # Orthanc 1.10's dictionary predates SyntheticData
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny class-conditional generator of test_deploy_app, exported like ckpt_export."""
+    """The tiny class-conditional generator of test_deploy_app, exported like ckpt_export with its record."""
     path = tmp_path_factory.mktemp("model") / "msgsagan" / "model.ts"
-    return _save(torch.jit.script(_tiny_generator()), path, "msgsagan_tiny")
+    return save_generator_artifact(_tiny_generator(), NETWORK, CLASSES, path)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +111,7 @@ def test_orthanc_stores_every_instance_as_synthetic(first_run: dict, orthanc: Or
 
 def test_orthanc_renders_the_generated_pixels(first_run: dict, orthanc: OrthancServer, model: Path) -> None:
     """Orthanc decodes each stored instance itself; its 8-bit preview must correlate with the generator output."""
-    generator = load_exported_generator(model)
-    expected = generate(generator, 4, seed=3, batch_size=2, class_index=CLASSES.index("covid")).numpy()[:, 0]
+    expected = generate(load_generator(model).network, 4, 3, CLASSES.index("covid")).numpy()[:, 0]
     by_uid = {d.SOPInstanceUID: int(d.InstanceNumber) - 1 for d in first_run["datasets"]}
     for instance in _study_instances(orthanc, first_run["study_uid"]):
         png = orthanc.get_bytes(f"/instances/{instance['ID']}/preview")

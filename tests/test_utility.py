@@ -16,15 +16,7 @@ import pytest
 import torch
 from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, train_bundle
 
-from monai_msgsagan.artifact import (
-    DataLeakageError,
-    GeneratorRecord,
-    RecordError,
-    check_no_leakage,
-    load_generator,
-    record_path,
-    training_record,
-)
+from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, record_path, training_record
 from monai_msgsagan.data import training_data, write_phantom_folder
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator
@@ -54,25 +46,19 @@ def save_generator(folder: Path, data, seed: int = 0) -> Path:
     return model
 
 
-def test_record_round_trip_and_refusals(tmp_path: Path):
+def test_training_record_holds_the_data_and_is_shared_by_best_weights(tmp_path: Path):
     data = training_data("", 16, num_phantoms=8, seed=3)
     model = save_generator(tmp_path / "models", data)
-    generator, record = load_generator(model)
+    generator = load_generator(model)
+    record = generator.record
     assert record.network == NET_ARGS and record.class_names == ["normal", "lung_opacity"]
     assert record.training_data["item_ids"][:2] == ["phantom:3:0", "phantom:3:1"]
+    assert record.data_settings["num_phantoms"] == 8 and record.data_settings["seed"] == 3
+    assert record.data_settings["dataset_dir"] == ""
     assert generator.resolution == 16 and generator.num_classes == 2
     best = model.with_name("model_best.pt")  # the health monitor's best weights share the run's record
     best.write_bytes(model.read_bytes())
-    assert load_generator(best)[1].training_data == record.training_data
-    record_path(model).unlink()
-    with pytest.raises(RecordError, match=r"model\.json: generator record not found"):
-        load_generator(model)
-    record_path(model).write_text('{"format": 99}')
-    with pytest.raises(RecordError, match="record format 99"):
-        GeneratorRecord.load(record_path(model))
-    record_path(model).write_text("{not json")
-    with pytest.raises(RecordError, match="unreadable generator record"):
-        GeneratorRecord.load(record_path(model))
+    assert load_generator(best).record.training_data == record.training_data
 
 
 def test_leakage_of_files_is_refused_naming_them(tmp_path: Path):
@@ -145,12 +131,11 @@ def test_class_weights_are_inverse_frequency():
 def test_every_arm_end_to_end(tmp_path: Path):
     train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
     test = training_data("", 16, num_phantoms=8, seed=1000)
-    generator, record = load_generator(save_generator(tmp_path / "models", train))
+    generator = load_generator(save_generator(tmp_path / "models", train))
     report = run_utility_study(
         train,
         test,
         generator,
-        record,
         tmp_path / "eval",
         seeds=(0, 1, 2),
         classifier=TINY_CLASSIFIER,
@@ -186,16 +171,14 @@ def test_every_arm_end_to_end(tmp_path: Path):
 
 def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):
     train = training_data("", 16, num_phantoms=12, phantom_class_ratio=0.25, seed=0)
-    generator, record = load_generator(save_generator(tmp_path / "models", train))
+    generator = load_generator(save_generator(tmp_path / "models", train))
     leaked = training_data("", 16, num_phantoms=4, seed=0)  # phantoms 0-3 of the generator's training seed
     with pytest.raises(DataLeakageError, match=r"4 held-out test image\(s\).*phantom 0 \(seed 0\)"):
-        run_utility_study(train, leaked, generator, record, tmp_path / "eval", classifier=TINY_CLASSIFIER)
+        run_utility_study(train, leaked, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
     other_train = training_data("", 16, num_phantoms=12, seed=5)
     overlapping_test = training_data("", 16, num_phantoms=4, seed=5)
     with pytest.raises(DataLeakageError, match="also in the classifier's train split"):
-        run_utility_study(
-            other_train, overlapping_test, generator, record, tmp_path / "eval", classifier=TINY_CLASSIFIER
-        )
+        run_utility_study(other_train, overlapping_test, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
     assert not (tmp_path / "eval").exists()
 
 
@@ -206,11 +189,11 @@ def test_bundle_utility_workflow(tmp_path: Path):
     bundle = copy_bundle(tmp_path / "bundle")
     data = {"num_phantoms": "24", "phantom_class_ratio": "0.25"}
     train_bundle(bundle, {**TINY_TRAIN, **data, "max_epochs": "1"})
-    record = json.loads((bundle / "models" / "model.json").read_text())
+    record = json.loads((bundle / "models" / "model.json").read_text())["generator_record"]
     assert record["network"]["resolution"] == 32 and record["class_names"] == ["normal", "lung_opacity"]
     assert record["training_data"]["num_images"] == 24
     configs = f"['{bundle / 'configs' / 'inference.json'}','{bundle / 'configs' / 'utility.json'}']"
-    study = overrides({**data, "num_test_phantoms": "8", "classifier_seeds": "[0,1,2]", "num_resamples": "20"})
+    study = overrides({"num_test_phantoms": "8", "classifier_seeds": "[0,1,2]", "num_resamples": "20"})
     study += ["--classifier#num_steps", "2", "--classifier#batch_size", "8"]
     run_bundle("run", bundle, "utility", "--config_file", configs, "--bundle_root", str(bundle), *study)
     report = json.loads((bundle / "eval" / "utility.json").read_text())

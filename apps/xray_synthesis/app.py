@@ -31,8 +31,7 @@ from operators import (
     RequestOperator,
     SendOperator,
 )
-
-from monai_msgsagan.synthesis import check_output_dir
+from output import check_output_dir
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("app.yaml")
 

@@ -18,20 +18,14 @@ import torch
 from destinations import SendSettings
 from holoscan.conditions import CountCondition
 from monai.deploy.core import Fragment, Operator, OperatorSpec
+from output import new_run_id, remove_stale_partials, write_run_report, write_series_atomically
+from request import DEFAULT_MAX_REQUEST_BYTES, load_request
 
 from monai_msgsagan import __version__
+from monai_msgsagan.artifact import ModelError, load_generator
 from monai_msgsagan.dicom_send import send_c_store, send_stow_rs
-from monai_msgsagan.synthesis import (
-    DEFAULT_MAX_REQUEST_BYTES,
-    generate,
-    load_exported_generator,
-    load_request,
-    new_run_id,
-    remove_stale_partials,
-    write_report,
-    write_series_atomically,
-)
-from monai_msgsagan.synthesis.gate import diversity_gate
+from monai_msgsagan.generation import generate
+from monai_msgsagan.metrics.gate import diversity_gate
 
 APP_NAME = "xray_synthesis"
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SENT = 0, 1, 3, 4
@@ -53,10 +47,18 @@ def _run_step(state: dict[str, Any], name: str, step: Callable[[], None]) -> Non
         state["timing_s"][name] = round(time.perf_counter() - start, 6)
 
 
+class StateOperator(Operator):
+    """An operator in the middle of the chain: receives the run state on ``state`` and emits it on ``state``."""
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input("state")
+        spec.output("state")
+
+
 class RequestOperator(Operator):
     """Reads and validates the request (``request.json`` in the input folder, else the app.yaml defaults).
 
-    Emits the run state with ``request`` (a :class:`monai_msgsagan.synthesis.SynthesisRequest`).
+    Emits the run state with ``request`` (a :class:`request.SynthesisRequest`).
     """
 
     def __init__(
@@ -94,8 +96,25 @@ class RequestOperator(Operator):
         op_output.emit(state, "state")
 
 
-class GeneratorOperator(Operator):
-    """Loads the TorchScript generator and generates the requested images (GPU when present).
+def find_model_file(model_path: Path) -> Path:
+    """The one model file at ``model_path`` (a file, or a folder holding exactly one file, at any depth).
+
+    Raises:
+        ModelError: the path does not exist, or the folder holds no file or several.
+    """
+    if model_path.is_file():
+        return model_path
+    if not model_path.is_dir():
+        raise ModelError(f"model path {model_path} does not exist.")
+    files = sorted(p for p in model_path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if len(files) != 1:
+        found = ", ".join(str(f.relative_to(model_path)) for f in files) or "nothing"
+        raise ModelError(f"model folder {model_path} must hold exactly one TorchScript file, found {found}.")
+    return files[0]
+
+
+class GeneratorOperator(StateOperator):
+    """Loads the TorchScript generator (its record embedded) and generates the requested images (GPU when present).
 
     Adds ``model`` (identity incl. SHA-256), ``device``, ``precision`` and ``images`` (N, 1, R, R) in [-1, 1].
     """
@@ -106,25 +125,27 @@ class GeneratorOperator(Operator):
         self.half_precision = bool(half_precision) and self.device.type == "cuda"
         super().__init__(fragment, *args, **kwargs)
 
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input("state")
-        spec.output("state")
-
     def compute(self, op_input, op_output, context) -> None:
         state = op_input.receive("state")
         state["device"] = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         state["precision"] = "float16" if self.half_precision else "float32"
 
         def load() -> None:
-            state["generator"] = load_exported_generator(self.model_path, self.device)
+            state["generator"] = load_generator(find_model_file(self.model_path), self.device)
             state["model"] = state["generator"].identity()
 
         def run() -> None:
             request, generator = state["request"], state["generator"]
             index = generator.class_index(request.class_name)
-            state["class"] = generator.class_label(index)
+            state["class"] = generator.class_name(index)
             state["images"] = generate(
-                generator, request.num_images, request.seed, request.batch_size, index, self.device, self.half_precision
+                generator.network,
+                request.num_images,
+                request.seed,
+                index,
+                batch_size=request.batch_size,
+                device=self.device,
+                half_precision=self.half_precision,
             )
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
@@ -134,7 +155,7 @@ class GeneratorOperator(Operator):
         op_output.emit(state, "state")
 
 
-class DiversityGateOperator(Operator):
+class DiversityGateOperator(StateOperator):
     """Refuses a mode-collapsed batch: mean pairwise MS-SSIM above the configured threshold."""
 
     def __init__(
@@ -143,10 +164,6 @@ class DiversityGateOperator(Operator):
         self.threshold = float(max_mean_ms_ssim)
         self.max_pairs = None if max_pairs is None else int(max_pairs)
         super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input("state")
-        spec.output("state")
 
     def compute(self, op_input, op_output, context) -> None:
         state = op_input.receive("state")
@@ -162,7 +179,7 @@ class DiversityGateOperator(Operator):
         op_output.emit(state, "state")
 
 
-class DicomWriterOperator(Operator):
+class DicomWriterOperator(StateOperator):
     """Writes the accepted batch as one synthetic Secondary Capture series, all or nothing.
 
     First, whatever the run's status, removes the hidden folders of earlier runs that were killed while writing
@@ -173,10 +190,6 @@ class DicomWriterOperator(Operator):
         self.output_path = Path(output_path)
         self.bits_allocated = int(bits_allocated)
         super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input("state")
-        spec.output("state")
 
     def compute(self, op_input, op_output, context) -> None:
         state = op_input.receive("state")
@@ -206,7 +219,7 @@ class DicomWriterOperator(Operator):
         op_output.emit(state, "state")
 
 
-class SendOperator(Operator):
+class SendOperator(StateOperator):
     """Sends the written series to the configured DICOM node (C-STORE) and/or STOW-RS endpoint.
 
     Adds ``send``: None when no destination is configured, else the destinations, ``status`` ("sent", "partly
@@ -218,10 +231,6 @@ class SendOperator(Operator):
         self.output_path = Path(output_path)
         self.settings = settings
         super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input("state")
-        spec.output("state")
 
     def _send(self, files: list[Path]) -> dict[str, Any]:
         settings = self.settings
@@ -317,7 +326,7 @@ class ReportOperator(Operator):
         }
         if "cleanup_error" in state:
             report["cleanup_error"] = state["cleanup_error"]
-        write_report(report, self.output_path, state["run_id"])
+        write_run_report(report, self.output_path, state["run_id"])
         codes = {"written": EXIT_OK, "refused": EXIT_REFUSED}
         code = codes.get(state["status"], EXIT_FAILED)
         if code == EXIT_OK and state.get("send") and state["send"]["status"] != "sent":

@@ -6,15 +6,16 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from monai.data import Dataset
 
 from monai_msgsagan.data.datalist import DatalistReport, build_datalist, make_dataset
 from monai_msgsagan.data.phantoms import PhantomDataset
-from monai_msgsagan.label.generator import file_sha256
+from monai_msgsagan.files import file_sha256
 from monai_msgsagan.transforms import xray_train_transforms
 
 __all__ = ["TrainingData", "training_data", "real_image_sample"]
@@ -27,7 +28,8 @@ class TrainingData:
     """A training dataset of ``{"image": (1, R, R) float32 in [-1, 1], "label": int}`` items and its classes.
 
     ``num_classes`` is what the networks are built with: 0 (unconditional) when the data has fewer than two
-    classes, else the number of classes.
+    classes, else the number of classes. ``settings`` are the :func:`training_data` arguments that define which
+    images these are (kept in the generator record, so an evaluation finds the same data without overrides).
     """
 
     dataset: Dataset
@@ -35,6 +37,7 @@ class TrainingData:
     report: DatalistReport | None = None
     source: str = "phantoms"
     files: list[str] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -92,28 +95,37 @@ def training_data(
         report_path: where to write the datalist report (skipped rows, unreadable files) as JSON.
     """
     if dataset_dir is None or str(dataset_dir).strip() == "":
+        settings = {
+            "dataset_dir": "",
+            "num_phantoms": num_phantoms,
+            "phantom_classes": phantom_classes,
+            "phantom_class_ratio": phantom_class_ratio,
+            "seed": seed,
+        }
         dataset = PhantomDataset(
             num_phantoms, resolution, num_classes=phantom_classes, class_ratio=phantom_class_ratio, seed=seed
         )
         logger.info("training on %d procedural chest phantoms at %d px", num_phantoms, resolution)
-        return TrainingData(dataset, list(dataset.class_names))
+        return TrainingData(dataset, list(dataset.class_names), settings=settings)
     source = Path(dataset_dir)
     if not source.exists():
         raise FileNotFoundError(f"dataset_dir {source} does not exist (give a folder or a CSV of images).")
+    settings = {
+        "dataset_dir": str(source.resolve()),
+        "label_column": label_column,
+        "path_column": path_column,
+        "classes": None if classes is None else list(classes),
+        "labels_from_subfolders": labels_from_subfolders,
+        "seed": seed,
+    }
     datalist = build_datalist(
-        source,
-        label_column=label_column,
-        path_column=path_column,
-        classes=classes,
-        seed=seed,
-        labels_from_subfolders=labels_from_subfolders,
-        report_path=report_path,
+        source, report_path=report_path, **{k: v for k, v in settings.items() if k != "dataset_dir"}
     )
     logger.info(datalist.report.summary())
     transform = xray_train_transforms(resolution, augment=augment, pyramid=False, seed=seed)
     dataset = make_dataset(datalist.train, transform, cache=cache, cache_dir=cache_dir)
     files = [item["image"] for item in datalist.train]
-    return TrainingData(dataset, list(datalist.class_names), datalist.report, str(source), files)
+    return TrainingData(dataset, list(datalist.class_names), datalist.report, str(source), files, settings)
 
 
 def real_image_sample(dataset: Dataset, num: int, seed: int = 0) -> torch.Tensor:

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 from monai_msgsagan.distributed import all_gather_object, is_distributed, select_rank_state
 from monai_msgsagan.engines.augment import PyramidDiffAugment
 from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
+from monai_msgsagan.generation import sample_latent
 from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
-from monai_msgsagan.networks.generator import sample_latent
 
 __all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "image_pyramid"]
 

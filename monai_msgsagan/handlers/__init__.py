@@ -17,7 +17,7 @@ from monai_msgsagan.handlers.diversity import DiversityMonitor
 from monai_msgsagan.handlers.ema import GeneratorEMA
 from monai_msgsagan.handlers.health import Diagnosis, HealthThresholds, TrainingHealthMonitor, diagnose
 from monai_msgsagan.handlers.progress import TrainingProgress
-from monai_msgsagan.handlers.samples import SampleGridSaver, fixed_latents, image_grid
+from monai_msgsagan.handlers.samples import SampleGridSaver, image_grid
 
 __all__ = [
     "CheckpointIntegrityError",
@@ -34,7 +34,6 @@ __all__ = [
     "TrainingProgress",
     "atomic_torch_save",
     "diagnose",
-    "fixed_latents",
     "image_grid",
     "latest_checkpoint",
     "load_checkpoint",

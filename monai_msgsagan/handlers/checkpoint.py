@@ -9,7 +9,6 @@ generator renders non-finite images on a fixed check batch.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
@@ -18,8 +17,6 @@ import os
 import pickle
 import random
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,8 @@ from ignite.engine import Engine, Events
 
 from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank, is_distributed, select_rank_state
 from monai_msgsagan.engines.trainer import NonFiniteLossError
-from monai_msgsagan.handlers.samples import fixed_latents
+from monai_msgsagan.files import atomic_write_bytes
+from monai_msgsagan.generation import GenerationError, generate
 
 __all__ = [
     "CheckpointIntegrityError",
@@ -66,50 +64,6 @@ class CheckpointIntegrityError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------------- files
-def _write_error(err: OSError, path: Path, size: int) -> OSError:
-    """An ``OSError`` that names ``path`` and, for a full disk or quota, says so plainly."""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        try:
-            free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
-        except OSError:
-            free = "free space unknown"
-        what = "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
-        return OSError(
-            err.errno,
-            f"{what}: cannot write {path} ({size / 2**20:.1f} MiB needed, {free} on its file system); the "
-            "previous file of that name, if any, is unchanged. Free some space or move the output folder.",
-        )
-    return OSError(err.errno, f"cannot write {path}: {err.strerror or err}")
-
-
-def _atomic_write_bytes(data: bytes | memoryview, path: str | os.PathLike) -> Path:
-    """Write ``data`` to a temporary file in ``path``'s folder, ``fsync`` it, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise _write_error(e, path, len(data)) from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
-
-
 def _serialize(obj: Any) -> memoryview:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -122,7 +76,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     The object is serialised in memory first, so a failed write (a full disk, say) raises an ``OSError`` that
     names ``path`` and its reason, and leaves no temporary file behind.
     """
-    return _atomic_write_bytes(_serialize(obj), path)
+    return atomic_write_bytes(_serialize(obj), path)
 
 
 def _hash_path(path: Path) -> Path:
@@ -138,8 +92,8 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> str:
     path = Path(path)
     data = _serialize(obj)
     digest = hashlib.sha256(data).hexdigest()
-    _atomic_write_bytes(f"{digest}  {path.name}\n".encode(), _hash_path(path))
-    _atomic_write_bytes(data, path)
+    atomic_write_bytes(f"{digest}  {path.name}\n".encode(), _hash_path(path))
+    atomic_write_bytes(data, path)
     return digest
 
 
@@ -273,20 +227,14 @@ def _is_generator(obj: Any) -> bool:
     return isinstance(obj, torch.nn.Module) and hasattr(obj, "latent_dim") and hasattr(obj, "num_classes")
 
 
-@torch.no_grad()
 def generator_output_problem(name: str, network: torch.nn.Module) -> str | None:
-    """Why ``network`` fails to render a fixed check batch ``(4, C, R, R)`` with finite values, or ``None``."""
-    device = next(network.parameters()).device
-    z, labels = fixed_latents(CHECK_BATCH_SIZE, network.latent_dim, network.num_classes, CHECK_BATCH_SEED, device)
-    was_training = network.training
-    network.eval()
+    """Why ``network`` fails to render a fixed check batch (:func:`~monai_msgsagan.generation.generate`), or
+    ``None``."""
     try:
-        out = network(z, labels)
-    finally:
-        network.train(was_training)
-    images = out[-1] if isinstance(out, (list, tuple)) else out
-    bad = int((~torch.isfinite(images)).sum())
-    return f"{name}: {bad} of {images.numel()} pixels of the fixed check batch are not finite" if bad else None
+        generate(network, CHECK_BATCH_SIZE, CHECK_BATCH_SEED)
+    except GenerationError as e:
+        return f"{name}: {e}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------- random states

@@ -11,7 +11,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-from monai_msgsagan.handlers.samples import fixed_latents
+from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.metrics import FeatureCache, extract_features, fid_from_features, pairwise_ms_ssim
 
 __all__ = ["DiversityMonitor"]
@@ -23,12 +23,12 @@ class DiversityMonitor:
     """Log the mean pairwise MS-SSIM of a fixed batch of generated images (higher = less diverse).
 
     Every ``epoch_interval`` epochs the generator (the EMA generator) renders ``num_samples`` images from fixed
-    latents (classes cycled for conditional models); their mean pairwise MS-SSIM is logged, written to
+    latents (class by class for conditional models); their mean pairwise MS-SSIM is logged, written to
     TensorBoard as ``diversity/ms_ssim_fake`` and appended to ``log_path`` (JSON lines) so the evaluation report
     can plot it. When ``real_images`` are given, their pairwise MS-SSIM is computed once and logged beside it as
     ``diversity/ms_ssim_real`` together with the ratio fake/real (about 1 for a healthy generator; well above 1
-    signals collapse). For class-conditional models the MS-SSIM within each class (the fixed latents cycle the
-    classes) is logged too, as ``ms_ssim_fake_class{k}`` and ``ms_ssim_ratio_class{k}`` (against the real value of
+    signals collapse). For class-conditional models the MS-SSIM within each class (the fixed latents come class by
+    class) is logged too, as ``ms_ssim_fake_class{k}`` and ``ms_ssim_ratio_class{k}`` (against the real value of
     all classes): a single collapsed class hides in the overall value.
 
     FID (optional, ``fid_interval > 0``): every ``fid_interval`` epochs (and when training completes) the FID
@@ -93,8 +93,6 @@ class DiversityMonitor:
         self.feature_extractor = feature_extractor
         self.fid_batch_size = fid_batch_size
         self.feature_cache = FeatureCache(max_entries=1)
-        # one fixed latent batch for the whole run, so every check sees the same latents
-        self.num_generated = max(num_samples, self.fid_num_samples) if fid_interval > 0 else num_samples
         self.history: list[dict[str, float]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -104,27 +102,22 @@ class DiversityMonitor:
     def _due(self, engine: Engine, epoch: int) -> bool:
         return epoch % self.epoch_interval == 0 or (self.fid_interval > 0 and epoch % self.fid_interval == 0)
 
-    @torch.no_grad()
     def generate(self, num: int) -> torch.Tensor:
-        """The fixed generated batch ``(num, C, R, R)`` in [-1, 1] (CPU, float32)."""
-        device = next(self.network.parameters()).device
-        z, labels = fixed_latents(num, self.network.latent_dim, self.network.num_classes, self.seed, device)
-        was_training = self.network.training
-        self.network.eval()
-        out = self.network(z, labels)
-        self.network.train(was_training)
-        images = out[-1] if isinstance(out, (list, tuple)) else out
-        return images.float().cpu().clamp(-1, 1)
+        """The fixed generated batch ``(num, C, R, R)`` in [-1, 1] (CPU, float32): class by class for conditional
+        models (:func:`~monai_msgsagan.generation.generate_per_class` of ``seed``), so the ``k``-th block of
+        ``num // num_classes`` images is class ``k``."""
+        num_classes = max(int(self.network.num_classes), 1)
+        return generate_per_class(self.network, -(-num // num_classes), self.seed)[0][:num]
 
     def measure(self) -> float:
         """Mean pairwise MS-SSIM of the fixed generated batch."""
-        return float(pairwise_ms_ssim(self.generate(self.num_generated)[: self.num_samples]).mean)
+        return float(pairwise_ms_ssim(self.generate(self.num_samples)).mean)
 
     def measure_fid(self, fake: torch.Tensor | None = None) -> float:
         """FID between ``real_images`` (features cached) and the fixed generated batch (or ``fake``)."""
         if self.real_images is None:
             raise ValueError("FID needs real_images.")
-        fake = self.generate(self.num_generated)[: self.fid_num_samples] if fake is None else fake
+        fake = self.generate(self.fid_num_samples) if fake is None else fake
         device = next(self.network.parameters()).device
         kw = {"batch_size": self.fid_batch_size, "device": device}
         real_feats = extract_features(
@@ -134,12 +127,12 @@ class DiversityMonitor:
         return fid_from_features(real_feats, fake_feats)
 
     def _per_class_ms_ssim(self, images: torch.Tensor) -> list[float]:
-        """Conditional models: mean pairwise MS-SSIM within each class of the fixed batch (classes cycle)."""
-        num_classes = getattr(self.network, "num_classes", 0)
-        if num_classes < 2 or images.shape[0] < 2 * num_classes:
+        """Conditional models: mean pairwise MS-SSIM within each class block of the fixed batch."""
+        num_classes = int(self.network.num_classes)
+        per_class = images.shape[0] // max(num_classes, 1)
+        if num_classes < 2 or per_class < 2:
             return []
-        labels = torch.arange(images.shape[0]) % num_classes
-        return [float(pairwise_ms_ssim(images[labels == k]).mean) for k in range(num_classes)]
+        return [float(pairwise_ms_ssim(images[k * per_class : (k + 1) * per_class]).mean) for k in range(num_classes)]
 
     def __call__(self, engine: Engine) -> None:
         if self.history and self.history[-1]["iteration"] == engine.state.iteration:
@@ -147,22 +140,22 @@ class DiversityMonitor:
         epoch = engine.state.epoch
         completed = engine.state.epoch >= (engine.state.max_epochs or 0) or engine.should_terminate
         want_fid = self.fid_interval > 0 and (epoch % self.fid_interval == 0 or completed)
-        images = self.generate(self.num_generated)
+        images = self.generate(self.num_samples)
         record = {
             "epoch": epoch,
             "iteration": engine.state.iteration,
-            "ms_ssim_fake": float(pairwise_ms_ssim(images[: self.num_samples]).mean),
+            "ms_ssim_fake": float(pairwise_ms_ssim(images).mean),
         }
         if self.real_ms_ssim is not None:
             record["ms_ssim_real"] = self.real_ms_ssim
             record["ms_ssim_ratio"] = record["ms_ssim_fake"] / max(self.real_ms_ssim, 1e-8)
-        per_class = self._per_class_ms_ssim(images[: self.num_samples])
+        per_class = self._per_class_ms_ssim(images)
         for k, value in enumerate(per_class):
             record[f"ms_ssim_fake_class{k}"] = value
             if self.real_ms_ssim is not None:
                 record[f"ms_ssim_ratio_class{k}"] = value / max(self.real_ms_ssim, 1e-8)
         if want_fid:
-            record["fid"] = self.measure_fid(images[: self.fid_num_samples])
+            record["fid"] = self.measure_fid()
         self.history.append(record)
         logger.info("epoch %d diversity: %s", engine.state.epoch, {k: round(v, 4) for k, v in record.items()})
         if self.summary_writer is not None:

@@ -15,8 +15,8 @@ from typing import Any
 from ignite.engine import Engine, Events
 from monai.utils.enums import StrEnum
 
+from monai_msgsagan.files import atomic_write_bytes
 from monai_msgsagan.handlers.checkpoint import (
-    _atomic_write_bytes,
     atomic_torch_save,
     generator_output_problem,
     nonfinite_entries,
@@ -338,5 +338,5 @@ class TrainingHealthMonitor:
             return
         atomic_torch_save(state, self.best_model_path)
         self.best = {"epoch": latest["epoch"], "iteration": latest["iteration"], "criterion": criterion, "value": value}
-        _atomic_write_bytes(json.dumps(self.best, indent=2).encode(), self.best_model_path.with_suffix(".json"))
+        atomic_write_bytes(json.dumps(self.best, indent=2).encode(), self.best_model_path.with_suffix(".json"))
         logger.info("best model so far (%s %.4f) saved to %s", criterion, value, self.best_model_path)

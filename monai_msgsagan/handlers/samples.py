@@ -11,18 +11,9 @@ import torch
 from ignite.engine import Engine, Events
 from PIL import Image
 
-from monai_msgsagan.networks.generator import sample_latent
+from monai_msgsagan.generation import generate_per_class
 
-__all__ = ["SampleGridSaver", "image_grid", "fixed_latents"]
-
-
-def fixed_latents(
-    num: int, latent_dim: int, num_classes: int, seed: int, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A reproducible latent batch ``(num, latent_dim)`` and, for conditional models, labels cycling the classes."""
-    z = sample_latent(num, latent_dim, torch.Generator().manual_seed(seed), device)
-    labels = torch.arange(num, device=z.device) % num_classes if num_classes > 0 else None
-    return z, labels
+__all__ = ["SampleGridSaver", "image_grid"]
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
@@ -45,16 +36,17 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
 
 
 class SampleGridSaver:
-    """Every ``epoch_interval`` epochs, render a fixed latent batch with ``network`` (the EMA generator).
+    """Every ``epoch_interval`` epochs, render the same images with ``network`` (the EMA generator).
 
     Writes ``{output_dir}/samples_epoch{epoch:04d}.png`` and, when a ``summary_writer`` is given, the image
-    ``samples`` at the current iteration. The latents are fixed by ``seed``, so grids of successive epochs show
-    how the same latents evolve.
+    ``samples`` at the current iteration. The images are :func:`~monai_msgsagan.generation.generate_per_class`
+    of ``seed`` (class by class, ``num_samples`` in all), so grids of successive epochs show how the same latents
+    evolve, and they are the images inference makes with that seed.
 
     Args:
         network: generator returning a coarse-to-fine list (``MultiScaleGenerator``) or the finest image.
         output_dir: folder for the PNG files.
-        num_samples: images in the grid.
+        num_samples: images in the grid (divided evenly among the classes).
         seed: seed of the fixed latents.
         epoch_interval: epochs between grids (and one when training completes).
         summary_writer: optional ``torch.utils.tensorboard.SummaryWriter``.
@@ -83,18 +75,10 @@ class SampleGridSaver:
         if self.enabled:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.epoch_interval) | Events.COMPLETED, self)
 
-    @torch.no_grad()
     def generate(self) -> torch.Tensor:
-        """The fixed batch ``(num_samples, C, R, R)`` in [-1, 1]."""
-        device = next(self.network.parameters()).device
-        z, labels = fixed_latents(
-            self.num_samples, self.network.latent_dim, self.network.num_classes, self.seed, device
-        )
-        was_training = self.network.training
-        self.network.eval()
-        out = self.network(z, labels)
-        self.network.train(was_training)
-        return out[-1] if isinstance(out, (list, tuple)) else out
+        """The grid's images ``(N, C, R, R)`` in [-1, 1], class by class."""
+        per_class = max(1, self.num_samples // max(int(self.network.num_classes), 1))
+        return generate_per_class(self.network, per_class, self.seed)[0]
 
     def __call__(self, engine: Engine) -> None:
         grid = image_grid(self.generate())

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_msgsagan.label.files import atomic_write_text, write_png
-from monai_msgsagan.label.generator import SyntheticGenerator, image_seed
+from monai_msgsagan.artifact import GeneratorArtifact
+from monai_msgsagan.files import atomic_write_text, write_png
+from monai_msgsagan.generation import generate
 from monai_msgsagan.label.records import SYNTHETIC_KEY, class_counts
 
-__all__ = ["SyntheticAugmenter", "plan_synthetic_counts", "CACHE_FORMAT_VERSION"]
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "REQUEST_KEY",
+    "SPLIT_FILENAME",
+    "SyntheticAugmenter",
+    "augment_split",
+    "generator_classes",
+    "plan_synthetic_counts",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Bumped whenever the way a cached image is made changes, so old caches are not reused.
 CACHE_FORMAT_VERSION = 1
@@ -60,21 +72,45 @@ def plan_synthetic_counts(
     return plan
 
 
+def generator_classes(generator: GeneratorArtifact, classes: Sequence[str] | None = None) -> list[str]:
+    """The class names a datalist may use with ``generator``: ``classes`` (default: the generator's, from its
+    record), each a class of the class-conditional generator, matched by name.
+
+    Raises:
+        ValueError: an unconditional generator, a name it does not have, or a name given twice.
+    """
+    if generator.num_classes < 1:
+        raise ValueError(f"{generator.path}: the generator is not class-conditional (num_classes=0).")
+    classes = list(generator.class_names if classes is None else classes)
+    unknown = [c for c in classes if c not in generator.class_names]
+    if unknown:
+        raise ValueError(
+            f"classes {unknown} are not classes of the generator {generator.path}, which has "
+            f"{generator.class_names} (its models/model.json)."
+        )
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"class names must be unique, got {classes}.")
+    return classes
+
+
 class SyntheticAugmenter:
     """Adds class-conditional synthetic images of the minority classes to a classification datalist.
 
-    The images come from a trained MSG-SAGAN generator and are written as 8-bit grayscale PNG into
-    ``cache_dir/<model sha256[:16]>-<settings hash>/<class index>/<image index>.png``. Image ``i`` of class ``c`` is
-    made from its own seed (:func:`~monai_msgsagan.label.generator.image_seed`), so a second run with the same model
-    and settings reuses every file, and a run that needs more images only adds the missing ones.
+    The images come from a trained MSG-SAGAN generator (:func:`~monai_msgsagan.artifact.load_generator`) and are
+    written as 8-bit grayscale PNG into ``cache_dir/<model sha256[:16]>-<settings hash>/<generator class
+    index>/<image index>.png``. Image ``i`` of a class is image ``i`` of :func:`~monai_msgsagan.generation.generate`
+    for the run seed (the image bundle inference and the Deploy app make for that seed and class), so a second
+    run with the same model and settings reuses every file, and a run that needs more images only adds the
+    missing ones.
 
-    The returned records are ``{image_key: <png path>, label_key: <class index>, "synthetic": True,
+    The returned records are ``{image_key: <png path>, label_key: <class index in classes>, "synthetic": True,
     "class_name": <name>, "generator_sha256": <sha>}``; the ``"synthetic"`` flag keeps them apart from real data.
 
     Args:
-        generator: the loaded class-conditional generator (``generator.num_classes == len(classes)``).
-        classes: class names in the generator's index order.
+        generator: the loaded class-conditional generator.
         cache_dir: folder for the generated PNG files.
+        classes: the datalist's class names in its label order (default: the generator's, from its record); each
+            must be a class of the generator, matched by name.
         balance: target size of each augmented class as a fraction of the largest class, in (0, 1].
         max_ratio: most synthetic images per real image of the same class (``>= 0``), ``None`` for no cap.
         augment_classes: names of the classes that may receive synthetic images; default all.
@@ -85,15 +121,15 @@ class SyntheticAugmenter:
             :func:`~monai_msgsagan.label.records.read_class_index`).
 
     Raises:
-        ValueError: a generator that is not class-conditional or has another number of classes, an unknown class
-            name, or a bad ``balance``/``max_ratio``/``batch_size``.
+        ValueError: a generator that is not class-conditional, a class name it does not know, or a bad
+            ``balance``/``max_ratio``/``batch_size``.
     """
 
     def __init__(
         self,
-        generator: SyntheticGenerator,
-        classes: Sequence[str],
+        generator: GeneratorArtifact,
         cache_dir: str | Path,
+        classes: Sequence[str] | None = None,
         balance: float = 1.0,
         max_ratio: float | None = None,
         augment_classes: Sequence[str] | None = None,
@@ -102,23 +138,15 @@ class SyntheticAugmenter:
         image_key: str = "image",
         label_key: str = "label",
     ) -> None:
-        if generator.num_classes < 1:
-            raise ValueError(f"{generator.source}: the generator is not class-conditional (num_classes=0).")
-        if generator.num_classes != len(classes):
-            raise ValueError(
-                f"{generator.source}: the generator has {generator.num_classes} classes but {len(classes)} class "
-                f"names were given: {list(classes)}."
-            )
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"class names must be unique, got {list(classes)}.")
+        classes = generator_classes(generator, classes)
         unknown = [c for c in (augment_classes or []) if c not in classes]
         if unknown:
-            raise ValueError(f"augment_classes {unknown} are not classes of {list(classes)}.")
+            raise ValueError(f"augment_classes {unknown} are not classes of {classes}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         plan_synthetic_counts([0] * len(classes), balance, max_ratio)  # validates balance and max_ratio
         self.generator = generator
-        self.classes = list(classes)
+        self.classes = classes
         self.balance = float(balance)
         self.max_ratio = None if max_ratio is None else float(max_ratio)
         self.augment = None if augment_classes is None else [self.classes.index(c) for c in augment_classes]
@@ -137,19 +165,21 @@ class SyntheticAugmenter:
         extra = plan_synthetic_counts(counts, self.balance, self.max_ratio, self.augment)
         return dict(zip(self.classes, extra))
 
-    def generate(self, class_index: int, count: int) -> list[Path]:
+    def generate(self, name: str, count: int) -> list[Path]:
         """The first ``count`` cached PNG files of a class, generating those not in the cache yet."""
+        class_index = self.generator.class_index(name)
         folder = self.cache_folder / f"{class_index:03d}"
         files = [folder / f"{i:05d}.png" for i in range(count)]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
         if missing:
             folder.mkdir(parents=True, exist_ok=True)
             self._write_manifest()
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
-            images = self.generator(class_index, [image_seed(self.seed, class_index, i) for i in batch])
-            for i, image in zip(batch, images):
-                write_png(image.numpy(), files[i])
+        for start, end in _runs(missing):
+            for first in range(start, end, self.batch_size):
+                num = min(self.batch_size, end - first)
+                images = generate(self.generator.network, num, self.seed, class_index, start=first, batch_size=num)
+                for i, image in enumerate(images, first):
+                    write_png(image.numpy(), files[i])
         return files
 
     def __call__(self, datalist: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -157,7 +187,7 @@ class SyntheticAugmenter:
         records = []
         for name, count in self.plan(datalist).items():
             index = self.classes.index(name)
-            for path in self.generate(index, count):
+            for path in self.generate(name, count):
                 records.append(
                     {
                         self.image_key: str(path),
@@ -175,10 +205,73 @@ class SyntheticAugmenter:
 
     def _write_manifest(self) -> None:
         manifest = {
-            "generator": self.generator.source,
+            "generator": str(self.generator.path),
             "generator_sha256": self.generator.sha256,
-            "classes": self.classes,
+            "classes": self.generator.class_names,
             "resolution": self.generator.resolution,
             **self.settings,
         }
         atomic_write_text(self.cache_folder / "manifest.json", json.dumps(manifest, indent=2))
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of consecutive integers in sorted ``indices``."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+#: File the train tasks write next to their checkpoints: the train and validation records of the last run.
+SPLIT_FILENAME = "synthetic_split.json"
+
+#: Train request key that turns the augmentation off for one run (``{"synthetic_augment": false}``).
+REQUEST_KEY = "synthetic_augment"
+
+
+def augment_split(
+    augmenter: SyntheticAugmenter | None,
+    train: Sequence[Mapping[str, Any]],
+    val: Sequence[Mapping[str, Any]] | None,
+    request: Mapping[str, Any],
+    split_dir: str | Path | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, dict[str, int]]:
+    """Add synthetic records to the train split only.
+
+    Validation keeps real records only: any record marked ``"synthetic"`` is dropped from it. With
+    ``augmenter=None`` or ``request["synthetic_augment"]`` false the train split is left as it is.
+
+    Args:
+        augmenter: makes (or takes from its cache) the synthetic records.
+        train, val: the real train and validation records (``val`` may be ``None``: a bundle then uses its own).
+        request: the MONAI Label train request.
+        split_dir: where to write :data:`SPLIT_FILENAME` (both lists and the per-class synthetic counts).
+
+    Returns:
+        ``(train + synthetic, validation, synthetic images per class name)``.
+    """
+    train = [dict(r) for r in train]
+    real_val = None if val is None else [dict(r) for r in val if not r.get(SYNTHETIC_KEY)]
+    if val is not None and len(real_val) != len(val):
+        logger.warning(f"dropped {len(val) - len(real_val)} synthetic records from the validation split")
+    per_class: dict[str, int] = {}
+    if augmenter is not None and _enabled(request.get(REQUEST_KEY, True)):
+        per_class = augmenter.plan(train)
+        synthetic = augmenter(train)
+        train = train + synthetic
+        logger.info(
+            f"synthetic augmentation: {len(synthetic)} records added to the train split {per_class}; "
+            f"cache {augmenter.cache_folder}"
+        )
+    if split_dir is not None:
+        Path(split_dir).mkdir(parents=True, exist_ok=True)
+        split = {"train": train, "validation": real_val, "synthetic_per_class": per_class}
+        atomic_write_text(Path(split_dir) / SPLIT_FILENAME, json.dumps(split, indent=2, default=str))
+    return train, real_val, per_class
+
+
+def _enabled(value: Any) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on") if isinstance(value, str) else bool(value)

@@ -13,7 +13,7 @@ from monai_msgsagan.metrics.diversity import (
     pairwise_ms_ssim,
     sample_pairs,
 )
-from monai_msgsagan.metrics.evaluation import evaluate_generator, generate_per_class, load_generator_weights
+from monai_msgsagan.metrics.evaluation import evaluate_generator
 from monai_msgsagan.metrics.fidelity import (
     ExtractionOptions,
     FeatureCache,
@@ -48,9 +48,7 @@ __all__ = [
     "fid_from_features",
     "fidelity_metrics",
     "gaussian_window",
-    "generate_per_class",
     "kid_from_features",
-    "load_generator_weights",
     "load_training_log",
     "memorization",
     "ms_ssim_weights",

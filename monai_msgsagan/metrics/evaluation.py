@@ -1,7 +1,8 @@
-"""Evaluate a trained generator: load its weights, generate images for every class, score them, write the report.
+"""Evaluate a trained generator: generate images for every class, score them, write the report.
 
 This is what the bundle's ``evaluate.json`` runs (configs hold wiring only): the trained EMA generator
-(``models/model.pt``, a flat state dict) renders ``num_per_class`` images of each class from seeded latents;
+(:func:`~monai_msgsagan.artifact.load_generator` of ``models/model.pt``) renders ``num_per_class`` images of each
+class (:func:`~monai_msgsagan.generation.generate_per_class`, the images inference makes with the same seed);
 they are scored against real images with :func:`~monai_msgsagan.metrics.evaluate_synthesis` (pairwise MS-SSIM,
 collapse score, FID, KID, precision/recall/density/coverage, memorisation), and
 :func:`~monai_msgsagan.metrics.write_report` writes ``report.json`` and the PNG plots.
@@ -14,113 +15,21 @@ keep ``num_per_class`` and the real sample modest there (tens to a few hundred i
 from __future__ import annotations
 
 import os
-import pickle
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from monai_msgsagan.artifact import GeneratorArtifact
+from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
 from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
-from monai_msgsagan.networks.generator import sample_latent
 
-__all__ = ["evaluate_generator", "generate_per_class", "load_generator_weights"]
-
-
-def load_generator_weights(
-    network: nn.Module, path: str | os.PathLike, map_location: torch.device | str | None = "cpu"
-) -> nn.Module:
-    """Load a flat generator state dict (the bundle's ``models/model.pt``) into ``network``; returns ``network``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (train the bundle first).
-        ValueError: the file is damaged, holds objects ``torch.load(weights_only=True)`` refuses, or does not hold
-            a state dict matching ``network``; the message names the file and the reason (never the advice to load
-            with ``weights_only=False``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: trained generator weights not found (run the bundle's training first)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        # PyTorch's text advises weights_only=False (arbitrary code execution): keep only the reason, unchained
-        found = re.search(r"WeightsUnpickler error: (.*?)(?:\. |\.?\n|\.?$)", str(err))
-        reason = found.group(1) if found else "it holds Python objects other than tensors and plain containers"
-        raise ValueError(
-            f"{path}: cannot be loaded as a weights-only state dict ({reason}); export the generator's "
-            "state_dict() (tensors only), as the bundle's training does, from a run you trust"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        first = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: unreadable as a PyTorch file ({first}); the file is damaged or incomplete") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a generator state dict, got {type(state).__name__}")
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{path}: weights do not fit the configured generator (resolution, latent_dim, channels, "
-            f"attention_resolutions and num_classes must match the training run): {err}"
-        ) from err
-    return network
-
-
-@torch.no_grad()
-def generate_per_class(
-    network: nn.Module,
-    num_per_class: int,
-    seed: int = 0,
-    batch_size: int = 32,
-    device: torch.device | str | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Generate ``num_per_class`` images of every class (or ``num_per_class`` images of an unconditional model).
-
-    The latents ``(num_classes * num_per_class, latent_dim)`` are drawn on the CPU from
-    ``torch.Generator().manual_seed(seed)`` (the same on every device); class ``k`` gets the ``k``-th block.
-
-    Args:
-        network: a generator with ``latent_dim`` and ``num_classes`` attributes returning ``(B, C, R, R)`` (an
-            ``InferenceGenerator``) or a coarse-to-fine list of scales (a ``MultiScaleGenerator``; the finest is
-            kept). Run in eval mode; its mode is restored.
-        num_per_class: images per class, at least 1.
-        seed: seed of the latents.
-        batch_size: images per forward pass.
-        device: where to run the network (default: where its parameters are).
-
-    Returns:
-        ``(images, labels)``: images ``(N, C, R, R)`` float32 on the CPU clamped to [-1, 1]; labels ``(N,)`` int64
-        or ``None`` for an unconditional model.
-    """
-    if num_per_class < 1 or batch_size < 1:
-        raise ValueError(f"num_per_class and batch_size must be positive, got {num_per_class} and {batch_size}")
-    num_classes = int(getattr(network, "num_classes", 0))
-    dev = torch.device(device) if device is not None else next(network.parameters()).device
-    total = num_per_class * max(num_classes, 1)
-    z_all = sample_latent(total, int(network.latent_dim), torch.Generator().manual_seed(seed))
-    labels = torch.arange(num_classes).repeat_interleave(num_per_class) if num_classes > 0 else None
-    was_training = network.training
-    network.eval()
-    out = []
-    try:
-        for start in range(0, total, batch_size):
-            z = z_all[start : start + batch_size].to(dev)
-            lab = labels[start : start + batch_size].to(dev) if labels is not None else None
-            images = network(z, lab)
-            images = images[-1] if isinstance(images, (list, tuple)) else images
-            out.append(images.float().cpu())
-    finally:
-        network.train(was_training)
-    images = torch.cat(out)
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError("the generator produced NaN or infinite values (a diverged checkpoint?)")
-    return images.clamp(-1, 1), labels
+__all__ = ["evaluate_generator"]
 
 
 def evaluate_generator(
-    network: nn.Module,
+    generator: GeneratorArtifact,
     real: torch.Tensor,
     output_dir: str | os.PathLike,
     *,
@@ -132,14 +41,14 @@ def evaluate_generator(
     num_pairs: int | None = None,
     training_log: str | os.PathLike | None = None,
     health_log: str | os.PathLike | None = None,
-    class_names: Sequence[str] | None = None,
     settings: dict | None = None,
     device: torch.device | str | None = None,
 ) -> dict:
     """Generate images for every class, score them against ``real`` and write the report to ``output_dir``.
 
     Args:
-        network: the trained generator (see :func:`generate_per_class`).
+        generator: the trained generator (:func:`~monai_msgsagan.artifact.load_generator`); its class names and
+            identity go into the report.
         real: ``(Nr, C, R, R)`` real images in [-1, 1] of the generator's size, Nr >= 2 (more than
             ``nearest_k`` = 5 for precision/recall/density/coverage).
         output_dir: where ``report.json`` and the PNG plots go.
@@ -154,7 +63,6 @@ def evaluate_generator(
         health_log: the training health monitor's JSON-lines log (``logs/health.jsonl``); when it exists the
             report gets ``health`` (the final diagnosis with its evidence and every change of diagnosis) and
             ``health_metrics.png``.
-        class_names: names of the classes, stored in the report.
         settings: extra JSON-ready settings stored in the report's ``settings`` (checkpoint, data set, ...).
         device: where to run the generator and the feature network.
 
@@ -162,7 +70,7 @@ def evaluate_generator(
         the :func:`evaluate_synthesis` result with a ``generator`` entry (classes, images per class, and for
         conditional models each class's own pairwise MS-SSIM) and ``files`` (name -> path of what was written).
     """
-    fake, labels = generate_per_class(network, num_per_class, seed=seed, batch_size=batch_size, device=device)
+    fake, labels = generate_per_class(generator.network, num_per_class, seed, batch_size=batch_size, device=device)
     result = evaluate_synthesis(
         real,
         fake,
@@ -173,18 +81,15 @@ def evaluate_generator(
         batch_size=batch_size,
         device=device,
     )
-    result["settings"].update(settings or {})
-    num_classes = int(getattr(network, "num_classes", 0))
-    names = list(class_names) if class_names else [str(k) for k in range(max(num_classes, 1))]
+    result["settings"].update({"model": generator.identity(), **(settings or {})})
+    names = generator.class_names
     per_class = {}
     if labels is not None and num_per_class >= 2:
-        for k in range(num_classes):
-            per_class[names[k] if k < len(names) else str(k)] = pairwise_ms_ssim(
-                fake[labels == k], num_pairs, seed
-            ).as_dict()
+        for k, name in enumerate(names):
+            per_class[name] = pairwise_ms_ssim(fake[labels == k], num_pairs, seed).as_dict()
     result["generator"] = {
-        "num_classes": num_classes,
-        "class_names": names if num_classes > 0 else [],
+        "num_classes": generator.num_classes,
+        "class_names": names,
         "num_per_class": num_per_class,
         "resolution": int(fake.shape[-1]),
         "per_class_ms_ssim_fake": per_class,

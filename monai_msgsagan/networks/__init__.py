@@ -6,7 +6,6 @@ from monai_msgsagan.networks.generator import (
     DEFAULT_ATTENTION_RESOLUTIONS,
     InferenceGenerator,
     MultiScaleGenerator,
-    sample_latent,
 )
 
 __all__ = [
@@ -18,5 +17,4 @@ __all__ = [
     "PixelNorm",
     "SelfAttention2d",
     "default_channels",
-    "sample_latent",
 ]

@@ -9,29 +9,11 @@ from torch import nn
 
 from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, validate_resolution
 
-__all__ = ["MultiScaleGenerator", "InferenceGenerator", "sample_latent", "DEFAULT_ATTENTION_RESOLUTIONS"]
+__all__ = ["MultiScaleGenerator", "InferenceGenerator", "DEFAULT_ATTENTION_RESOLUTIONS"]
 
 #: SAGAN-style attention at the middle scales. As a default it keeps only the scales a network has (a 16 px
 #: network gets none); an explicitly given tuple must name scales the network has.
 DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
-
-
-def sample_latent(
-    num: int,
-    latent_dim: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Standard normal latent vectors ``(num, latent_dim)``; pass a seeded ``torch.Generator`` to reproduce them.
-
-    The vectors are drawn on the generator's device (CPU for a CPU generator) and moved to ``device``, so the
-    same seed gives the same latents on CPU and GPU.
-    """
-    if num < 1 or latent_dim < 1:
-        raise ValueError(f"num and latent_dim must be positive, got num={num}, latent_dim={latent_dim}.")
-    gen_device = generator.device if generator is not None else "cpu"
-    z = torch.randn(num, latent_dim, generator=generator, device=gen_device)
-    return z.to(device) if device is not None else z
 
 
 def resolve_scales(

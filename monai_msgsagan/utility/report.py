@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from monai_msgsagan.label.files import atomic_write_text
+from monai_msgsagan.files import atomic_write_text
 
 __all__ = ["write_utility_report", "utility_table"]
 

@@ -43,10 +43,10 @@ from typing import Any
 
 import torch
 
-from monai_msgsagan.artifact import DataLeakageError, GeneratorRecord, RecordError, check_no_leakage, find_overlap
+from monai_msgsagan.artifact import DataLeakageError, GeneratorArtifact, ModelError, check_no_leakage, find_overlap
 from monai_msgsagan.data.sources import TrainingData
+from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
-from monai_msgsagan.label.generator import SyntheticGenerator, image_seed
 from monai_msgsagan.metrics.diversity import collapse_score
 from monai_msgsagan.utility.classifier import (
     ClassifierSettings,
@@ -84,31 +84,24 @@ MIN_TEST_PER_CLASS = 10
 BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
 
 
-def generate_images(
-    generator: SyntheticGenerator, class_index: int, count: int, seed: int, batch_size: int = 64
-) -> torch.Tensor:
-    """The first ``count`` synthetic images of a class, ``(count, C, R, R)`` in [-1, 1]: image ``i`` comes from
-    :func:`~monai_msgsagan.label.generator.image_seed` ``(seed, class_index, i)``, as in the MONAI Label hook."""
-    chunks = [
-        generator(class_index, [image_seed(seed, class_index, i) for i in range(s, min(s + batch_size, count))])
-        for s in range(0, count, batch_size)
-    ]
-    if not chunks:
-        return torch.zeros(0, generator.image_channels, generator.resolution, generator.resolution)
-    return torch.cat(chunks)
+def generate_images(generator: GeneratorArtifact, class_index: int, count: int, seed: int) -> torch.Tensor:
+    """The first ``count`` synthetic images of a class, ``(count, 1, R, R)`` in [-1, 1]: the images
+    :func:`~monai_msgsagan.generation.generate` (and so the MONAI Label hook) makes for ``seed``."""
+    if count == 0:
+        return torch.zeros(0, 1, generator.resolution, generator.resolution)
+    return generate(generator.network, count, seed, class_index, batch_size=64)
 
 
-def _check_inputs(
-    train: TrainingData, test: TrainingData, generator: SyntheticGenerator, record: GeneratorRecord
-) -> tuple[list[str], list[str]]:
+def _check_inputs(train: TrainingData, test: TrainingData, generator: GeneratorArtifact) -> tuple[list[str], list[str]]:
+    record = generator.record
     if record.class_names != list(train.class_names) or list(test.class_names) != list(train.class_names):
-        raise RecordError(
+        raise ModelError(
             f"class names differ: generator record {record.class_names}, train split {list(train.class_names)}, "
             f"test split {list(test.class_names)}; they must be the same classes in the same order."
         )
     if generator.num_classes != len(train.class_names) or generator.num_classes < 2:
         raise ValueError(
-            f"{generator.source}: the utility study needs a class-conditional generator of the data's "
+            f"{generator.path}: the utility study needs a class-conditional generator of the data's "
             f"{len(train.class_names)} classes, it has num_classes={generator.num_classes}."
         )
     test_ids, test_names = test.identities()
@@ -127,8 +120,7 @@ def _check_inputs(
 def run_utility_study(
     train: TrainingData,
     test: TrainingData,
-    generator: SyntheticGenerator,
-    record: GeneratorRecord,
+    generator: GeneratorArtifact,
     output_dir: str | os.PathLike,
     arms: Sequence[str] = ARMS,
     seeds: Sequence[int] = (0, 1, 2),
@@ -149,7 +141,7 @@ def run_utility_study(
         train: the real (imbalanced) train split: ``{"image": (1, R, R) in [-1, 1], "label"}`` items at the
             generator's resolution.
         test: the real held-out test split (same classes, same resolution).
-        generator: the trained class-conditional generator; ``record``: its record (training data identity).
+        generator: the trained class-conditional generator with its record (training data identity).
         output_dir: where ``utility.json`` and the PNG plots go.
         arms: which of :data:`ARMS` to run (the baseline needs at least one of :data:`BASELINE_ARMS`).
         seeds: classifier seeds (weights, sampling order, augmentation); at least 3 for a spread.
@@ -169,7 +161,7 @@ def run_utility_study(
 
     Raises:
         DataLeakageError: test images in the generator's training data or in the train split (named).
-        RecordError / ValueError: classes that differ between record and data, an unconditional generator, an
+        ModelError / ValueError: classes that differ between record and data, an unconditional generator, an
             unknown arm, or no baseline arm.
     """
     unknown = [a for a in arms if a not in ARMS]
@@ -180,7 +172,7 @@ def run_utility_study(
     if not seeds:
         raise ValueError("give at least one classifier seed (three or more for a spread).")
     classifier = classifier or ClassifierSettings()
-    _check_inputs(train, test, generator, record)
+    _check_inputs(train, test, generator)
     names = list(train.class_names)
     k = len(names)
     train_images, train_labels = stack_items([train.dataset[i] for i in range(len(train.dataset))])
@@ -297,7 +289,7 @@ def run_utility_study(
         networks, baseline, probe, synthetic, train_images, train_labels, names, device
     )
     report["settings"] = {
-        "generator": generator.source,
+        "generator": str(generator.path),
         "generator_sha256": generator.sha256,
         "seeds": [int(s) for s in seeds],
         "classifier": {**classifier.__dict__, "block_config": list(classifier.block_config)},

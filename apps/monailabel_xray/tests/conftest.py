@@ -23,7 +23,10 @@ FIGURE1_DIR = SHARED_DIR / "data" / "figure1-cxr"
 CLASSES = ["COVID-19", "other"]
 #: Why the app tests skip outside .venv-monailabel; each test module calls ``pytest.importorskip`` with it.
 NO_MONAILABEL = "MONAI Label is not installed here: run `bash scripts/test_monailabel.sh` (it builds .venv-monailabel)"
-GENERATOR_ARGS = {"resolution": 32, "latent_dim": 8, "channels": [16, 16, 8, 8], "num_classes": 2}
+GENERATOR_ARGS = {"resolution": 32, "latent_dim": 8, "channels": [16, 16, 8, 8], "attention_resolutions": [],
+                  "num_classes": 2}  # fmt: skip
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the repository's test helpers
+sys.path.insert(0, str(APP_DIR))  # what `monailabel start_server` does, so main.py and the tests find lib/
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +39,12 @@ def figure1_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def generator_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny class-conditional MSG-SAGAN generator as TorchScript, with the metadata ckpt_export stores."""
+    """A tiny class-conditional MSG-SAGAN generator as TorchScript with its record, as ckpt_export writes it."""
+    from bundle_utils import save_generator_artifact
+
     torch.manual_seed(0)
-    network = torch.jit.script(InferenceGenerator(**GENERATOR_ARGS).eval())
-    path = tmp_path_factory.mktemp("generator") / "model.ts"
-    extra = {"metadata.json": json.dumps({"name": "tiny-msgsagan", "classes": CLASSES})}
-    torch.jit.save(network, str(path), _extra_files=extra)
-    return path
+    network = InferenceGenerator(**GENERATOR_ARGS).eval()
+    return save_generator_artifact(network, GENERATOR_ARGS, CLASSES, tmp_path_factory.mktemp("generator") / "model.ts")
 
 
 def make_datastore(figure1_dir: Path, folder: Path, n_covid: int = 6, n_other: int = 2) -> Path:
@@ -74,8 +76,6 @@ def start_app(studies: Path, conf: dict[str, str]) -> Iterator:
     from monailabel.config import settings
     from monailabel.interfaces.utils.app import clear_cache
 
-    if str(APP_DIR) not in sys.path:
-        sys.path.insert(0, str(APP_DIR))  # what `monailabel start_server` does, so main.py finds lib/
     settings.MONAI_LABEL_APP_DIR = str(APP_DIR)
     settings.MONAI_LABEL_STUDIES = str(studies)
     settings.MONAI_LABEL_APP_CONF = conf

@@ -98,10 +98,10 @@ def test_infer_returns_synthetic_image(running_app):
     "conf, message",
     [
         ({"synthetic_model": None}, "'synthetic_model' is missing"),
-        ({"synthetic_model": "/nonexistent/generator.ts"}, "does not exist"),
+        ({"synthetic_model": "/nonexistent/generator.ts"}, "generator.ts: generator model not found"),
         ({"synthetic_classes": "pneumothorax"}, r"unknown classes \['pneumothorax'\]"),
         ({"synthetic_ratio": "-0.5"}, "synthetic_ratio.*>= 0"),
-        ({"classes": "COVID-19,other,pneumonia"}, "2 classes but 3"),
+        ({"classes": "COVID-19,other,pneumonia"}, r"\['pneumonia'\] are not classes of the generator"),
     ],
 )
 def test_bad_config_fails_at_app_start(conf, message, figure1_dir, generator_file, tmp_path):
@@ -115,7 +115,11 @@ def test_bad_config_fails_at_app_start(conf, message, figure1_dir, generator_fil
 
 def test_hook_off_needs_no_generator(figure1_dir, tmp_path):
     studies = make_datastore(figure1_dir, tmp_path / "studies", n_covid=1, n_other=1)
-    with start_app(studies, {"model_dir": str(tmp_path / "model"), "synthetic": "false"}) as client:
+    conf = {"model_dir": str(tmp_path / "model"), "synthetic": "false"}
+    with pytest.raises(ValueError, match="'classes': give at least two class names"):  # no generator record to ask
+        with start_app(studies, conf):
+            pass
+    with start_app(studies, {**conf, "classes": ",".join(CLASSES)}) as client:
         info = client.get("/info/").json()
     assert INFER not in info["models"]
     assert info["trainers"][TRAIN]["config"]["synthetic_augment"] is False

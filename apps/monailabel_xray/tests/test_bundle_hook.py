@@ -10,11 +10,12 @@ from conftest import CLASSES, NO_MONAILABEL, make_datastore
 
 pytest.importorskip("monailabel", reason=NO_MONAILABEL)
 
+from lib.trainers import SyntheticBundleTrainMixin  # noqa: E402
 from monailabel.config import settings  # noqa: E402
 from monailabel.datastore.local import LocalDatastore  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 
-from monai_msgsagan.label import SPLIT_FILENAME, SyntheticAugmentSettings, SyntheticBundleTrainMixin  # noqa: E402
+from monai_msgsagan.label import SPLIT_FILENAME, SyntheticAugmentSettings  # noqa: E402
 
 PREPROCESSING = [
     {"_target_": "monai_msgsagan.transforms.xray_preprocess_transforms", "resolution": 32, "label_key": None},
@@ -72,7 +73,7 @@ def test_bundle_train_task_trains_on_synthetic_records(figure1_dir, generator_fi
     (bundle / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0", "description": "tiny"}))
     studies = make_datastore(figure1_dir, tmp_path / "studies", n_covid=5, n_other=2)
     datastore = LocalDatastore(str(studies), extensions=[*settings.MONAI_LABEL_DATASTORE_FILE_EXT, "*.cls.json"])
-    settings_ = SyntheticAugmentSettings.from_conf({"synthetic_model": str(generator_file)}, CLASSES, tmp_path / "c")
+    settings_ = SyntheticAugmentSettings.from_conf({"synthetic_model": str(generator_file)}, tmp_path / "c")
     task = XrayBundleTrain(str(bundle), {}, augmenter=settings_.build())
     assert task.is_valid() and task.config()["synthetic_augment"] is True
 

@@ -18,19 +18,26 @@ from monai_msgsagan.label import SyntheticAugmentSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CLASSES = "COVID-19,other"
-
 
 class ClassificationXray(TaskConfig):
-    """App config keys (``--conf key value``): ``classes`` (comma-separated, the generator's class order; default
-    ``COVID-19,other``), ``spatial_size`` (default 64), ``synthetic`` (default ``true``) and the ``synthetic_*`` keys
-    of :class:`~monai_msgsagan.label.config.SyntheticAugmentSettings` (``synthetic_model`` is required while
-    ``synthetic`` is on). A bad setting stops the app at start with a ``ValueError`` naming the key.
+    """App config keys (``--conf key value``): ``synthetic`` (default ``true``) and the ``synthetic_*`` keys of
+    :class:`~monai_msgsagan.label.config.SyntheticAugmentSettings` (``synthetic_model`` is required while
+    ``synthetic`` is on), ``classes`` (comma-separated; default: the generator's class names from its record;
+    required with ``synthetic`` off) and ``spatial_size`` (default 64). A bad setting stops the app at start with a
+    ``ValueError`` naming the key.
     """
 
     def init(self, name: str, model_dir: str, conf: dict[str, str], planner: Any, **kwargs: Any) -> None:
         super().init(name, model_dir, conf, planner, **kwargs)
-        self.labels = [c.strip() for c in conf.get("classes", DEFAULT_CLASSES).split(",") if c.strip()]
+        classes = [c.strip() for c in conf.get("classes", "").split(",") if c.strip()] or None
+        self.settings = None
+        if strtobool(conf.get("synthetic", "true")):
+            cache = os.path.join(model_dir, "synthetic_cache")
+            self.settings = SyntheticAugmentSettings.from_conf(conf, cache, classes)
+            classes = list(self.settings.classes)
+            generator = self.settings.generator
+            logger.info(f"synthetic augmentation with {generator.path} (sha256 {generator.sha256[:16]})")
+        self.labels = classes or []
         if len(self.labels) < 2:
             raise ValueError(f"app config 'classes': give at least two class names, got {self.labels}.")
         self.spatial_size = int(conf.get("spatial_size", "64"))
@@ -44,21 +51,14 @@ class ClassificationXray(TaskConfig):
             block_config=(2, 2, 2),
         )
         self.path = os.path.join(model_dir, f"{name}.pt")
-        self.settings = None
-        self.generator = None
-        if strtobool(conf.get("synthetic", "true")):
-            cache = os.path.join(model_dir, "synthetic_cache")
-            self.settings = SyntheticAugmentSettings.from_conf(conf, self.labels, cache)
-            self.generator = self.settings.load_generator()
-            logger.info(f"synthetic augmentation with {self.settings.model} (sha256 {self.generator.sha256[:16]})")
 
     def infer(self) -> dict[str, InferTask]:
-        if self.generator is None:
+        if self.settings is None:
             return {}
-        return {f"{self.name}_synthesis": XraySynthesisInfer(self.generator, self.labels)}
+        return {f"{self.name}_synthesis": XraySynthesisInfer(self.settings.generator, self.labels)}
 
     def trainer(self) -> TrainTask:
-        augmenter = self.settings.build(self.generator) if self.settings is not None else None
+        augmenter = self.settings.build() if self.settings is not None else None
         return XrayClassificationTrain(
             model_dir=os.path.join(self.model_dir, self.name),
             network=self.network,

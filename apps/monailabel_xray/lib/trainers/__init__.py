@@ -1,3 +1,4 @@
 from lib.trainers.classification import XrayClassificationTrain
+from lib.trainers.synthetic import SyntheticBundleTrainMixin, SyntheticTrainMixin
 
-__all__ = ["XrayClassificationTrain"]
+__all__ = ["SyntheticBundleTrainMixin", "SyntheticTrainMixin", "XrayClassificationTrain"]

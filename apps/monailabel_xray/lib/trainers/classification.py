@@ -10,7 +10,8 @@ from monai.inferers import SimpleInferer
 from monai.transforms import Activationsd, AsDiscreted, EnsureTyped, SelectItemsd
 from monailabel.tasks.train.basic_train import BasicTrainTask, Context
 
-from monai_msgsagan.label import ClassIndexd, SyntheticTrainMixin
+from lib.trainers.synthetic import SyntheticTrainMixin
+from monai_msgsagan.label import ClassIndexd
 from monai_msgsagan.transforms import xray_preprocess_transforms
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from monai_msgsagan.metrics import pairwise_ms_ssim
+from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
 
 __all__ = ["GateResult", "diversity_gate"]
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from monai_msgsagan.dicom import write_synthetic_dicom_series
+from monai_msgsagan.files import atomic_write_text
 
 __all__ = [
     "REPORT_FILENAME",
@@ -31,7 +32,7 @@ __all__ = [
     "new_run_id",
     "remove_stale_partials",
     "write_series_atomically",
-    "write_report",
+    "write_run_report",
 ]
 
 REPORT_FILENAME = "report.json"
@@ -174,18 +175,7 @@ def write_series_atomically(
     return [final / p.name for p in paths]
 
 
-def _write_json_atomically(data: dict[str, Any], target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_report(report: dict[str, Any], output_dir: str | Path, run_id: str | None = None) -> Path:
+def write_run_report(report: dict[str, Any], output_dir: str | Path, run_id: str | None = None) -> Path:
     """Write the run's report, each file through a temporary file and an atomic rename.
 
     With ``run_id``: ``output_dir/report_<run id>.json``, which no later run touches, then ``report.json`` (the
@@ -198,7 +188,7 @@ def write_report(report: dict[str, Any], output_dir: str | Path, run_id: str | N
     own = output_dir / (f"report_{run_id}.json" if run_id else REPORT_FILENAME)
     if run_id and own.exists():
         raise OutputError(f"report {own} already exists (run ids must be unique).")
-    _write_json_atomically(report, own)
+    atomic_write_text(own, json.dumps(report, indent=2))
     if run_id:
-        _write_json_atomically(report, output_dir / REPORT_FILENAME)
+        atomic_write_text(output_dir / REPORT_FILENAME, json.dumps(report, indent=2))
     return own
