@@ -42,6 +42,7 @@ from monai_msgsagan.networks import InferenceGenerator, default_channels
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "apps" / "xray_synthesis"))
+from bench_utils import sync  # noqa: E402
 from bundle_utils import save_generator_artifact  # noqa: E402 - the tests' artifact helper
 from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS helper
 from output import write_series_atomically  # noqa: E402 - the app's writer
@@ -61,11 +62,6 @@ def export_generator(folder: Path, resolution: int) -> Path:
     }
     path = folder / "models" / "msgsagan" / "model.ts"
     return save_generator_artifact(InferenceGenerator(**args).eval(), args, [], path, name="bench", version="0")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def in_process(

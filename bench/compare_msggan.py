@@ -1,9 +1,9 @@
 """The paper's comparison: MSG-GAN (no attention) against MSG-SAGAN, same data, budget and seed, through the bundle.
 
-For each model the repository's bundle configs are copied into ``<out>/<model>/configs`` and run as real
-subprocesses: ``python -m monai.bundle run training`` (``attention_resolutions`` ``[]`` for MSG-GAN, the given
-list for MSG-SAGAN; everything else identical), then ``run evaluating`` with ``inference.json`` +
-``evaluate.json`` (generate ``num_images`` per class, score against the training data). The two
+For each model the repository's bundle is copied into ``<out>/<model>`` and run as real subprocesses with the
+tests' helpers (``tests/bundle_utils.py``): ``python -m monai.bundle run training`` (``attention_resolutions``
+``[]`` for MSG-GAN, the given list for MSG-SAGAN; everything else identical), then ``run evaluating`` with
+``inference.json`` + ``evaluate.json`` (generate ``num_images`` per class, score against the training data). The two
 ``report.json`` files are read back into a side-by-side table, printed and saved as ``<out>/comparison.json``
 and ``<out>/comparison.md``.
 
@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BUNDLE_CONFIGS = REPO_ROOT / "bundle" / "configs"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from bundle_utils import bundle_env, copy_bundle, overrides, run_bundle, train_bundle  # noqa: E402
+
 MODELS = ("MSG-GAN", "MSG-SAGAN")
 #: a cheap user feature network for --smoke (InceptionV3 is the default otherwise)
 SMOKE_FEATURES = "$torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())"
@@ -63,27 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env["PYTHONWARNINGS"] = "ignore"
-    return env
-
-
-def _bundle(command: str, root: Path, config: str, overrides: dict[str, str], log: Path) -> tuple[float, str]:
-    """Run ``python -m monai.bundle run <command>``; returns (wall seconds, output). Raises with the log's tail."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", command, "--config_file", config, "--bundle_root", str(root)]
-    cmd += ["--meta_file", str(root / "configs" / "metadata.json")]
-    cmd += ["--logging_file", str(root / "configs" / "logging.conf")]
-    cmd += [item for k, v in overrides.items() for item in (f"--{k}", v)]
+def _timed(log: Path, run: Callable[..., subprocess.CompletedProcess], *args: object) -> tuple[float, str]:
+    """A bundle command of ``tests/bundle_utils`` (no time limit); returns (wall seconds, output), the command and
+    its output also in ``log``. Raises with the output's tail when it fails."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    proc = run(*args, timeout=None, check=False)
     wall = time.perf_counter() - start
     output = proc.stdout + proc.stderr
-    log.write_text(" ".join(cmd) + "\n\n" + output)
+    log.write_text(" ".join(proc.args) + "\n\n" + output)
     if proc.returncode != 0:
-        raise RuntimeError(f"{command} failed ({proc.returncode}), full log in {log}:\n{output[-3000:]}")
+        raise RuntimeError(f"{log.stem} failed ({proc.returncode}), full log in {log}:\n{output[-3000:]}")
     return wall, output
 
 
@@ -100,7 +91,7 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
     root = args.out / name
     if root.exists():
         shutil.rmtree(root)
-    shutil.copytree(BUNDLE_CONFIGS, root / "configs")
+    copy_bundle(root)
     common = {
         "resolution": str(args.resolution),
         "channels": args.channels,
@@ -113,8 +104,7 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
     if args.label_column:
         common["label_column"] = args.label_column
     train = {**common, "max_epochs": str(args.max_epochs), "checkpoint_interval": str(args.max_epochs)}
-    configs = root / "configs"
-    train_wall, train_out = _bundle("training", root, str(configs / "train.json"), train, root / "train.log")
+    train_wall, train_out = _timed(root / "train.log", train_bundle, root, train)
     evaluate = {
         **common,
         "num_images": str(args.num_images),
@@ -123,8 +113,10 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
     }
     if args.feature_extractor:
         evaluate["feature_extractor"] = args.feature_extractor
+    configs = root / "configs"
     config = f"['{configs / 'inference.json'}','{configs / 'evaluate.json'}']"
-    eval_wall, _ = _bundle("evaluating", root, config, evaluate, root / "evaluate.log")
+    args_eval = ("evaluating", "--config_file", config, "--bundle_root", str(root), *overrides(evaluate))
+    eval_wall, _ = _timed(root / "evaluate.log", run_bundle, "run", root, *args_eval)
     report = json.loads((root / "eval" / "report.json").read_text())
     monitor = [json.loads(x) for x in (root / "logs" / "diversity.jsonl").read_text().splitlines() if x.strip()]
     fid = report["fidelity"] or {}
@@ -198,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"training and evaluating {name} ...", flush=True)
         rows.append(run_model(name, args))
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    settings["OMP_NUM_THREADS"] = _env()["OMP_NUM_THREADS"]
+    settings["OMP_NUM_THREADS"] = bundle_env()["OMP_NUM_THREADS"]
     settings["git_commit"] = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

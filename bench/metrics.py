@@ -23,6 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench_utils import sync
 from pytorch_msssim import ms_ssim
 from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -37,11 +38,6 @@ def structured_images(n: int, size: int, seed: int) -> torch.Tensor:
     x = (0.85 * x + 0.15 * torch.rand(n, 1, size, size, generator=gen)).clamp(0, 1)
     x[:, :, : size // 8] = 0.0
     return x * 2 - 1
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_ms_ssim(device: torch.device, n: int, size: int, naive_pairs: int, chunk: int) -> None:

@@ -22,6 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_utils import sync  # noqa: E402
+
 from monai_msgsagan.generation import sample_latent  # noqa: E402
 from monai_msgsagan.losses import RelativisticAverageHingeLoss  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
@@ -44,10 +46,6 @@ def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) 
     loss = RelativisticAverageHingeLoss()
     gen = torch.Generator().manual_seed(0)
     real = [torch.rand(batch, 1, s, s, device=dev) * 2 - 1 for s in [2**k for k in range(2, resolution.bit_length())]]
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
@@ -74,11 +72,11 @@ def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) 
     results = {}
     for name, fn in (("generate", generate), ("train_step", train_step)):
         fn()  # warm-up
-        sync()
+        sync(dev)
         start = time.perf_counter()
         for _ in range(steps):
             fn()
-        sync()
+        sync(dev)
         results[f"{name}_img_s"] = batch * steps / (time.perf_counter() - start)
     peak = (
         torch.cuda.max_memory_allocated() / 2**20 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,6 +31,7 @@ import datetime
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from monai.utils import optional_import
 from pydicom.uid import generate_uid
 
 from monai_msgsagan import __version__
+from monai_msgsagan.generation import RANGE_TOLERANCE
 
 hd, _has_highdicom = optional_import("highdicom")
 codes, _ = optional_import("pydicom.sr.codedict", name="codes")
@@ -53,7 +55,6 @@ __all__ = [
 SYNTHETIC_PATIENT_NAME = "SYNTHETIC^IMAGE^NOT A REAL PATIENT"
 SYNTHETIC_PATIENT_ID_PREFIX = "SYNTHETIC-"
 APPLICATION_NAME = "monai-msgsagan"
-_RANGE_TOLERANCE = 1e-2  # half-precision outputs may overshoot [-1, 1] by a few ulp; beyond this is a bug
 _LO_MAX = 64  # DICOM LO value representation: at most 64 characters
 _SAFE_TEXT = re.compile(r"^[ -~]*$")  # printable ASCII without backslash (checked separately)
 
@@ -73,7 +74,8 @@ def to_stored_values(images: torch.Tensor | np.ndarray, bits_allocated: int = 16
     """Map images in [-1, 1] to unsigned stored pixel values.
 
     Args:
-        images: (N, 1, H, W) float array or tensor in [-1, 1] (small overshoot from half precision is clipped).
+        images: (N, 1, H, W) float array or tensor in [-1, 1] (an overshoot within the generator's
+            :data:`~monai_msgsagan.generation.RANGE_TOLERANCE`, from half precision, is clipped).
         bits_allocated: 8 or 16.
 
     Returns:
@@ -91,7 +93,7 @@ def to_stored_values(images: torch.Tensor | np.ndarray, bits_allocated: int = 16
     if not np.isfinite(arr).all():
         raise ValueError("images contain NaN or infinite values.")
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < -1 - _RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
+    if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
         raise ValueError(f"images must lie in [-1, 1], got values in [{lo:.4f}, {hi:.4f}].")
     top = 2**bits_allocated - 1
     stored = np.rint((np.clip(arr[:, 0], -1.0, 1.0) + 1.0) * (top / 2.0))
@@ -169,35 +171,35 @@ def write_synthetic_dicom_series(
         contribution_datetime=now,
         contribution_description=contribution,
     )
+    # the same for every instance of the series. highdicom requires a coordinate system kind; a synthetic image has
+    # no patient orientation, so the Type 2 / 2C Patient Orientation and Laterality are emptied below instead.
+    series: dict[str, Any] = {
+        "photometric_interpretation": "MONOCHROME2",
+        "bits_allocated": bits_allocated,
+        "coordinate_system": "PATIENT",
+        "patient_orientation": ("L", "F"),
+        "study_instance_uid": study_uid,
+        "series_instance_uid": series_uid,
+        "series_number": series_number,
+        "manufacturer": APPLICATION_NAME,
+        "manufacturer_model_name": APPLICATION_NAME,
+        "software_versions": software_versions,
+        "patient_id": patient_id,
+        "patient_name": SYNTHETIC_PATIENT_NAME,
+        "patient_birth_date": None,
+        "patient_sex": None,
+        "accession_number": None,
+        "study_id": "SYNTHETIC",
+        "study_date": now.date(),
+        "study_time": now.time(),
+        "referring_physician_name": None,
+        "series_description": series_description,
+        "contributing_equipment": [equipment],
+    }
     top = 2**bits_allocated - 1
     for index, (pixels, path) in enumerate(zip(stored, paths)):
         sc = hd.sc.SCImage(
-            pixel_array=pixels,
-            photometric_interpretation="MONOCHROME2",
-            bits_allocated=bits_allocated,
-            # highdicom requires a coordinate system kind; a synthetic image has no patient orientation, so the
-            # Type 2 / 2C Patient Orientation and Laterality are emptied below instead of claiming any.
-            coordinate_system="PATIENT",
-            patient_orientation=("L", "F"),
-            study_instance_uid=study_uid,
-            series_instance_uid=series_uid,
-            series_number=series_number,
-            sop_instance_uid=generate_uid(prefix=None),
-            instance_number=index + 1,
-            manufacturer=APPLICATION_NAME,
-            manufacturer_model_name=APPLICATION_NAME,
-            software_versions=software_versions,
-            patient_id=patient_id,
-            patient_name=SYNTHETIC_PATIENT_NAME,
-            patient_birth_date=None,
-            patient_sex=None,
-            accession_number=None,
-            study_id="SYNTHETIC",
-            study_date=now.date(),
-            study_time=now.time(),
-            referring_physician_name=None,
-            series_description=series_description,
-            contributing_equipment=[equipment],
+            pixel_array=pixels, sop_instance_uid=generate_uid(prefix=None), instance_number=index + 1, **series
         )
         sc.PatientOrientation = None
         sc.Laterality = None

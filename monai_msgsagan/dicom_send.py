@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,16 @@ def _check_retry_settings(attempts: int, retry_delay_s: float, timeout_s: float)
         raise ValueError(f"timeout_s must be in (0, 3600], got {timeout_s!r}.")
 
 
+def _attempts(pending: list[int], attempts: int, retry_delay_s: float) -> Iterator[int]:
+    """Attempt numbers 1, 2, ... ``attempts`` while ``pending`` (emptied by the caller) holds files, waiting between."""
+    for attempt in range(1, attempts + 1):
+        if not pending:
+            return
+        if attempt > 1:
+            time.sleep(retry_delay_s)
+        yield attempt
+
+
 def _no_association(assoc: Any) -> tuple[str, bool]:
     """Why no association was established, and whether that is the peer's final word (then nothing is retried).
 
@@ -197,11 +207,7 @@ def send_c_store(
     _check_retry_settings(attempts, retry_delay_s, timeout_s)
     results, headers = _read_headers(files)
     pending = sorted(headers)
-    for attempt in range(1, attempts + 1):
-        if not pending:
-            break
-        if attempt > 1:
-            time.sleep(retry_delay_s)
+    for attempt in _attempts(pending, attempts, retry_delay_s):
         ae = pynetdicom.AE(ae_title=calling_ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
         ae.connection_timeout = timeout_s
@@ -309,11 +315,7 @@ def send_stow_rs(
     _check_retry_settings(attempts, retry_delay_s, timeout_s)
     results, dicom_headers = _read_headers(files)
     pending = sorted(dicom_headers)
-    for attempt in range(1, attempts + 1):
-        if not pending:
-            break
-        if attempt > 1:
-            time.sleep(retry_delay_s)
+    for attempt in _attempts(pending, attempts, retry_delay_s):
         body, content_type = _multipart(files, pending)
         request = urllib.request.Request(url, data=body, method="POST")
         request.add_header("Content-Type", content_type)

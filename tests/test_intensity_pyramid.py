@@ -115,6 +115,11 @@ def test_resize_crop_and_area_downsampling():
         ResizeXrayToSquare(100)
     d = ResizeXrayToSquared("image", 32)({"image": torch.rand(1, 40, 60)})
     assert tuple(d["image"].shape) == (1, 32, 32)
+    # a dictionary transform takes its array transform's arguments, positional or keyword, then allow_missing_keys
+    crop = ResizeXrayToSquared(["image", "mask"], 64, mode="crop", allow_missing_keys=True)({"image": img})
+    assert torch.equal(torch.as_tensor(crop["image"]), torch.as_tensor(out)) and "mask" not in crop
+    with pytest.raises(KeyError):
+        ResizeXrayToSquared(["image", "mask"], 64)({"image": img})
 
 
 # --- augmentation -----------------------------------------------------------------------------------------------

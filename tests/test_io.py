@@ -289,19 +289,28 @@ def test_dicom_signed_pixels(tmp_path):
     np.testing.assert_array_equal(LoadXray()(write_dicom(tmp_path / "s.dcm", ds))[0].numpy(), signed)
 
 
-def test_third_party_colour_dicoms_are_refused():
-    from pydicom.data import get_testdata_file
-
-    for name, fragment in (
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        # colour images
         ("SC_rgb_rle.dcm", "colour image"),
         ("SC_rgb_jpeg_dcmtk.dcm", "colour image"),
         ("examples_palette.dcm", "PALETTE COLOR"),
-    ):
-        path = get_testdata_file(name, download=False)
-        if path is None:
-            pytest.skip(f"pydicom test file {name} not installed")
-        with pytest.raises(XrayReadError, match=fragment):
-            LoadXray()(path)
+        # pydicom's own broken files: an invalid IS value, a missing Bits Allocated, truncated pixel data
+        ("badVR.dcm", "malformed dicom file"),
+        ("meta_missing_tsyntax.dcm", "incomplete DICOM image description"),
+        ("MR_truncated.dcm", "truncated"),
+        ("rtplan.dcm", "no pixel data"),
+    ],
+)
+def test_third_party_dicoms_are_refused_with_named_errors(name, fragment):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} not installed")
+    with pytest.raises(XrayReadError, match=fragment):
+        LoadXray()(path)
 
 
 def test_tiff_16_bit_and_gray_alpha_png(tmp_path):
@@ -313,24 +322,6 @@ def test_tiff_16_bit_and_gray_alpha_png(tmp_path):
     g8 = ramp(30, 40, 255, seed=6)
     Image.fromarray(np.stack([g8, np.full_like(g8, 255)], axis=-1), mode="LA").save(tmp_path / "la.png")
     np.testing.assert_array_equal(LoadXray()(tmp_path / "la.png")[0].numpy(), g8)
-
-
-def test_malformed_third_party_dicoms_give_named_errors():
-    """pydicom's own broken test files: an invalid IS value, a missing Bits Allocated, truncated pixel data."""
-    from pydicom.data import get_testdata_file
-
-    cases = (
-        ("badVR.dcm", "malformed dicom file"),
-        ("meta_missing_tsyntax.dcm", "incomplete DICOM image description"),
-        ("MR_truncated.dcm", "truncated"),
-        ("rtplan.dcm", "no pixel data"),
-    )
-    for name, fragment in cases:
-        path = get_testdata_file(name, download=False)
-        if path is None:
-            pytest.skip(f"pydicom test file {name} not installed")
-        with pytest.raises(XrayReadError, match=fragment):
-            LoadXray()(path)
 
 
 def test_jpeg_draft_decoding_is_close_to_full_decoding(tmp_path):

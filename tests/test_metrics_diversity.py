@@ -203,3 +203,7 @@ def test_errors_are_clear():
         pairwise_ms_ssim(x, weights=MS_SSIM_WEIGHTS)
     with pytest.raises(ValueError, match="num_pairs must be a positive"):
         pairwise_ms_ssim(x, num_pairs=0)
+    with pytest.raises(ValueError, match="chunk_size must be positive"):
+        pairwise_ms_ssim(x, chunk_size=0)
+    with pytest.raises(TypeError, match="window"):  # not an MSSSIMSettings field
+        cross_ms_ssim(x, x, window=7)

@@ -58,7 +58,7 @@ def test_kid_and_prdc_on_the_same_features():
     assert p_same["precision"] == 1.0 and p_same["recall"] == 1.0 and p_same["coverage"] == 1.0
     p_other = compute_prdc(real, fake, net, nearest_k=3)
     assert p_other["coverage"] < 1.0
-    all_metrics = fidelity_metrics(real, fake, net, nearest_k=3, kid_subsets=5, kid_subset_size=20)
+    all_metrics = fidelity_metrics(real, fake, net, nearest_k=3, kid_kwargs={"subsets": 5, "subset_size": 20})
     assert all_metrics["fid"] == pytest.approx(compute_fid(real, fake, net))
     assert all_metrics["kid"] == other and all_metrics["prdc"] == p_other
     assert all_metrics["features"] == {"network": "TinyFeatures", "dim": 16}

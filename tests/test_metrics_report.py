@@ -17,7 +17,7 @@ def test_report_files_exist_and_hold_the_numbers(figure1_dir, tmp_path):
     real, fake = xr[:12], xr[12:]
     fake = torch.cat([fake, real[:2]])  # two leaked training images
     net = TinyFeatures()
-    result = evaluate_synthesis(real, fake, net, nearest_k=3, kid_subsets=10)
+    result = evaluate_synthesis(real, fake, net, nearest_k=3, kid_kwargs={"subsets": 10})
     log = [{"iteration": i * 10, "loss_g": 1.0 / (i + 1), "ms_ssim": 0.3 + 0.01 * i} for i in range(5)]
     files = write_report(result, tmp_path, real=real, fake=fake, training_log=log)
     assert set(files) == {"report", "samples", "ms_ssim_histogram", "nearest_neighbours", "training_metrics"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monai_msgsagan.metrics.diversity import (
     MS_SSIM_WEIGHTS,
+    MSSSIMSettings,
     PairwiseMSSSIM,
     collapse_score,
     cross_ms_ssim,
@@ -14,6 +15,7 @@ from monai_msgsagan.metrics.diversity import (
 )
 from monai_msgsagan.metrics.evaluation import evaluate_generator
 from monai_msgsagan.metrics.fidelity import (
+    ExtractionOptions,
     FeatureCache,
     InceptionV3Features,
     compute_fid,
@@ -30,7 +32,9 @@ from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log,
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "ExtractionOptions",
     "FeatureCache",
+    "MSSSIMSettings",
     "InceptionV3Features",
     "PairwiseMSSSIM",
     "collapse_score",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,7 @@ from monai_msgsagan.metrics.utils import check_images, check_same_size, to_unit_
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "MSSSIMSettings",
     "PairwiseMSSSIM",
     "collapse_score",
     "cross_ms_ssim",
@@ -54,6 +56,34 @@ MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 # above this many possible pairs, sampling draws pairs at random instead of permuting all pair indices
 _MAX_PERMUTED_PAIRS = 2**24
+
+
+@dataclass(frozen=True)
+class MSSSIMSettings:
+    """How MS-SSIM is computed; its fields are the keyword arguments of :func:`pairwise_ms_ssim`,
+    :func:`cross_ms_ssim` and :func:`collapse_score`.
+
+    Attributes:
+        win_size: Gaussian window size (odd). win_sigma: its standard deviation.
+        weights: scale weights, finest first; None = the standard weights cut to the scales that fit.
+        k: SSIM constants (K1, K2).
+        chunk_size: pairs per batched step; bounds memory to about ``chunk_size * C * H * W * 8 * 4`` bytes.
+            The values do not depend on it.
+        compute_dtype: dtype of the per-pair cross term (per-image statistics are always computed in float64).
+            float32 (default) is fast and matches pytorch-msssim run in float64 to better than 1e-5 (measured:
+            about 4e-7 on chest radiographs, 4e-6 on synthetic images with large flat areas; pytorch-msssim's
+            own float32 result differs from its float64 one by up to 5e-6). float64 matches it to about 1e-8
+            and is about 3x slower on CPU.
+        device: where to compute (default: the images' device).
+    """
+
+    win_size: int = 11
+    win_sigma: float = 1.5
+    weights: Sequence[float] | None = None
+    k: Sequence[float] = (0.01, 0.03)
+    chunk_size: int = 32
+    compute_dtype: torch.dtype = torch.float32
+    device: torch.device | str | None = None
 
 
 @dataclass
@@ -369,56 +399,33 @@ def _pair_values(
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
-def _settings(
-    images: torch.Tensor,
-    weights: tuple[float, ...],
-    win_size: int,
-    win_sigma: float,
-    k: tuple[float, float],
-    dtype: torch.dtype,
-) -> dict:
+def _settings(images: torch.Tensor, weights: tuple[float, ...], s: MSSSIMSettings) -> dict:
     return {
         "image_size": list(images.shape[1:]),
         "levels": len(weights),
         "weights": list(weights),
-        "win_size": win_size,
-        "win_sigma": win_sigma,
-        "k": list(k),
+        "win_size": s.win_size,
+        "win_sigma": s.win_sigma,
+        "k": list(s.k),
         "range_mapping": "[-1, 1] -> [0, 1] by (x + 1) / 2, data_range = 1",
-        "cross_term_dtype": str(dtype).replace("torch.", ""),
+        "cross_term_dtype": str(s.compute_dtype).replace("torch.", ""),
     }
 
 
 def _prepare(
-    images: torch.Tensor,
-    win_size: int,
-    win_sigma: float,
-    weights: Sequence[float] | None,
-    k: Sequence[float],
-    compute_dtype: torch.dtype,
-    device: torch.device | str | None,
+    images: torch.Tensor, s: MSSSIMSettings
 ) -> tuple[_ScaleStats, tuple[float, ...], torch.Tensor, float, float]:
-    w = ms_ssim_weights(min(images.shape[-2:]), win_size, weights)
-    win = gaussian_window(win_size, win_sigma)
-    c1, c2 = (float(k[0]) * 1.0) ** 2, (float(k[1]) * 1.0) ** 2
-    dev = torch.device(device) if device is not None else images.device
+    w = ms_ssim_weights(min(images.shape[-2:]), s.win_size, s.weights)
+    win = gaussian_window(s.win_size, s.win_sigma)
+    c1, c2 = (float(s.k[0]) * 1.0) ** 2, (float(s.k[1]) * 1.0) ** 2
+    dev = torch.device(s.device) if s.device is not None else images.device
     win = win.to(dev)
-    stats = _ScaleStats(to_unit_range(images.detach().to(dev)), len(w), win, c2, compute_dtype)
+    stats = _ScaleStats(to_unit_range(images.detach().to(dev)), len(w), win, c2, s.compute_dtype)
     return stats, w, win, c1, c2
 
 
 def pairwise_ms_ssim(
-    images: torch.Tensor,
-    num_pairs: int | None = None,
-    seed: int = 0,
-    *,
-    win_size: int = 11,
-    win_sigma: float = 1.5,
-    weights: Sequence[float] | None = None,
-    k: Sequence[float] = (0.01, 0.03),
-    chunk_size: int = 32,
-    compute_dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
+    images: torch.Tensor, num_pairs: int | None = None, seed: int = 0, **settings: Any
 ) -> PairwiseMSSSIM:
     """Mean and spread of MS-SSIM over all, or ``num_pairs`` seeded random, distinct pairs of a set.
 
@@ -430,17 +437,8 @@ def pairwise_ms_ssim(
         images: (N, C, H, W) float in [-1, 1], N >= 2.
         num_pairs: number of distinct pairs to sample; None (default) uses all N (N - 1) / 2 pairs.
         seed: seed of the pair sampling (ignored when all pairs are used).
-        win_size: Gaussian window size (odd). win_sigma: its standard deviation.
-        weights: scale weights, finest first; None = the standard weights cut to the scales that fit.
-        k: SSIM constants (K1, K2).
-        chunk_size: pairs per batched step; bounds memory to about ``chunk_size * C * H * W * 8 * 4`` bytes.
-            The values do not depend on it.
-        compute_dtype: dtype of the per-pair cross term (per-image statistics are always computed in float64).
-            float32 (default) is fast and matches pytorch-msssim run in float64 to better than 1e-5 (measured:
-            about 4e-7 on chest radiographs, 4e-6 on synthetic images with large flat areas; pytorch-msssim's
-            own float32 result differs from its float64 one by up to 5e-6). float64 matches it to about 1e-8
-            and is about 3x slower on CPU.
-        device: where to compute (default: the images' device).
+        settings: the fields of :class:`MSSSIMSettings` as keywords (``win_size``, ``win_sigma``, ``weights``,
+            ``k``, ``chunk_size``, ``compute_dtype``, ``device``).
 
     Returns:
         :class:`PairwiseMSSSIM` with ``mean``, ``std``, per-pair ``values`` and ``pairs`` and the ``settings``.
@@ -448,47 +446,42 @@ def pairwise_ms_ssim(
     Raises:
         ValueError: fewer than 2 images, wrong shape, NaN/inf or values outside [-1, 1], images too small for the
             window or the requested scales.
+        TypeError: a keyword that is not a field of :class:`MSSSIMSettings`.
     """
+    s = MSSSIMSettings(**settings)
     check_images(images, "images", min_count=2, what="pairwise MS-SSIM")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if s.chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {s.chunk_size}")
     pairs = sample_pairs(images.shape[0], num_pairs, seed)
-    stats, w, win, c1, c2 = _prepare(images, win_size, win_sigma, weights, k, compute_dtype, device)
-    values = _pair_values(stats, stats, pairs, w, win, c1, c2, chunk_size)
-    settings = _settings(images, w, win_size, win_sigma, tuple(k), compute_dtype)
+    stats, w, win, c1, c2 = _prepare(images, s)
+    values = _pair_values(stats, stats, pairs, w, win, c1, c2, s.chunk_size)
+    described = _settings(images, w, s)
     all_pairs = pairs.shape[0] == images.shape[0] * (images.shape[0] - 1) // 2
-    settings.update({"num_pairs": int(pairs.shape[0]), "pair_sampling": "all" if all_pairs else f"random, seed {seed}"})
+    described.update(
+        {"num_pairs": int(pairs.shape[0]), "pair_sampling": "all" if all_pairs else f"random, seed {seed}"}
+    )
     std = float(values.std()) if values.numel() > 1 else 0.0
-    return PairwiseMSSSIM(float(values.mean()), std, values, pairs, int(images.shape[0]), settings)
+    return PairwiseMSSSIM(float(values.mean()), std, values, pairs, int(images.shape[0]), described)
 
 
-def cross_ms_ssim(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    *,
-    win_size: int = 11,
-    win_sigma: float = 1.5,
-    weights: Sequence[float] | None = None,
-    k: Sequence[float] = (0.01, 0.03),
-    chunk_size: int = 32,
-    compute_dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
+def cross_ms_ssim(a: torch.Tensor, b: torch.Tensor, **settings: Any) -> torch.Tensor:
     """MS-SSIM of every image of ``a`` with every image of ``b`` (same definition as :func:`pairwise_ms_ssim`).
 
     Args:
         a: (Na, C, H, W) in [-1, 1]. b: (Nb, C, H, W) in [-1, 1], same C, H, W.
+        settings: the fields of :class:`MSSSIMSettings` as keywords.
 
     Returns:
         (Na, Nb) float64 matrix of MS-SSIM values.
     """
+    s = MSSSIMSettings(**settings)
     check_images(a, "a", what="MS-SSIM")
     check_images(b, "b", what="MS-SSIM")
     check_same_size(a, b, "a", "b")
-    sa, w, win, c1, c2 = _prepare(a, win_size, win_sigma, weights, k, compute_dtype, device)
-    sb, _, _, _, _ = _prepare(b, win_size, win_sigma, weights, k, compute_dtype, device)
+    sa, w, win, c1, c2 = _prepare(a, s)
+    sb, _, _, _, _ = _prepare(b, s)
     grid = torch.cartesian_prod(torch.arange(a.shape[0]), torch.arange(b.shape[0]))
-    values = _pair_values(sa, sb, grid, w, win, c1, c2, chunk_size)
+    values = _pair_values(sa, sb, grid, w, win, c1, c2, s.chunk_size)
     return values.view(a.shape[0], b.shape[0])
 
 
@@ -497,7 +490,7 @@ def collapse_score(
     real: torch.Tensor,
     num_pairs: int | None = None,
     seed: int = 0,
-    **kwargs,
+    **kwargs: Any,
 ) -> dict:
     """How much less diverse the synthetic set is than the real one.
 

@@ -26,8 +26,10 @@ import importlib.util
 import io
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,11 @@ FrechetInceptionDistance, _has_fid = optional_import("torchmetrics.image.fid", n
 KernelInceptionDistance, _has_kid = optional_import("torchmetrics.image.kid", name="KernelInceptionDistance")
 prdc, _has_prdc = optional_import("prdc")
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
+    "ExtractionOptions",
     "FeatureCache",
     "INCEPTION_SHA1",
     "InceptionV3Features",
@@ -64,11 +70,7 @@ _TF_RANGE_TOP = 0.9921875  # 127 / 128: the network saw (x - 128) / 128 of 8-bit
 
 @lru_cache(maxsize=4)
 def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()  # read once per process (cached); jit.load reads it too
 
 
 def default_inception_path() -> Path:
@@ -190,6 +192,14 @@ class FeatureCache:
             self._store.popitem(last=False)
 
 
+class ExtractionOptions(TypedDict, total=False):
+    """How the metrics that take images run the feature network: these keywords of :func:`extract_features`."""
+
+    batch_size: int
+    device: torch.device | str | None
+    cache: FeatureCache | None
+
+
 def extract_features(
     images: torch.Tensor,
     feature_extractor: nn.Module | None = None,
@@ -303,33 +313,22 @@ def kid_from_features(
     if not _has_kid:
         raise ModuleNotFoundError("KID needs torchmetrics: pip install torchmetrics")
     _check_features(real, fake, 2, "KID")
-    size = min(subset_size, real.shape[0], fake.shape[0])
+    settings = {
+        "subsets": subsets,
+        "subset_size": min(subset_size, real.shape[0], fake.shape[0]),
+        "degree": degree,
+        "gamma": gamma,
+        "coef": coef,
+    }
     with warnings.catch_warnings():  # "will save all extracted features in buffer": that is the intent here
         warnings.filterwarnings("ignore", message=".*save all extracted features.*")
-        metric = KernelInceptionDistance(
-            feature=_GivenFeatures(real.shape[1]),
-            subsets=subsets,
-            subset_size=size,
-            degree=degree,
-            gamma=gamma,
-            coef=coef,
-            reset_real_features=False,
-        )
+        metric = KernelInceptionDistance(feature=_GivenFeatures(real.shape[1]), reset_real_features=False, **settings)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mean, std = metric.compute()
-    return {
-        "mean": float(mean),
-        "std": float(std),
-        "subsets": subsets,
-        "subset_size": size,
-        "degree": degree,
-        "gamma": gamma,
-        "coef": coef,
-        "seed": seed,
-    }
+    return {"mean": float(mean), "std": float(std), **settings, "seed": seed}
 
 
 def prdc_from_features(real: torch.Tensor, fake: torch.Tensor, nearest_k: int = 5) -> dict:
@@ -346,20 +345,14 @@ def prdc_from_features(real: torch.Tensor, fake: torch.Tensor, nearest_k: int = 
 
 
 def _features_pair(
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    feature_extractor: nn.Module | None,
-    batch_size: int,
-    device: torch.device | str | None,
-    cache: FeatureCache | None,
+    real: torch.Tensor, fake: torch.Tensor, feature_extractor: nn.Module | None, extraction: ExtractionOptions
 ) -> tuple[torch.Tensor, torch.Tensor]:
     check_images(real, "real", what="fidelity metrics")
     check_images(fake, "fake", what="fidelity metrics")
     check_same_size(real, fake)
-    kw = {"batch_size": batch_size, "device": device, "cache": cache}
     return (
-        extract_features(real, feature_extractor, name="real", **kw),
-        extract_features(fake, feature_extractor, name="fake", **kw),
+        extract_features(real, feature_extractor, name="real", **extraction),
+        extract_features(fake, feature_extractor, name="fake", **extraction),
     )
 
 
@@ -367,10 +360,7 @@ def compute_fid(
     real: torch.Tensor,
     fake: torch.Tensor,
     feature_extractor: nn.Module | None = None,
-    *,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> float:
     """Fréchet distance between the feature distributions of a real and a synthetic set.
 
@@ -378,10 +368,9 @@ def compute_fid(
         real, fake: (N, C, H, W) in [-1, 1], same C, H, W, at least 2 images each (FID on InceptionV3's
             2048-d features is only stable with thousands; it is biased upwards for small sets).
         feature_extractor: None = InceptionV3 pool3 (standard FID), or any (N, C, H, W) -> (N, D) module.
-        batch_size, device, cache: see :func:`extract_features`.
+        extraction: ``batch_size``, ``device``, ``cache`` (keywords), see :func:`extract_features`.
     """
-    r, f = _features_pair(real, fake, feature_extractor, batch_size, device, cache)
-    return fid_from_features(r, f)
+    return fid_from_features(*_features_pair(real, fake, feature_extractor, extraction))
 
 
 def compute_kid(
@@ -392,12 +381,13 @@ def compute_kid(
     subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 0,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> dict:
-    """Kernel Inception Distance (mean and std over ``subsets`` random subsets); see :func:`kid_from_features`."""
-    r, f = _features_pair(real, fake, feature_extractor, batch_size, device, cache)
+    """Kernel Inception Distance (mean and std over ``subsets`` random subsets); see :func:`kid_from_features`.
+
+    ``extraction``: ``batch_size``, ``device``, ``cache``, see :func:`extract_features`.
+    """
+    r, f = _features_pair(real, fake, feature_extractor, extraction)
     return kid_from_features(r, f, subsets=subsets, subset_size=subset_size, seed=seed)
 
 
@@ -407,12 +397,13 @@ def compute_prdc(
     feature_extractor: nn.Module | None = None,
     *,
     nearest_k: int = 5,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> dict:
-    """Precision, recall, density, coverage on the same features as FID; see :func:`prdc_from_features`."""
-    r, f = _features_pair(real, fake, feature_extractor, batch_size, device, cache)
+    """Precision, recall, density, coverage on the same features as FID; see :func:`prdc_from_features`.
+
+    ``extraction``: ``batch_size``, ``device``, ``cache``, see :func:`extract_features`.
+    """
+    r, f = _features_pair(real, fake, feature_extractor, extraction)
     return prdc_from_features(r, f, nearest_k=nearest_k)
 
 
@@ -422,24 +413,27 @@ def fidelity_metrics(
     feature_extractor: nn.Module | None = None,
     *,
     nearest_k: int = 5,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    seed: int = 0,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    kid_kwargs: Mapping[str, Any] | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> dict:
     """FID, KID and PRDC from one feature extraction per set.
+
+    Args:
+        real, fake: (N, C, H, W) in [-1, 1], same C, H, W, at least 2 images each.
+        feature_extractor: None = InceptionV3 pool3, or any (N, C, H, W) -> (N, D) module.
+        nearest_k: k of precision/recall/density/coverage.
+        kid_kwargs: passed to :func:`kid_from_features` (``subsets``, ``subset_size``, ``seed``, kernel).
+        extraction: ``batch_size``, ``device``, ``cache`` (keywords), see :func:`extract_features`.
 
     Returns:
         dict with ``fid``, ``kid`` (dict), ``prdc`` (dict; None when a set has ``nearest_k`` images or fewer)
         and ``features`` (name of the feature network and D).
     """
-    r, f = _features_pair(real, fake, feature_extractor, batch_size, device, cache)
+    r, f = _features_pair(real, fake, feature_extractor, extraction)
     enough = min(r.shape[0], f.shape[0]) > nearest_k
     return {
         "fid": fid_from_features(r, f),
-        "kid": kid_from_features(r, f, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed),
+        "kid": kid_from_features(r, f, **(kid_kwargs or {})),
         "prdc": prdc_from_features(r, f, nearest_k=nearest_k) if enough else None,
         "features": {
             "network": type(feature_extractor).__name__ if feature_extractor is not None else "InceptionV3 pool3",

@@ -18,12 +18,17 @@ make the rule stricter for their neighbours, so it errs towards not flagging.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from monai_msgsagan.metrics.diversity import cross_ms_ssim, pairwise_ms_ssim
-from monai_msgsagan.metrics.fidelity import FeatureCache, extract_features
+from monai_msgsagan.metrics.fidelity import ExtractionOptions, extract_features
 from monai_msgsagan.metrics.utils import check_images, check_same_size
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["memorization"]
 
@@ -44,9 +49,7 @@ def memorization(
     ssim_threshold: float | None = None,
     use_features: bool = True,
     ms_ssim_kwargs: dict | None = None,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> dict:
     """Nearest training image of each synthetic image, the distances, and likely-copy flags.
 
@@ -59,7 +62,7 @@ def memorization(
         ssim_threshold: absolute MS-SSIM copy threshold; None = relative to the training set (module docstring).
         use_features: False skips the feature network (MS-SSIM only).
         ms_ssim_kwargs: passed to the MS-SSIM functions (window, weights, chunk size, dtype).
-        batch_size, device, cache: feature extraction, see :func:`~.fidelity.extract_features`.
+        extraction: ``batch_size``, ``device``, ``cache`` (keywords), see :func:`~.fidelity.extract_features`.
 
     Returns:
         dict with per-synthetic-image lists (``nearest_ssim_index``, ``ms_ssim``, ``ssim_copy``, and with
@@ -102,9 +105,8 @@ def memorization(
         "num_fake": int(fake.shape[0]),
     }
     if use_features:
-        common = {"batch_size": batch_size, "device": device, "cache": cache}
-        fr = extract_features(real, feature_extractor, name="real", **common)
-        ff = extract_features(fake, feature_extractor, name="fake", **common)
+        fr = extract_features(real, feature_extractor, name="real", **extraction)
+        ff = extract_features(fake, feature_extractor, name="fake", **extraction)
         real_nn = _nearest_other(torch.cdist(fr, fr))
         d_fr = torch.cdist(ff, fr)
         dist, idx = d_fr.min(dim=1)

@@ -6,16 +6,20 @@ import csv
 import json
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
-from monai_msgsagan.metrics.fidelity import FeatureCache, extract_features, fidelity_metrics
+from monai_msgsagan.metrics.fidelity import ExtractionOptions, FeatureCache, extract_features, fidelity_metrics
 from monai_msgsagan.metrics.memorization import memorization
 from monai_msgsagan.metrics.utils import check_images, check_same_size
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["evaluate_synthesis", "load_training_log", "write_report"]
 
@@ -31,13 +35,10 @@ def evaluate_synthesis(
     seed: int = 0,
     fidelity: bool = True,
     nearest_k: int = 5,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
+    kid_kwargs: Mapping[str, Any] | None = None,
     copy_ratio: float = 0.5,
     ms_ssim_kwargs: dict | None = None,
-    batch_size: int = 50,
-    device: torch.device | str | None = None,
-    cache: FeatureCache | None = None,
+    **extraction: Unpack[ExtractionOptions],
 ) -> dict:
     """Diversity (pairwise MS-SSIM, collapse score), fidelity (FID, KID, PRDC) and memorisation of a synthetic set.
 
@@ -48,9 +49,11 @@ def evaluate_synthesis(
         num_pairs: MS-SSIM pairs per set (None = all pairs); seed: pair sampling and KID subsets.
         fidelity: False skips the feature network altogether (no FID/KID/PRDC, MS-SSIM-only memorisation).
         nearest_k: k of precision/recall/density/coverage (skipped when a set has k images or fewer).
-        kid_subsets, kid_subset_size: KID subsets; copy_ratio: see :func:`~.memorization.memorization`.
+        kid_kwargs: passed to :func:`~.fidelity.kid_from_features` (``subsets``, ``subset_size``; ``seed`` is
+            ``seed`` unless given); copy_ratio: see :func:`~.memorization.memorization`.
         ms_ssim_kwargs: passed to the MS-SSIM functions (window, weights, chunk size, dtype).
-        batch_size, device, cache: feature extraction; each set's features are extracted once.
+        extraction: ``batch_size``, ``device``, ``cache`` (keywords) of the feature extraction, see
+            :func:`~.fidelity.extract_features`; each set's features are extracted once.
 
     Returns:
         JSON-ready dict: ``settings``, ``diversity`` (real and fake pairwise MS-SSIM with per-pair values,
@@ -60,7 +63,8 @@ def evaluate_synthesis(
     check_images(fake, "fake", min_count=2, what="evaluate_synthesis")
     check_same_size(real, fake)
     kw = dict(ms_ssim_kwargs or {})
-    cache = cache if cache is not None else FeatureCache()
+    if extraction.get("cache") is None:
+        extraction["cache"] = FeatureCache()
     div_real = pairwise_ms_ssim(real, num_pairs, seed, **kw)
     div_fake = pairwise_ms_ssim(fake, num_pairs, seed, **kw)
     result: dict = {
@@ -89,29 +93,16 @@ def evaluate_synthesis(
         },
         "fidelity": None,
     }
-    common = {"batch_size": batch_size, "device": device, "cache": cache}
     if fidelity:
         # extract once; the calls below find the features in the cache
-        extract_features(real, feature_extractor, name="real", **common)
-        extract_features(fake, feature_extractor, name="fake", **common)
+        extract_features(real, feature_extractor, name="real", **extraction)
+        extract_features(fake, feature_extractor, name="fake", **extraction)
+        kid = {"seed": seed, **(kid_kwargs or {})}
         result["fidelity"] = fidelity_metrics(
-            real,
-            fake,
-            feature_extractor,
-            nearest_k=nearest_k,
-            kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size,
-            seed=seed,
-            **common,
+            real, fake, feature_extractor, nearest_k=nearest_k, kid_kwargs=kid, **extraction
         )
     result["memorization"] = memorization(
-        real,
-        fake,
-        feature_extractor,
-        copy_ratio=copy_ratio,
-        use_features=fidelity,
-        ms_ssim_kwargs=kw,
-        **common,
+        real, fake, feature_extractor, copy_ratio=copy_ratio, use_features=fidelity, ms_ssim_kwargs=kw, **extraction
     )
     return result
 

@@ -6,6 +6,7 @@ import torch
 
 __all__ = ["check_images", "check_same_size", "to_unit_range"]
 
+# float rounding only: real images are normalised into [-1, 1] and generate() clamps its output to it
 _RANGE_TOLERANCE = 1e-5
 
 

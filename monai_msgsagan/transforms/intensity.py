@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,23 @@ def _as_tensor(img: Any) -> torch.Tensor:
 
 def _source_name(img: Any) -> str:
     return str(img.meta.get("filename_or_obj", "<image>")) if isinstance(img, MetaTensor) else "<image>"
+
+
+class _ForEachKey(MapTransform):
+    """Dictionary version of the array transform ``transform_type``: ``keys``, then that transform's arguments
+    (positional or keyword), then ``allow_missing_keys`` (keyword); the transform is applied to every key."""
+
+    transform_type: type[Transform]
+
+    def __init__(self, keys: KeysCollection, *args: Any, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = self.transform_type(*args, **kwargs)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key])
+        return d
 
 
 class NormalizeXrayIntensity(Transform):
@@ -132,29 +150,13 @@ class NormalizeXrayIntensity(Transform):
         return ScaleIntensityRange(a_min=a_min, a_max=a_max, b_min=-1.0, b_max=1.0, clip=True)(img)
 
 
-class NormalizeXrayIntensityd(MapTransform):
+class NormalizeXrayIntensityd(_ForEachKey):
     """Dictionary version of :class:`NormalizeXrayIntensity` (same arguments after ``keys``)."""
 
-    def __init__(
-        self,
-        keys: KeysCollection,
-        mode: str = "percentile",
-        lower: float = 0.5,
-        upper: float = 99.5,
-        window: Sequence[float] | None = None,
-        max_samples: int | None = 1 << 18,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.normalizer = NormalizeXrayIntensity(mode, lower, upper, window, max_samples)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.normalizer(d[key])
-        return d
+    transform_type = NormalizeXrayIntensity
 
 
+@dataclass(eq=False)
 class XrayBorderCleanup(Transform):
     """Crop uniform borders (black padding, white frames, collimator shutters) and optionally erase burned-in text.
 
@@ -176,21 +178,12 @@ class XrayBorderCleanup(Transform):
         min_keep: never crop below this fraction of the original side.
     """
 
-    def __init__(
-        self,
-        content_fraction: float = 0.05,
-        tol: float = 0.02,
-        remove_text: bool = False,
-        text_size: float = 0.05,
-        text_contrast: float = 0.3,
-        min_keep: float = 0.5,
-    ) -> None:
-        self.content_fraction = content_fraction
-        self.tol = tol
-        self.remove_text = remove_text
-        self.text_size = text_size
-        self.text_contrast = text_contrast
-        self.min_keep = min_keep
+    content_fraction: float = 0.05
+    tol: float = 0.02
+    remove_text: bool = False
+    text_size: float = 0.05
+    text_contrast: float = 0.3
+    min_keep: float = 0.5
 
     def _bounds(self, profile: np.ndarray, n: int) -> tuple[int, int]:
         keep = np.nonzero(profile >= self.content_fraction)[0]
@@ -223,28 +216,10 @@ class XrayBorderCleanup(Transform):
         return out
 
 
-class XrayBorderCleanupd(MapTransform):
+class XrayBorderCleanupd(_ForEachKey):
     """Dictionary version of :class:`XrayBorderCleanup` (same arguments after ``keys``)."""
 
-    def __init__(
-        self,
-        keys: KeysCollection,
-        content_fraction: float = 0.05,
-        tol: float = 0.02,
-        remove_text: bool = False,
-        text_size: float = 0.05,
-        text_contrast: float = 0.3,
-        min_keep: float = 0.5,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.cleanup = XrayBorderCleanup(content_fraction, tol, remove_text, text_size, text_contrast, min_keep)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.cleanup(d[key])
-        return d
+    transform_type = XrayBorderCleanup
 
 
 def _check_power_of_two(size: int) -> int:
@@ -290,25 +265,10 @@ class ResizeXrayToSquare(Transform):
         return self.pad(img) if self.mode == "pad" else self.crop(img)
 
 
-class ResizeXrayToSquared(MapTransform):
+class ResizeXrayToSquared(_ForEachKey):
     """Dictionary version of :class:`ResizeXrayToSquare` (same arguments after ``keys``)."""
 
-    def __init__(
-        self,
-        keys: KeysCollection,
-        size: int,
-        mode: str = "pad",
-        pad_value: float = -1.0,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.resizer = ResizeXrayToSquare(size, mode, pad_value)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.resizer(d[key])
-        return d
+    transform_type = ResizeXrayToSquare
 
 
 class RandXrayAugment(Randomizable, Transform):
@@ -379,32 +339,20 @@ class RandXrayAugment(Randomizable, Transform):
         return torch.clamp(out, -1.0, 1.0)
 
 
-class RandXrayAugmentd(Randomizable, MapTransform):
+class RandXrayAugmentd(Randomizable, _ForEachKey):
     """Dictionary version of :class:`RandXrayAugment` (same arguments after ``keys``): the same random draw is
     applied to every key."""
 
-    def __init__(
-        self,
-        keys: KeysCollection,
-        prob: float = 0.5,
-        rotate_deg: float = 5.0,
-        scale: float = 0.05,
-        shift: float = 0.03,
-        gamma: tuple[float, float] = (0.85, 1.15),
-        hflip_prob: float = 0.0,
-        vflip_prob: float = 0.0,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.augment = RandXrayAugment(prob, rotate_deg, scale, shift, gamma, hflip_prob, vflip_prob)
+    transform_type = RandXrayAugment
+    transform: RandXrayAugment
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandXrayAugmentd:
         super().set_random_state(seed, state)
-        self.augment.set_random_state(state=self.R)
+        self.transform.set_random_state(state=self.R)
         return self
 
     def randomize(self, data: Any = None) -> None:
-        self.augment.randomize(data)
+        self.transform.randomize(data)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -413,5 +361,5 @@ class RandXrayAugmentd(Randomizable, MapTransform):
             if first:
                 self.randomize(d[key])
                 first = False
-            d[key] = self.augment(d[key], randomize=False)
+            d[key] = self.transform(d[key], randomize=False)
         return d
