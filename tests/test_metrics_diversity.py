@@ -164,7 +164,7 @@ def test_copies_of_one_image_score_as_collapsed():
     copies = varied[:1].repeat(8, 1, 1, 1)
     # nearly identical copies (tiny noise) are just as collapsed
     copies = (copies + 0.01 * torch.randn(copies.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    c = collapse_score(copies, varied)
+    c = collapse_score(varied, copies)
     assert c["score"] > 1.5 and c["difference"] > 0.3
     assert c["fake"]["mean"] > 0.9
     assert collapse_score(varied, varied)["score"] == pytest.approx(1.0)
@@ -176,9 +176,9 @@ def test_real_halves_closer_to_each_other_than_to_noise_or_collapse(figure1_dir)
     gen = torch.Generator().manual_seed(0)
     noise = torch.rand(half_a.shape, generator=gen) * 2 - 1
     collapsed = (half_a[:1] + 0.02 * torch.randn(half_a.shape, generator=gen)).clamp(-1, 1)
-    gap_real = abs(collapse_score(half_b, half_a)["score"] - 1)
-    gap_noise = abs(collapse_score(noise, half_a)["score"] - 1)
-    gap_collapsed = abs(collapse_score(collapsed, half_a)["score"] - 1)
+    gap_real = abs(collapse_score(half_a, half_b)["score"] - 1)
+    gap_noise = abs(collapse_score(half_a, noise)["score"] - 1)
+    gap_collapsed = abs(collapse_score(half_a, collapsed)["score"] - 1)
     assert gap_real < 0.25
     assert gap_real < gap_noise and gap_real < gap_collapsed
 

@@ -486,8 +486,8 @@ def cross_ms_ssim(a: torch.Tensor, b: torch.Tensor, **settings: Any) -> torch.Te
 
 
 def collapse_score(
-    fake: torch.Tensor,
     real: torch.Tensor,
+    fake: torch.Tensor,
     num_pairs: int | None = None,
     seed: int = 0,
     **kwargs: Any,
@@ -499,7 +499,8 @@ def collapse_score(
     ``difference = fake mean - real mean`` is reported too.
 
     Args:
-        fake, real: (N, C, H, W) in [-1, 1], same C, H, W, at least 2 images each.
+        real, fake: (N, C, H, W) in [-1, 1], same C, H, W, at least 2 images each (real first, as in every
+            metric of this package: :func:`~monai_msgsagan.metrics.compute_fid`, ``memorization``, ...).
         num_pairs, seed: pair sampling per set, as in :func:`pairwise_ms_ssim`.
         kwargs: passed to :func:`pairwise_ms_ssim` (window, weights, chunk size, dtype, device).
 

@@ -340,7 +340,7 @@ def _diagnostics(
                 entry["called_this_class"][arm] = float((probs.argmax(1) == c).float().mean())
         real_c = train_images[train_labels == c]
         if len(synthetic[c]) >= 2 and len(real_c) >= 2:
-            score = collapse_score(synthetic[c][:256], real_c[:256], num_pairs=2000, seed=0)
+            score = collapse_score(real_c[:256], synthetic[c][:256], num_pairs=2000, seed=0)
             entry["ms_ssim_synthetic"] = score["fake"]["mean"]
             entry["ms_ssim_real"] = score["real"]["mean"]
             entry["collapse_score"] = score["score"]
