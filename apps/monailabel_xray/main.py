@@ -1,7 +1,7 @@
 """MONAI Label app: chest X-ray classification whose training split gets synthetic minority-class radiographs.
 
-Start it with ``monailabel start_server --app apps/monailabel_xray --studies <datastore> --conf synthetic_model
-<generator.ts>`` (see README.md). The datastore holds the radiographs (``*.png``/``*.jpg``) and, per labelled
+Start it with ``.venv-monailabel/bin/python -m monailabel.main start_server --app apps/monailabel_xray --studies
+<datastore> --conf synthetic_model <bundle>/models/model.pt`` (see README.md). The datastore holds the radiographs (``*.png``/``*.jpg``) and, per labelled
 image, ``labels/final/<image id>.cls.json`` = ``{"label": "<class name>"}``.
 """
 
