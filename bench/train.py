@@ -27,11 +27,12 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment, image_pyramid  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
 from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
 from monai_msgsagan.losses import RelativisticAverageHingeLoss  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator, sample_latent  # noqa: E402
 from monai_msgsagan.networks.blocks import default_channels  # noqa: E402
+from monai_msgsagan.transforms import image_pyramid  # noqa: E402
 
 VARIANTS = {"MSG-GAN": [], "MSG-SAGAN": [32, 64]}
 

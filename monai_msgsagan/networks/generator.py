@@ -7,12 +7,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, validate_resolution
+from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, network_sides
 
-__all__ = ["MultiScaleGenerator", "InferenceGenerator", "sample_latent", "DEFAULT_ATTENTION_RESOLUTIONS"]
+__all__ = [
+    "MultiScaleGenerator",
+    "InferenceGenerator",
+    "sample_latent",
+    "check_labels",
+    "DEFAULT_ATTENTION_RESOLUTIONS",
+]
 
-#: SAGAN-style attention at the middle scales. As a default it keeps only the scales a network has (a 16 px
-#: network gets none); an explicitly given tuple must name scales the network has.
+#: SAGAN-style attention at the middle scales, used when ``attention_resolutions`` is ``None``: only the scales a
+#: network has are kept (a 16 px network gets none). A given sequence must name scales the network has.
 DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
 
 
@@ -34,23 +40,36 @@ def sample_latent(
     return z.to(device) if device is not None else z
 
 
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Raise ``ValueError`` unless every class index in ``labels`` lies in ``[0, num_classes)``.
+
+    Reads ``labels`` on the host: call it where labels enter (the trainer checks each batch on the CPU before
+    moving it to the device; :class:`InferenceGenerator` checks its input), not in a network's forward pass, where
+    it would stall the GPU and break ``torch.compile``'s graph.
+    """
+    if labels.numel() > 0 and (bool((labels < 0).any()) or bool((labels >= num_classes).any())):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {int(labels.min())} to {int(labels.max())}."
+        )
+
+
 def resolve_scales(
-    resolution: int, channels: Sequence[int] | None, attention_resolutions: Sequence[int]
+    resolution: int, channels: Sequence[int] | None, attention_resolutions: Sequence[int] | None
 ) -> tuple[list[int], list[int], set[int]]:
     """Validate the shared generator/discriminator arguments.
 
     Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
-    scales; raises ``ValueError`` saying what was expected.
+    scales (``None``: :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has); raises ``ValueError`` saying
+    what was expected.
     """
-    log2 = validate_resolution(resolution)
-    sides = [2**k for k in range(2, log2 + 1)]
+    sides = network_sides(resolution)
     widths = list(channels) if channels is not None else default_channels(resolution)
     if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
         raise ValueError(
             f"channels must give one positive width per scale {sides} (coarse to fine), got {list(widths)}."
         )
-    if attention_resolutions is DEFAULT_ATTENTION_RESOLUTIONS:
-        attention = {s for s in attention_resolutions if s in sides}
+    if attention_resolutions is None:
+        attention = {s for s in DEFAULT_ATTENTION_RESOLUTIONS if s in sides}
     else:
         attention = set(attention_resolutions)
         missing = sorted(attention - set(sides))
@@ -72,13 +91,16 @@ class MultiScaleGenerator(nn.Module):
         image_channels: channels ``C`` of the emitted images (1 for X-rays).
         channels: feature width of each scale, coarse to fine (``len == log2(resolution) - 1``); default
             :func:`~monai_msgsagan.networks.blocks.default_channels`.
-        attention_resolutions: scales that get a self-attention layer after their convolutions.
+        attention_resolutions: scales that get a self-attention layer after their convolutions; ``None``:
+            :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has, ``()``: none (MSG-GAN).
         num_classes: ``> 0`` makes the generator class-conditional: a learned class embedding of size ``L`` is
             concatenated to the (pixel-normalised) latent.
 
     Forward:
         ``z``: ``(B, L)`` float latent; ``labels``: ``(B,)`` int64 class indices in ``[0, num_classes)``, required
-        when ``num_classes > 0`` and ignored otherwise.
+        when ``num_classes > 0`` and ignored otherwise. Their values are not read here (no host sync in the
+        training step): check them where they enter with :func:`check_labels`, as the trainer and
+        :class:`InferenceGenerator` do; an out-of-range index fails in the class embedding.
         Returns a list of ``log2(resolution) - 1`` tensors, coarse to fine, item ``i`` of shape
         ``(B, C, 2**(i+2), 2**(i+2))`` with values in [-1, 1].
     """
@@ -89,7 +111,7 @@ class MultiScaleGenerator(nn.Module):
         latent_dim: int = 128,
         image_channels: int = 1,
         channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        attention_resolutions: Sequence[int] | None = None,
         num_classes: int = 0,
     ) -> None:
         super().__init__()
@@ -123,11 +145,6 @@ class MultiScaleGenerator(nn.Module):
                 raise ValueError(f"this generator is class-conditional ({self.num_classes} classes): pass labels.")
             if labels.dim() != 1 or labels.shape[0] != z.shape[0]:
                 raise ValueError(f"labels must have shape ({z.shape[0]},), got {list(labels.shape)}.")
-            if bool((labels < 0).any()) or bool((labels >= self.num_classes).any()):
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_classes}), got values from {int(labels.min())} to "
-                    f"{int(labels.max())}."
-                )
             x = torch.cat([x, self.class_embedding(labels.long())], dim=1)
         return x
 
@@ -153,7 +170,8 @@ class InferenceGenerator(MultiScaleGenerator):
         other arguments: see :class:`MultiScaleGenerator`.
 
     Forward:
-        ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64. Returns ``(B, C, resolution, resolution)`` in [-1, 1].
+        ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64 in ``[0, num_classes)`` (checked, ``ValueError``
+        otherwise). Returns ``(B, C, resolution, resolution)`` in [-1, 1].
     """
 
     def __init__(
@@ -162,7 +180,7 @@ class InferenceGenerator(MultiScaleGenerator):
         latent_dim: int = 128,
         image_channels: int = 1,
         channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        attention_resolutions: Sequence[int] | None = None,
         num_classes: int = 0,
         default_class: int = 0,
     ) -> None:
@@ -174,6 +192,8 @@ class InferenceGenerator(MultiScaleGenerator):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         if self.num_classes > 0 and labels is None:
             labels = torch.full((z.shape[0],), self.default_class, dtype=torch.long, device=z.device)
+        if labels is not None and self.num_classes > 0:
+            check_labels(labels, self.num_classes)
         x = self._input(z, labels)
         for block in self.blocks:
             x = block(x)
