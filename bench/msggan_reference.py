@@ -2,7 +2,8 @@
 
 From BMSG-GAN by Animesh Karnewar, https://github.com/akanimax/BMSG-GAN, commit
 863b1f370c12010a57812fb55e2f1b625e64e5a4, files ``sourcecode/MSG_GAN/CustomLayers.py``, ``GAN.py`` and
-``Losses.py``. Kept: the equalized-learning-rate layers, pixel norm, minibatch std-dev, the generator and
+``Losses.py``. Kept: the equalized-learning-rate layers (the convolution and its transposed twin as one class
+with a switch, the size assertions of both networks as one function), pixel norm, minibatch std-dev, the generator and
 discriminator blocks, ``Generator``, ``Discriminator``, ``update_average``, ``RelativisticAverageHingeGAN`` (the
 repository's default loss) and the body of ``MSG_GAN.train``'s batch loop with ``optimize_discriminator`` and
 ``optimize_generator``. Changed only as needed to run here: imports at the top, the ``use_eql=False`` branches
@@ -48,19 +49,24 @@ __all__ = ["Discriminator", "Generator", "RelativisticAverageHingeGAN", "referen
 
 
 class _equalized_conv2d(th.nn.Module):
+    """Convolution with the equalized learning rate (weights scaled by sqrt(2 / fan_in) at run time)."""
+
+    transposed = False
+
     def __init__(self, c_in, c_out, k_size, stride=1, pad=0, bias=True):
         super().__init__()
-        self.weight = th.nn.Parameter(th.nn.init.normal_(th.empty(c_out, c_in, *_pair(k_size))))
+        shape = (c_in, c_out) if self.transposed else (c_out, c_in)
+        self.weight = th.nn.Parameter(th.nn.init.normal_(th.empty(*shape, *_pair(k_size))))
         self.use_bias = bias
         self.stride = stride
         self.pad = pad
         if self.use_bias:
             self.bias = th.nn.Parameter(th.FloatTensor(c_out).fill_(0))
-        fan_in = np.prod(_pair(k_size)) * c_in
+        fan_in = c_in if self.transposed else np.prod(_pair(k_size)) * c_in
         self.scale = np.sqrt(2) / np.sqrt(fan_in)
 
     def forward(self, x):
-        return conv2d(
+        return (conv_transpose2d if self.transposed else conv2d)(
             input=x,
             weight=self.weight * self.scale,
             bias=self.bias if self.use_bias else None,
@@ -69,26 +75,10 @@ class _equalized_conv2d(th.nn.Module):
         )
 
 
-class _equalized_deconv2d(th.nn.Module):
-    def __init__(self, c_in, c_out, k_size, stride=1, pad=0, bias=True):
-        super().__init__()
-        self.weight = th.nn.Parameter(th.nn.init.normal_(th.empty(c_in, c_out, *_pair(k_size))))
-        self.use_bias = bias
-        self.stride = stride
-        self.pad = pad
-        if self.use_bias:
-            self.bias = th.nn.Parameter(th.FloatTensor(c_out).fill_(0))
-        fan_in = c_in
-        self.scale = np.sqrt(2) / np.sqrt(fan_in)
+class _equalized_deconv2d(_equalized_conv2d):
+    """Transposed convolution with the equalized learning rate (fan-in ``c_in``)."""
 
-    def forward(self, x):
-        return conv_transpose2d(
-            input=x,
-            weight=self.weight * self.scale,
-            bias=self.bias if self.use_bias else None,
-            stride=self.stride,
-            padding=self.pad,
-        )
+    transposed = True
 
 
 class PixelwiseNorm(th.nn.Module):
@@ -183,14 +173,19 @@ class DisGeneralConvBlock(th.nn.Module):
         return self.downSampler(y)
 
 
+def _check_size(depth, size, message):
+    """The size assertions of the original ``Generator`` and ``Discriminator``."""
+    assert size != 0 and ((size & (size - 1)) == 0), "latent size not a power of 2"
+    if depth >= 4:
+        assert size >= np.power(2, depth - 4), message
+
+
 class Generator(th.nn.Module):
     """Images at every scale 4x4 .. (2**(depth+1))^2; widths ``latent_size``, halving after the fourth block."""
 
     def __init__(self, depth=7, latent_size=512, image_channels=3):
         super().__init__()
-        assert latent_size != 0 and ((latent_size & (latent_size - 1)) == 0), "latent size not a power of 2"
-        if depth >= 4:
-            assert latent_size >= np.power(2, depth - 4), "latent size will diminish to zero"
+        _check_size(depth, latent_size, "latent size will diminish to zero")
         self.depth = depth
         self.latent_size = latent_size
 
@@ -221,16 +216,17 @@ class Generator(th.nn.Module):
 
 
 class Discriminator(th.nn.Module):
+    """Takes the ``depth`` images coarse to fine; features ``feature_size``, halved from the fifth scale on."""
+
     def __init__(self, depth=7, feature_size=512, image_channels=3):
         super().__init__()
-        assert feature_size != 0 and ((feature_size & (feature_size - 1)) == 0), "latent size not a power of 2"
-        if depth >= 4:
-            assert feature_size >= np.power(2, depth - 4), "feature size cannot be produced"
-        self.depth = depth
-        self.feature_size = feature_size
+        _check_size(depth, feature_size, "feature size cannot be produced")
 
         def from_rgb(out_channels):
             return _equalized_conv2d(image_channels, out_channels, (1, 1), bias=True)
+
+        self.depth = depth
+        self.feature_size = feature_size
 
         self.rgb_to_features = ModuleList()
         self.final_converter = from_rgb(self.feature_size // 2)

@@ -11,7 +11,6 @@ import torch
 import torch.distributed as dist
 from ignite.engine import Events
 from monai.engines import Trainer
-from monai.engines.utils import default_prepare_batch
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
@@ -135,28 +134,15 @@ class MultiScaleGanTrainer(Trainer):
         if mode_seeking_weight < 0:
             raise ValueError(f"mode_seeking_weight must be >= 0, got {mode_seeking_weight}.")
         super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=train_data_loader,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            prepare_batch=default_prepare_batch,
-            handlers=train_handlers,
-            decollate=False,
-            event_names=[GanIterationEvents],
-        )
-        self.g_network = g_network
-        self.d_network = d_network
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
+            device, max_epochs, train_data_loader, epoch_length, non_blocking,
+            handlers=train_handlers, decollate=False, event_names=[GanIterationEvents],
+        )  # fmt: skip
+        self.g_network, self.g_optimizer = g_network, g_optimizer
+        self.d_network, self.d_optimizer = d_network, d_optimizer
         self.loss = get_adversarial_loss(loss) if isinstance(loss, str) else loss
-        self.penalty = penalty
-        self.augment = augment
-        self.mode_seeking_weight = mode_seeking_weight
-        self.d_train_steps = d_train_steps
-        self.accumulation_steps = accumulation_steps
-        self.max_nonfinite_steps = max_nonfinite_steps
-        self.check_interval = check_interval
+        self.penalty, self.augment, self.mode_seeking_weight = penalty, augment, mode_seeking_weight
+        self.d_train_steps, self.accumulation_steps = d_train_steps, accumulation_steps
+        self.max_nonfinite_steps, self.check_interval = max_nonfinite_steps, check_interval
         self.amp = amp and torch.device(device).type == "cuda"
         self.channels_last = channels_last
         if self.channels_last:

@@ -62,16 +62,11 @@ class MultiScaleDiscriminator(nn.Module):
         mbstd_group_size: int = 4,
     ) -> None:
         super().__init__()
-        if image_channels < 1 or num_classes < 0:
-            raise ValueError(
-                f"image_channels must be positive and num_classes >= 0, got {image_channels}, {num_classes}."
-            )
-        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
-        self.resolution = resolution
-        self.image_channels = image_channels
-        self.num_classes = num_classes
-        self.sides = sides
-        self.attention_resolutions = sorted(attention)
+        sides, widths, attention = resolve_scales(
+            resolution, channels, attention_resolutions, image_channels, num_classes
+        )
+        self.resolution, self.image_channels, self.num_classes = resolution, image_channels, num_classes
+        self.sides, self.attention_resolutions = sides, sorted(attention)
         sn = use_spectral_norm
         # one block per scale above 4x4, named by its side ("8", ..., "64") so no index can be read coarse to fine
         # in one network and fine to coarse in the other; the forward pass runs them fine to coarse

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,14 +55,20 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 
 def resolve_scales(
-    resolution: int, channels: Sequence[int] | None, attention_resolutions: Sequence[int] | None
+    resolution: int,
+    channels: Sequence[int] | None,
+    attention_resolutions: Sequence[int] | None,
+    image_channels: int = 1,
+    num_classes: int = 0,
 ) -> tuple[list[int], list[int], set[int]]:
-    """Validate the shared generator/discriminator arguments.
+    """Validate the arguments the generator and discriminator share.
 
     Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
     scales (``None``: :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has); raises ``ValueError`` saying
     what was expected.
     """
+    if image_channels < 1 or num_classes < 0:
+        raise ValueError(f"image_channels must be >= 1 and num_classes >= 0, got {image_channels}, {num_classes}.")
     sides = network_sides(resolution)
     widths = list(channels) if channels is not None else default_channels(resolution)
     if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
@@ -115,17 +122,13 @@ class MultiScaleGenerator(nn.Module):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        if latent_dim < 1 or image_channels < 1 or num_classes < 0:
-            raise ValueError(
-                "latent_dim and image_channels must be positive and num_classes >= 0, got "
-                f"latent_dim={latent_dim}, image_channels={image_channels}, num_classes={num_classes}."
-            )
-        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
-        self.resolution = resolution
-        self.latent_dim = latent_dim
-        self.image_channels = image_channels
-        self.num_classes = num_classes
-        self.attention_resolutions = sorted(attention)
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
+        sides, widths, attention = resolve_scales(
+            resolution, channels, attention_resolutions, image_channels, num_classes
+        )
+        self.resolution, self.latent_dim, self.image_channels = resolution, latent_dim, image_channels
+        self.num_classes, self.attention_resolutions = num_classes, sorted(attention)
         self.latent_norm = PixelNorm()
         self.class_embedding = nn.Embedding(num_classes, latent_dim) if num_classes > 0 else None
         in_width = latent_dim * 2 if num_classes > 0 else latent_dim
@@ -174,19 +177,10 @@ class InferenceGenerator(MultiScaleGenerator):
         otherwise). Returns ``(B, C, resolution, resolution)`` in [-1, 1].
     """
 
-    def __init__(
-        self,
-        resolution: int,
-        latent_dim: int = 128,
-        image_channels: int = 1,
-        channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] | None = None,
-        num_classes: int = 0,
-        default_class: int = 0,
-    ) -> None:
-        super().__init__(resolution, latent_dim, image_channels, channels, attention_resolutions, num_classes)
-        if num_classes > 0 and not 0 <= default_class < num_classes:
-            raise ValueError(f"default_class must lie in [0, {num_classes}), got {default_class}.")
+    def __init__(self, *args: Any, default_class: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.num_classes > 0 and not 0 <= default_class < self.num_classes:
+            raise ValueError(f"default_class must lie in [0, {self.num_classes}), got {default_class}.")
         self.default_class = default_class
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
