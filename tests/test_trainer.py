@@ -15,6 +15,7 @@ from monai_msgsagan.engines import (
     MultiScaleGanTrainer,
     NonFiniteLossError,
     PyramidDiffAugment,
+    cpu_has_bf16_matrix_units,
 )
 from monai_msgsagan.handlers import (
     GanCheckpointSaver,
@@ -454,3 +455,25 @@ def test_the_default_loss_is_the_bundles():
     bundle = json.loads((Path(__file__).resolve().parents[1] / "bundle/configs/train.json").read_text())
     default = MultiScaleGanTrainer.__init__.__defaults__[0]  # the first defaulted argument is ``loss``
     assert default == bundle["loss"] == "logistic"
+
+
+def test_bf16_autocast_on_cpus_with_matrix_units(tmp_path):
+    """``amp`` is bf16 autocast on CUDA and on CPUs with AMX (faster there), ignored on other CPUs (slower)."""
+    trainer, g, *_ = build(tmp_path, max_epochs=1, augment=False)
+    assert not trainer.amp  # build() leaves it off
+    amp, *_ = build(tmp_path / "amp", max_epochs=1, augment=False)
+    amp.amp = True  # as MultiScaleGanTrainer(..., amp=True) sets it on a CPU with AMX
+    seen = []
+    d_forward = amp._d_forward
+
+    def recording_d(images, labels):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return d_forward(images, labels)
+
+    amp._d_forward = recording_d
+    amp.run()
+    assert torch.bfloat16 in seen and all(torch.isfinite(torch.as_tensor(v)) for v in amp.state.output.values())
+    kwargs = {"loss": "logistic", "amp": True}
+    built = MultiScaleGanTrainer("cpu", 1, trainer.data_loader, g, trainer.g_optimizer, trainer.d_network,
+                                 trainer.d_optimizer, **kwargs)  # fmt: skip
+    assert built.amp == cpu_has_bf16_matrix_units()

@@ -21,9 +21,15 @@ from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, g
 from monai_msgsagan.networks.generator import check_labels, sample_latent
 from monai_msgsagan.transforms.pyramid import image_pyramid
 
-__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError"]
+__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "cpu_has_bf16_matrix_units"]
 
 logger = logging.getLogger(__name__)
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU has AMX tiles, on which oneDNN runs bf16 autocast faster than float32 (1.6x for the bundle's
+    step, ``bench/step_options.py``); without them bf16 is emulated on the CPU and slower."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 class NonFiniteLossError(RuntimeError):
@@ -81,7 +87,8 @@ class MultiScaleGanTrainer(Trainer):
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
         accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
-        amp: bf16 autocast (CUDA only; ignored on CPU).
+        amp: bf16 autocast on CUDA, and on CPUs with bf16 matrix units (:func:`cpu_has_bf16_matrix_units`);
+            ignored on other CPUs, where it would be slower.
         channels_last: channels-last memory format for G, D and the images (on CPU too: faster for the bundle's
             networks, see ``bench/train.py``).
         compile: wrap G and D forward in ``torch.compile`` (the R1 / gradient penalty's double backward runs the
@@ -143,7 +150,8 @@ class MultiScaleGanTrainer(Trainer):
         self.penalty, self.augment, self.mode_seeking_weight = penalty, augment, mode_seeking_weight
         self.d_train_steps, self.accumulation_steps = d_train_steps, accumulation_steps
         self.max_nonfinite_steps, self.check_interval = max_nonfinite_steps, check_interval
-        self.amp = amp and torch.device(device).type == "cuda"
+        device_type = torch.device(device).type
+        self.amp = amp and (device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16_matrix_units()))
         self.channels_last = channels_last
         if self.channels_last:
             g_network.to(memory_format=torch.channels_last)
@@ -189,7 +197,7 @@ class MultiScaleGanTrainer(Trainer):
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return torch.autocast(self.state.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def _fakes(self, batch_size: int, labels: torch.Tensor | None) -> list[torch.Tensor]:
         return self._fakes_and_latents(batch_size, labels)[0]
