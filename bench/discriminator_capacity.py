@@ -31,9 +31,9 @@ from torch.nn.utils.parametrizations import spectral_norm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monai_msgsagan.data.phantoms import make_phantom  # noqa: E402
-from monai_msgsagan.engines import image_pyramid  # noqa: E402
 from monai_msgsagan.losses import get_adversarial_loss  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator  # noqa: E402
+from monai_msgsagan.transforms import image_pyramid  # noqa: E402
 
 RESOLUTION, CHANNELS, ATTENTION = 64, [64, 64, 64, 32, 16], (16,)
 

@@ -9,12 +9,14 @@ from torch import nn
 
 from monai_msgsagan.generation import sample_latent
 from monai_msgsagan.networks import (
+    DEFAULT_ATTENTION_RESOLUTIONS,
     InferenceGenerator,
     MultiScaleDiscriminator,
     MultiScaleGenerator,
     SelfAttention2d,
 )
 from monai_msgsagan.networks.blocks import default_channels, he_init
+from monai_msgsagan.networks.generator import check_labels
 
 LATENT = 16
 
@@ -75,6 +77,24 @@ def test_no_attention_is_exactly_msggan_plus_attention_params():
 def test_default_attention_keeps_existing_scales():
     assert MultiScaleGenerator(16, LATENT).attention_resolutions == []
     assert MultiScaleGenerator(64, LATENT, channels=tiny_channels(64)).attention_resolutions == [32, 64]
+    # the default is None, not an identity check on a tuple: the equal tuple given explicitly is checked
+    assert MultiScaleDiscriminator(16, attention_resolutions=None).attention_resolutions == []
+    with pytest.raises(ValueError, match="not scales of this network"):
+        MultiScaleGenerator(16, LATENT, attention_resolutions=tuple(DEFAULT_ATTENTION_RESOLUTIONS))
+
+
+def test_discriminator_blocks_are_named_by_side_and_old_checkpoints_load():
+    d = MultiScaleDiscriminator(32, channels=tiny_channels(32), attention_resolutions=(16,), num_classes=2)
+    assert list(d.blocks) == ["8", "16", "32"] and d.blocks["32"].finest
+    state = d.state_dict()
+    # bundle <= 0.6 numbered the blocks fine to coarse: blocks.0 was the 32 px block
+    old = {k.replace("blocks.32.", "blocks.0.").replace("blocks.16.", "blocks.1.").replace("blocks.8.", "blocks.2."): v
+           for k, v in state.items()}  # fmt: skip
+    assert "blocks.0.from_image.parametrizations.weight.original" in old
+    fresh = MultiScaleDiscriminator(32, channels=tiny_channels(32), attention_resolutions=(16,), num_classes=2)
+    fresh.load_state_dict(old)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key]), key
 
 
 @pytest.mark.parametrize("num_classes", [0, 2])
@@ -190,8 +210,11 @@ def test_bad_arguments_say_what_was_expected():
         g(torch.randn(2, 7), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="pass labels"):
         g(torch.randn(2, LATENT))
+    # label values are checked where they enter (trainer, InferenceGenerator), not in the training forward pass
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\), got values from 0 to 5"):
+        check_labels(torch.tensor([0, 5]), 2)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
-        g(torch.randn(2, LATENT), torch.tensor([0, 5]))
+        InferenceGenerator(16, LATENT, num_classes=2)(torch.randn(2, LATENT), torch.tensor([-1, 1]))
     images = g(torch.randn(2, LATENT), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="expected a list of 3 images"):
         d(images[1:], torch.tensor([0, 1]))
@@ -229,6 +252,6 @@ def test_networks_are_he_initialised():
     expected = (2 / 1.04) ** 0.5 / (conv.in_channels * 9) ** 0.5
     assert abs(float(conv.weight.std()) / expected - 1) < 0.1 and not conv.bias.any()
     d_plain = MultiScaleDiscriminator(32, channels=tiny_channels(32), attention_resolutions=(), use_spectral_norm=False)
-    conv = d_plain.blocks[0].conv1
+    conv = d_plain.blocks["32"].conv1
     expected = (2 / 1.04) ** 0.5 / (conv.in_channels * 9) ** 0.5
     assert abs(float(conv.weight.std()) / expected - 1) < 0.1

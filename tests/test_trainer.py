@@ -15,7 +15,7 @@ from monai_msgsagan.engines import (
     MultiScaleGanTrainer,
     NonFiniteLossError,
     PyramidDiffAugment,
-    image_pyramid,
+    cpu_has_bf16_matrix_units,
 )
 from monai_msgsagan.handlers import (
     GanCheckpointSaver,
@@ -26,6 +26,7 @@ from monai_msgsagan.handlers import (
 )
 from monai_msgsagan.losses import GradientPenalty, R1Penalty
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleDiscriminator, MultiScaleGenerator
+from monai_msgsagan.transforms import image_pyramid
 
 RES, LATENT, CH = 16, 16, [16, 16, 8]
 
@@ -115,7 +116,7 @@ def test_training_updates_g_d_and_ema(tmp_path):
     trainer.run()
     out = trainer.state.output
     assert set(out) >= {"d_loss", "g_loss", "real_logit", "fake_logit", "augment_p", "skipped"}
-    assert all(torch.isfinite(torch.tensor(v)) for v in out.values())
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in out.values())
     after = states(g, d)
     for sb, sa in zip(before, after):
         assert any(not torch.equal(sb[k], sa[k]) for k in sb)
@@ -354,3 +355,125 @@ def test_ema_update_rule():
     beta = ema.beta(1)
     for k, v in ema_net.named_parameters():
         torch.testing.assert_close(v, beta * start[k] + (1 - beta) * (start[k] + 1.0))
+
+
+def _fused(trainer):
+    """Give the trainer fused Adam optimizers (as the bundle builds them) over the same networks."""
+    trainer.g_optimizer = torch.optim.Adam(trainer.g_network.parameters(), 2e-4, betas=(0.0, 0.99), fused=True)
+    trainer.d_optimizer = torch.optim.Adam(trainer.d_network.parameters(), 4e-4, betas=(0.0, 0.99), fused=True)
+
+
+def test_fused_optimizers_skip_non_finite_steps_on_the_device(tmp_path):
+    """A NaN batch among finite ones: with fused optimizers the skip is decided on the device (``found_inf``), the
+    skipped steps leave parameters and optimizer state alone and the finite steps are applied."""
+    finite = PhantomDataset(24, RES, num_classes=2, seed=0)
+    data = [dict(finite[i]) for i in range(24)]
+    for item in data[8:16]:  # one NaN batch of three (the loader below keeps the order)
+        item["image"] = torch.full((1, RES, RES), float("nan"))
+    trainer, g, d, _ = build(tmp_path, max_epochs=1, dataset=data, augment=False)
+    trainer.set_data(DataLoader(data, batch_size=8, shuffle=False))
+    _fused(trainer)
+    after_first = {}
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED(once=1), lambda e: after_first.update(states=_params(g, d), opt=_opt_states(e))
+    )
+    skipped = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: skipped.append(float(e.state.output["skipped"])))
+    before_third = {}
+    trainer.add_event_handler(
+        Events.ITERATION_STARTED(once=3), lambda e: before_third.update(states=_params(g, d), opt=_opt_states(e))
+    )
+    trainer.run()
+    assert skipped == [0.0, 1.0, 0.0]
+    # the NaN iteration changed no weight (spectral-norm vectors still follow the weights, as before)...
+    assert_same(before_third["states"], after_first["states"])
+    assert_same(before_third["opt"], after_first["opt"])  # ...and no optimizer state (step counts included)
+    assert int(trainer.d_optimizer.state[next(d.parameters())]["step"]) == 2
+    assert all(torch.isfinite(p).all() for p in list(g.parameters()) + list(d.parameters()))
+
+
+def _params(*nets):
+    return [{k: v.detach().clone() for k, v in n.named_parameters()} for n in nets]
+
+
+def _opt_states(engine):
+    return [
+        {f"{i}.{k}": v.clone() for i, s in enumerate(opt.state.values()) for k, v in s.items()}
+        for opt in (engine.g_optimizer, engine.d_optimizer)
+    ]
+
+
+def test_non_finite_guard_reads_the_device_at_the_check_interval(tmp_path):
+    """Skips are counted on the device and read every ``check_interval`` iterations and at each epoch's end,
+    inside the iteration (before checkpoint handlers): the error comes at the first read after the limit."""
+    nan_data = [{"image": torch.full((1, RES, RES), float("nan")), "label": 0} for _ in range(40)]
+    trainer, g, *_ = build(tmp_path, max_epochs=2, dataset=nan_data, augment=False)
+    _fused(trainer)
+    trainer.check_interval = 4
+    before = states(g)
+    with pytest.raises(NonFiniteLossError, match=r"at least 3 consecutive .*\(8 in a row by iteration 4\)"):
+        trainer.run()
+    assert trainer.state.iteration == 4 and latest_checkpoint(tmp_path) is None
+    assert_same(states(g), before)
+
+
+def test_the_step_reads_nothing_from_the_device_between_checks(tmp_path):
+    """No ``bool``/``float``/``item``/``tolist`` of a tensor in a normal iteration: the step stays asynchronous.
+    (An unconditional model without ADA and with fused optimizers: labels are checked on the host by design, a
+    non-fused optimizer needs the skip flag on the host, and ADA reads its statistic every few steps.)"""
+    trainer, *_ = build(tmp_path, max_epochs=2, num_classes=0, augment=False)
+    _fused(trainer)
+    trainer.check_interval = 4
+    reads: list[int] = []
+
+    class CountReads(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func in (torch.Tensor.__bool__, torch.Tensor.__float__, torch.Tensor.item, torch.Tensor.tolist):
+                reads.append(trainer.state.iteration)
+            return func(*args, **(kwargs or {}))
+
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: mode.__enter__())
+    trainer.add_event_handler(GanIterationEvents.G_STEP_COMPLETED, lambda e: mode.__exit__(None, None, None))
+    mode = CountReads()
+    trainer.run()
+    assert sorted(set(reads)) == [3, 4, 6]  # epoch ends (3 iterations each) and iteration 4; nothing else
+    out = trainer.state.output
+    assert all(isinstance(out[k], torch.Tensor) and out[k].dim() == 0 for k in GanOutputKeys if k != "augment_p")
+
+
+def test_bad_labels_are_refused_before_the_step(tmp_path):
+    data = [{"image": torch.zeros(1, RES, RES), "label": 2} for _ in range(8)]
+    trainer, *_ = build(tmp_path, max_epochs=1, dataset=data)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\), got values from 2 to 2"):
+        trainer.run()
+
+
+def test_the_default_loss_is_the_bundles():
+    import json
+    from pathlib import Path
+
+    bundle = json.loads((Path(__file__).resolve().parents[1] / "bundle/configs/train.json").read_text())
+    default = MultiScaleGanTrainer.__init__.__defaults__[0]  # the first defaulted argument is ``loss``
+    assert default == bundle["loss"] == "logistic"
+
+
+def test_bf16_autocast_on_cpus_with_matrix_units(tmp_path):
+    """``amp`` is bf16 autocast on CUDA and on CPUs with AMX (faster there), ignored on other CPUs (slower)."""
+    trainer, g, *_ = build(tmp_path, max_epochs=1, augment=False)
+    assert not trainer.amp  # build() leaves it off
+    amp, *_ = build(tmp_path / "amp", max_epochs=1, augment=False)
+    amp.amp = True  # as MultiScaleGanTrainer(..., amp=True) sets it on a CPU with AMX
+    seen = []
+    d_forward = amp._d_forward
+
+    def recording_d(images, labels):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return d_forward(images, labels)
+
+    amp._d_forward = recording_d
+    amp.run()
+    assert torch.bfloat16 in seen and all(torch.isfinite(torch.as_tensor(v)) for v in amp.state.output.values())
+    kwargs = {"loss": "logistic", "amp": True}
+    built = MultiScaleGanTrainer("cpu", 1, trainer.data_loader, g, trainer.g_optimizer, trainer.d_network,
+                                 trainer.d_optimizer, **kwargs)  # fmt: skip
+    assert built.amp == cpu_has_bf16_matrix_units()

@@ -1,8 +1,8 @@
 """MONAI Label app: chest X-ray classification whose training split gets synthetic minority-class radiographs.
 
 Start it with ``.venv-monailabel/bin/python -m monailabel.main start_server --app apps/monailabel_xray --studies
-<datastore> --conf synthetic_model <bundle>/models/model.pt`` (see README.md). The datastore holds the radiographs (``*.png``/``*.jpg``) and, per labelled
-image, ``labels/final/<image id>.cls.json`` = ``{"label": "<class name>"}``.
+<datastore> --conf synthetic_model <bundle>/models/model.pt`` (see README.md). The datastore holds the radiographs
+(``*.png``/``*.jpg``) and, per labelled image, ``labels/final/<image id>.cls.json`` = ``{"label": "<class name>"}``.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class PyramidDiffAugment:
         self.interval = interval
         self.translation_ratio = translation_ratio
         self.cutout_ratio = cutout_ratio
-        self._sign_sum = 0.0
+        self._sign_sum: float | torch.Tensor = 0.0
         self._sign_count = 0
         self._steps = 0
 
@@ -125,14 +125,16 @@ class PyramidDiffAugment:
         return torch.where(hole.unsqueeze(1), torch.full_like(x, -1.0), x)
 
     def update(self, real_logits: torch.Tensor) -> None:
-        """Accumulate ``sign(D(real))`` and, every ``interval`` calls, move ``probability`` towards the target."""
+        """Accumulate ``sign(D(real))`` (``real_logits``: ``(B,)``) and, every ``interval`` calls, move
+        ``probability`` towards the target."""
         if not self.adaptive:
             return
-        self._sign_sum += float(torch.sign(real_logits.detach()).sum())
+        # summed on the logits' device and read once per interval: the only host sync of the augmentation
+        self._sign_sum = self._sign_sum + torch.sign(real_logits.detach()).sum()
         self._sign_count += real_logits.numel()
         self._steps += 1
         if self._steps % self.interval == 0 and self._sign_count > 0:
-            r_t = self._sign_sum / self._sign_count
+            r_t = float(self._sign_sum) / self._sign_count
             step = self._sign_count / self.adjust_speed_images
             self.probability = min(1.0, max(0.0, self.probability + (step if r_t > self.target else -step)))
             self._sign_sum, self._sign_count = 0.0, 0
@@ -140,7 +142,7 @@ class PyramidDiffAugment:
     def state_dict(self) -> dict[str, float | int]:
         return {
             "probability": self.probability,
-            "sign_sum": self._sign_sum,
+            "sign_sum": float(self._sign_sum),
             "sign_count": self._sign_count,
             "steps": self._steps,
         }

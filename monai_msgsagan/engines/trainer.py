@@ -9,10 +9,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from ignite.engine import Events
 from monai.engines import Trainer
-from monai.engines.utils import default_prepare_batch
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
@@ -21,35 +19,22 @@ from monai_msgsagan.engines.augment import PyramidDiffAugment
 from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
 from monai_msgsagan.generation import sample_latent
 from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, get_adversarial_loss
+from monai_msgsagan.networks.generator import check_labels
+from monai_msgsagan.transforms.pyramid import image_pyramid
 
-__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "image_pyramid"]
+__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "cpu_has_bf16_matrix_units"]
 
 logger = logging.getLogger(__name__)
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU has AMX tiles, on which oneDNN runs bf16 autocast faster than float32 (1.6x for the bundle's
+    step, ``bench/step_options.py``); without them bf16 is emulated on the CPU and slower."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
 class NonFiniteLossError(RuntimeError):
     """Raised when too many consecutive training steps had a non-finite loss or gradient."""
-
-
-def image_pyramid(images: torch.Tensor | Sequence[torch.Tensor], num_scales: int) -> list[torch.Tensor]:
-    """The coarse-to-fine pyramid ``[4x4, ..., RxR]`` of a batch ``(B, C, R, R)`` by repeated 2x2 averaging.
-
-    Repeated 2x2 averaging equals area downsampling for power-of-two sides. A list that already holds
-    ``num_scales`` tensors is returned as a list unchanged.
-    """
-    if isinstance(images, (list, tuple)):
-        if len(images) != num_scales:
-            raise ValueError(f"expected a pyramid of {num_scales} scales, got {len(images)}.")
-        return list(images)
-    if images.dim() != 4 or images.shape[-1] != images.shape[-2] or images.shape[-1] != 2 ** (num_scales + 1):
-        raise ValueError(
-            f"expected real images of shape (B, C, {2 ** (num_scales + 1)}, {2 ** (num_scales + 1)}), "
-            f"got {list(images.shape)}."
-        )
-    pyramid = [images]
-    for _ in range(num_scales - 1):
-        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
-    return pyramid[::-1]
 
 
 class MultiScaleGanTrainer(Trainer):
@@ -61,11 +46,18 @@ class MultiScaleGanTrainer(Trainer):
     regularisation; optional differentiable augmentation (:class:`PyramidDiffAugment`) of both pyramids before the
     discriminator. Two-timescale learning rates are set on the optimizers (D faster than G).
 
-    A step whose loss or gradients are not finite is skipped (no optimizer update, gradients dropped) and logged;
-    after ``max_nonfinite_steps`` consecutive skips the run stops with :class:`NonFiniteLossError`. Skipping alone
-    does not catch a run whose finite updates blow the weights up (``lr_g`` 1e30): that is left to
-    :class:`~monai_msgsagan.handlers.GanCheckpointSaver`, which refuses to write weights that are not finite or whose
-    generator renders non-finite images.
+    The step runs without host stalls (as stylegan2-ada-pytorch's and MONAI's trainers): nothing is read back from
+    the device in a normal iteration. A step whose loss or gradients are not finite is skipped, decided on the
+    device: a fused optimizer (``torch.optim.Adam(..., fused=True)``, as the bundle builds them) receives the flag
+    as ``found_inf`` (the protocol of ``torch.amp.GradScaler``) and leaves parameters and optimizer state
+    unchanged; any other optimizer cannot take it, so for those the flag is read on the host before ``step()``
+    (free on CPU, a sync per step on GPU). Skips are counted on the device and read every ``check_interval``
+    iterations and at the last iteration of every epoch, inside the iteration, so before any checkpoint
+    handler runs: once ``max_nonfinite_steps`` consecutive steps were skipped the run stops with
+    :class:`NonFiniteLossError`. Skipping alone does not catch a run whose finite updates blow the weights up
+    (``lr_g`` 1e30): that is left to :class:`~monai_msgsagan.handlers.GanCheckpointSaver`, which refuses to write
+    weights that are not finite or whose generator renders non-finite images. Class labels are checked on the
+    host (:func:`~monai_msgsagan.networks.generator.check_labels`) before they are moved to the device.
 
     When ``torch.distributed`` is initialised, parameters and buffers (spectral-norm vectors included) are
     broadcast from rank 0 when the run starts and gradients are averaged across ranks before every optimizer
@@ -82,8 +74,8 @@ class MultiScaleGanTrainer(Trainer):
         g_optimizer: optimizer of G.
         d_network: :class:`~monai_msgsagan.networks.MultiScaleDiscriminator`.
         d_optimizer: optimizer of D.
-        loss: an :class:`~monai_msgsagan.losses.AdversarialLoss` or its name (``rahinge``, ``hinge``,
-            ``logistic``, ``wgan``).
+        loss: an :class:`~monai_msgsagan.losses.AdversarialLoss` or its name (``logistic``, the bundle's
+            default, ``rahinge``, ``hinge``, ``wgan``).
         penalty: ``None``, an :class:`~monai_msgsagan.losses.R1Penalty` or a
             :class:`~monai_msgsagan.losses.GradientPenalty`.
         augment: optional :class:`PyramidDiffAugment` applied to real and fake pyramids before D.
@@ -96,17 +88,23 @@ class MultiScaleGanTrainer(Trainer):
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
         accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
-        amp: bf16 autocast (CUDA only; ignored on CPU).
-        channels_last: channels-last memory format for G, D and the images (CUDA only).
-        compile: wrap G and D forward in ``torch.compile``.
+        amp: bf16 autocast on CUDA, and on CPUs with bf16 matrix units (:func:`cpu_has_bf16_matrix_units`);
+            ignored on other CPUs, where it would be slower.
+        channels_last: channels-last memory format for G, D and the images (on CPU too: faster for the bundle's
+            networks, see ``bench/train.py``).
+        compile: wrap G and D forward in ``torch.compile`` (the R1 / gradient penalty's double backward runs the
+            eager D, which ``torch.compile`` cannot differentiate twice).
         max_nonfinite_steps: consecutive skipped steps after which the run stops.
+        check_interval: iterations between host reads of the skip counters (also read at every epoch's end).
         epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
 
-    ``engine.state.output`` holds floats under the :class:`~monai_msgsagan.engines.GanOutputKeys` names:
-    ``d_loss``, ``g_loss`` (adversarial part), ``penalty``, ``mode_seeking`` (the regulariser's term),
-    ``real_logit``, ``fake_logit``, ``d_real_acc``, ``d_fake_acc`` (D's accuracy), ``augment_p`` and ``skipped``
-    (1.0 when a step was skipped). With ``measure_scale_gradients`` set, ``scale_gradient_norms`` holds the norm of
-    the adversarial gradient reaching each scale of G's output in the last G step. Inside every
+    ``engine.state.output`` holds 0-dim float tensors on the training device under the
+    :class:`~monai_msgsagan.engines.GanOutputKeys` names: ``d_loss``, ``g_loss`` (adversarial part), ``penalty``,
+    ``mode_seeking`` (the regulariser's term), ``real_logit``, ``fake_logit``, ``d_real_acc``, ``d_fake_acc`` (D's
+    accuracy) and ``skipped`` (1.0 when a step was skipped), plus ``augment_p``, a float. Handlers read them
+    (``float()``) at their logging interval, not every iteration, so the step stays asynchronous. With
+    ``measure_scale_gradients`` set, ``scale_gradient_norms`` holds the norm of the adversarial gradient reaching
+    each scale of G's output in the last G step, a ``(num_scales,)`` tensor, coarse to fine. Inside every
     iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`: ``D_STEP_COMPLETED`` after
     each discriminator update and ``G_STEP_COMPLETED`` after the generator update.
     """
@@ -120,7 +118,7 @@ class MultiScaleGanTrainer(Trainer):
         g_optimizer: Optimizer,
         d_network: torch.nn.Module,
         d_optimizer: Optimizer,
-        loss: AdversarialLoss | str = "rahinge",
+        loss: AdversarialLoss | str = "logistic",
         penalty: R1Penalty | GradientPenalty | None = None,
         augment: PyramidDiffAugment | None = None,
         mode_seeking_weight: float = 0.0,
@@ -131,42 +129,31 @@ class MultiScaleGanTrainer(Trainer):
         channels_last: bool = False,
         compile: bool = False,
         max_nonfinite_steps: int = 10,
+        check_interval: int = 10,
         epoch_length: int | None = None,
         non_blocking: bool = False,
         train_handlers: Sequence | None = None,
     ) -> None:
-        if d_train_steps < 1 or accumulation_steps < 1 or max_nonfinite_steps < 1:
+        if min(d_train_steps, accumulation_steps, max_nonfinite_steps, check_interval) < 1:
             raise ValueError(
-                "d_train_steps, accumulation_steps and max_nonfinite_steps must be >= 1, got "
-                f"{d_train_steps}, {accumulation_steps}, {max_nonfinite_steps}."
+                "d_train_steps, accumulation_steps, max_nonfinite_steps and check_interval must be >= 1, got "
+                f"{d_train_steps}, {accumulation_steps}, {max_nonfinite_steps}, {check_interval}."
             )
         if mode_seeking_weight < 0:
             raise ValueError(f"mode_seeking_weight must be >= 0, got {mode_seeking_weight}.")
         super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=train_data_loader,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            prepare_batch=default_prepare_batch,
-            handlers=train_handlers,
-            decollate=False,
-            event_names=[GanIterationEvents],
-        )
-        self.g_network = g_network
-        self.d_network = d_network
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
+            device, max_epochs, train_data_loader, epoch_length, non_blocking,
+            handlers=train_handlers, decollate=False, event_names=[GanIterationEvents],
+        )  # fmt: skip
+        self.g_network, self.g_optimizer = g_network, g_optimizer
+        self.d_network, self.d_optimizer = d_network, d_optimizer
         self.loss = get_adversarial_loss(loss) if isinstance(loss, str) else loss
-        self.penalty = penalty
-        self.augment = augment
-        self.mode_seeking_weight = mode_seeking_weight
-        self.d_train_steps = d_train_steps
-        self.accumulation_steps = accumulation_steps
-        self.max_nonfinite_steps = max_nonfinite_steps
-        cuda = torch.device(device).type == "cuda"
-        self.amp = amp and cuda
-        self.channels_last = channels_last and cuda
+        self.penalty, self.augment, self.mode_seeking_weight = penalty, augment, mode_seeking_weight
+        self.d_train_steps, self.accumulation_steps = d_train_steps, accumulation_steps
+        self.max_nonfinite_steps, self.check_interval = max_nonfinite_steps, check_interval
+        device_type = torch.device(device).type
+        self.amp = amp and (device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16_matrix_units()))
+        self.channels_last = channels_last
         if self.channels_last:
             g_network.to(memory_format=torch.channels_last)
             d_network.to(memory_format=torch.channels_last)
@@ -175,13 +162,16 @@ class MultiScaleGanTrainer(Trainer):
         self.rng = torch.Generator(device="cpu").manual_seed(seed)
         self.num_scales = len(g_network.blocks)
         self.latent_dim = g_network.latent_dim
-        self.conditional = g_network.num_classes > 0
+        self.num_classes = g_network.num_classes
         self.d_steps_done = 0
-        self.consecutive_nonfinite = 0
+        # on the device, read every check_interval iterations: the current run of skipped steps, its longest
+        # length since the last read, and the steps skipped since the last read
+        zero = torch.zeros((), dtype=torch.int64, device=self.state.device)
+        self._nonfinite_run, self._nonfinite_peak, self._nonfinite_skipped = zero, zero, zero
         #: set to True (e.g. by a health monitor) to measure, in the next G steps, the gradient reaching each scale
         self.measure_scale_gradients = False
-        #: per scale (coarse to fine) gradient norms of the last measured G step, else None
-        self.scale_gradient_norms: list[float] | None = None
+        #: ``(num_scales,)`` gradient norms (coarse to fine, on the device) of the last measured G step, else None
+        self.scale_gradient_norms: torch.Tensor | None = None
         self.add_event_handler(Events.STARTED, self._sync_ranks)
 
     # ------------------------------------------------------------------ distributed
@@ -208,7 +198,7 @@ class MultiScaleGanTrainer(Trainer):
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return torch.autocast(self.state.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     def _fakes(self, batch_size: int, labels: torch.Tensor | None) -> list[torch.Tensor]:
         return self._fakes_and_latents(batch_size, labels)[0]
@@ -245,67 +235,91 @@ class MultiScaleGanTrainer(Trainer):
         return self._d_forward(images, labels).float()
 
     @staticmethod
-    def _d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[float, float]:
-        """Fractions of real logits above the mean fake logit and of fake logits below the mean real logit."""
-        real_acc = float((real_logits > fake_logits.mean()).float().mean())
-        fake_acc = float((fake_logits < real_logits.mean()).float().mean())
+    def _d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fractions (0-dim tensors) of real logits above the mean fake logit and of fake logits below the mean
+        real logit; ``real_logits``, ``fake_logits``: ``(B,)``."""
+        real_acc = (real_logits > fake_logits.mean()).float().mean()
+        fake_acc = (fake_logits < real_logits.mean()).float().mean()
         return real_acc, fake_acc
 
     @staticmethod
-    def _scale_gradient_norms(g_loss: torch.Tensor, fake: list[torch.Tensor]) -> list[float]:
+    def _scale_gradient_norms(g_loss: torch.Tensor, fake: list[torch.Tensor]) -> torch.Tensor:
         """Per scale (coarse to fine), the mean per-image L2 norm of the adversarial loss gradient reaching G's
-        output there, scaled by the batch size so it is that of each image's own loss (batch-size independent)."""
+        output there, scaled by the batch size so it is that of each image's own loss (batch-size independent).
+        Returns ``(num_scales,)`` on the device."""
         grads = torch.autograd.grad(g_loss, fake, retain_graph=True, allow_unused=True)
-        return [0.0 if g is None else float(g.detach().flatten(1).norm(dim=1).mean()) * g.shape[0] for g in grads]
+        zero = g_loss.new_zeros(())
+        return torch.stack(
+            [zero if g is None else g.detach().flatten(1).norm(dim=1).mean() * g.shape[0] for g in grads]
+        )
 
-    def _step(self, network: torch.nn.Module, optimizer: Optimizer, losses: list[torch.Tensor]) -> bool:
-        """Average gradients across ranks, check everything is finite, then step; return False when skipped."""
+    def _step(self, network: torch.nn.Module, optimizer: Optimizer, losses: list[torch.Tensor]) -> torch.Tensor:
+        """Average gradients across ranks, then update unless a loss or gradient is not finite.
+
+        ``losses``: the 0-dim losses whose gradients were accumulated. Returns whether the update was applied, a
+        0-dim bool tensor on the device, and counts a skip. A fused optimizer takes the decision as ``found_inf``
+        (no host sync); any other optimizer needs it on the host first.
+        """
         self._average_gradients(network)
         grads = [p.grad for p in network.parameters() if p.grad is not None]
-        finite = all(bool(torch.isfinite(v).all()) for v in losses)
-        if finite and grads:
-            finite = bool(torch.isfinite(torch.stack([g.detach().abs().max() for g in grads])).all())
-        if finite:
+        checks = [torch.isfinite(v).all() for v in losses]
+        if grads:  # the largest |gradient| of every tensor, finite or not (a norm could overflow)
+            checks.append(torch.isfinite(torch.stack(torch._foreach_norm(grads, float("inf")))).all())
+        applied = torch.stack(checks).all()
+        if all(group.get("fused") for group in optimizer.param_groups):
+            optimizer.found_inf, optimizer.grad_scale = (~applied).float(), None  # type: ignore[attr-defined]
+            try:
+                optimizer.step()
+            finally:
+                del optimizer.found_inf, optimizer.grad_scale  # type: ignore[attr-defined]
+        elif bool(applied):
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return finite
+        skipped = (~applied).long()
+        self._nonfinite_run = (self._nonfinite_run + 1) * skipped
+        self._nonfinite_peak = torch.maximum(self._nonfinite_peak, self._nonfinite_run)
+        self._nonfinite_skipped = self._nonfinite_skipped + skipped
+        return applied
 
-    def _record_nonfinite(self, skipped: bool, what: str) -> None:
-        if not skipped:
-            self.consecutive_nonfinite = 0
-            return
-        self.consecutive_nonfinite += 1
-        logger.warning(
-            "non-finite %s at iteration %d: step skipped, weights unchanged (%d in a row).",
-            what,
-            self.state.iteration,
-            self.consecutive_nonfinite,
-        )
-        if self.consecutive_nonfinite >= self.max_nonfinite_steps:
+    def _check_nonfinite(self) -> None:
+        """Read the skip counters (one host sync); log skips, stop after ``max_nonfinite_steps`` in a row."""
+        peak, skipped = torch.stack([self._nonfinite_peak, self._nonfinite_skipped]).tolist()
+        self._nonfinite_peak, self._nonfinite_skipped = self._nonfinite_run, torch.zeros_like(self._nonfinite_skipped)
+        if skipped:
+            logger.warning(
+                "%d training steps skipped by iteration %d: non-finite loss or gradient, weights unchanged "
+                "(longest run %d).",
+                skipped,
+                self.state.iteration,
+                peak,
+            )
+        if peak >= self.max_nonfinite_steps:
             raise NonFiniteLossError(
-                f"{self.consecutive_nonfinite} consecutive training steps had a non-finite loss or gradient "
-                f"(last: {what} at iteration {self.state.iteration}); stopping. Skipped steps leave the weights "
+                f"at least {self.max_nonfinite_steps} consecutive training steps had a non-finite loss or gradient "
+                f"({peak} in a row by iteration {self.state.iteration}); stopping. Skipped steps leave the weights "
                 "unchanged, and checkpoints are only written when all their tensors and the generator's images "
                 "are finite; lower the learning rates, enable a gradient penalty or check the data for NaN."
             )
 
     # ------------------------------------------------------------------ iteration
-    def _iteration(self, engine: MultiScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, float]:
+    def _iteration(self, engine: MultiScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, torch.Tensor | float]:
         if batchdata is None:
             raise ValueError("must provide batch data for current iteration.")
         images = batchdata["image"]
+        device, non_blocking = engine.state.device, engine.non_blocking
         if isinstance(images, (list, tuple)):
-            real_all = [x.to(engine.state.device, non_blocking=engine.non_blocking).float() for x in images]
+            real_all = image_pyramid([x.to(device, non_blocking=non_blocking).float() for x in images], self.num_scales)
         else:
-            real_all = image_pyramid(
-                images.to(engine.state.device, non_blocking=engine.non_blocking).float(), self.num_scales
-            )
-        real_all = image_pyramid(real_all, self.num_scales)
+            real_all = image_pyramid(images.to(device, non_blocking=non_blocking).float(), self.num_scales)
+        if self.channels_last:
+            real_all = [x.contiguous(memory_format=torch.channels_last) for x in real_all]
         labels_all = None
-        if self.conditional:
+        if self.num_classes > 0:
             if "label" not in batchdata:
                 raise ValueError("class-conditional training needs a 'label' entry in every batch.")
-            labels_all = torch.as_tensor(batchdata["label"]).to(engine.state.device).long().view(-1)
+            labels_all = torch.as_tensor(batchdata["label"]).long().view(-1)
+            check_labels(labels_all, self.num_classes)  # on the host, before the copy: no device sync
+            labels_all = labels_all.to(device, non_blocking=non_blocking)
         batch_size = real_all[0].shape[0]
         chunks = min(self.accumulation_steps, batch_size)
         splits = [t.tensor_split(chunks) for t in real_all]
@@ -315,17 +329,18 @@ class MultiScaleGanTrainer(Trainer):
         self.g_network.train()
         self.d_network.train()
         keys = GanOutputKeys
-        out: dict[str, float] = dict.fromkeys(
+        zero = torch.zeros((), device=device)
+        out: dict[str, torch.Tensor | float] = dict.fromkeys(
             (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT)
             + (keys.D_REAL_ACC, keys.D_FAKE_ACC, keys.SKIPPED),
-            0.0,
+            zero,
         )
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
         engine.state.output = out  # filled as the iteration goes, for GanIterationEvents handlers
 
         # discriminator
         d_sums = dict.fromkeys(
-            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC), 0.0
+            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC), zero
         )
         for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
@@ -338,26 +353,28 @@ class MultiScaleGanTrainer(Trainer):
                     real_logits = self._d_logits(real, labels)
                     fake_logits = self._d_logits(fake, labels)
                     d_loss = self.loss.discriminator_loss(real_logits, fake_logits)
-                    penalty = torch.zeros((), device=d_loss.device)
+                    penalty = zero
                     if apply_penalty and isinstance(self.penalty, R1Penalty):
-                        penalty = self.penalty(self._d_forward, real, labels)
+                        penalty = self.penalty(self.d_network, real, labels)
                     elif apply_penalty and isinstance(self.penalty, GradientPenalty):
-                        penalty = self.penalty(self._d_forward, real, fake, labels, self.rng)
+                        penalty = self.penalty(self.d_network, real, fake, labels, self.rng)
                 total = (d_loss + penalty.float()) / chunks
                 total.backward()
                 d_losses.append(total.detach())
                 if self.augment is not None:
                     self.augment.update(real_logits)
-                d_sums[keys.D_LOSS] += float(d_loss.detach()) / chunks
-                d_sums[keys.PENALTY] += float(penalty.detach()) / chunks
-                d_sums[keys.REAL_LOGIT] += float(real_logits.detach().mean()) / chunks
-                d_sums[keys.FAKE_LOGIT] += float(fake_logits.detach().mean()) / chunks
                 real_acc, fake_acc = self._d_accuracy(real_logits.detach(), fake_logits.detach())
-                d_sums[keys.D_REAL_ACC] += real_acc / chunks
-                d_sums[keys.D_FAKE_ACC] += fake_acc / chunks
-            skipped = not self._step(self.d_network, self.d_optimizer, d_losses)
-            self._record_nonfinite(skipped, "discriminator loss or gradient")
-            out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
+                for key, value in (
+                    (keys.D_LOSS, d_loss.detach()),
+                    (keys.PENALTY, penalty.detach().float()),
+                    (keys.REAL_LOGIT, real_logits.detach().mean()),
+                    (keys.FAKE_LOGIT, fake_logits.detach().mean()),
+                    (keys.D_REAL_ACC, real_acc),
+                    (keys.D_FAKE_ACC, fake_acc),
+                ):
+                    d_sums[key] = d_sums[key] + value / chunks
+            applied = self._step(self.d_network, self.d_optimizer, d_losses)
+            out[keys.SKIPPED] = torch.maximum(out[keys.SKIPPED], (~applied).float())
             self.d_steps_done += 1
             out.update({k: v / (step + 1) for k, v in d_sums.items()})
             engine.fire_event(GanIterationEvents.D_STEP_COMPLETED)
@@ -365,7 +382,7 @@ class MultiScaleGanTrainer(Trainer):
         # generator (D frozen so its weights get no gradient from the G step)
         self.d_network.requires_grad_(False)
         g_losses = []
-        scale_norms = [0.0] * self.num_scales
+        scale_norms = torch.zeros(self.num_scales, device=device)
         for real, labels in zip(real_chunks, label_chunks):
             mode_seeking = self.mode_seeking_weight > 0 and real[0].shape[0] >= 2
             fake_labels = self._paired_labels(labels) if mode_seeking else labels
@@ -376,18 +393,19 @@ class MultiScaleGanTrainer(Trainer):
                 g_loss = self.loss.generator_loss(fake_logits, real_logits)
                 ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
             if self.measure_scale_gradients:
-                for i, norm in enumerate(self._scale_gradient_norms(g_loss, fake)):
-                    scale_norms[i] += norm / chunks
+                scale_norms = scale_norms + self._scale_gradient_norms(g_loss, fake) / chunks
             ((g_loss + ms_loss) / chunks).backward()
             g_losses.append((g_loss + ms_loss).detach())
-            out[keys.G_LOSS] += float(g_loss.detach()) / chunks
-            out[keys.MODE_SEEKING] += float(ms_loss.detach()) / chunks
+            out[keys.G_LOSS] = out[keys.G_LOSS] + g_loss.detach() / chunks
+            out[keys.MODE_SEEKING] = out[keys.MODE_SEEKING] + ms_loss.detach() / chunks
         self.d_network.requires_grad_(True)
-        skipped = not self._step(self.g_network, self.g_optimizer, g_losses)
-        self._record_nonfinite(skipped, "generator loss or gradient")
-        out[keys.SKIPPED] = max(out[keys.SKIPPED], float(skipped))
+        applied = self._step(self.g_network, self.g_optimizer, g_losses)
+        out[keys.SKIPPED] = torch.maximum(out[keys.SKIPPED], (~applied).float())
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
         self.scale_gradient_norms = scale_norms if self.measure_scale_gradients else None
+        iteration, epoch_length = engine.state.iteration, engine.state.epoch_length
+        if iteration % self.check_interval == 0 or (epoch_length is not None and iteration % epoch_length == 0):
+            self._check_nonfinite()
         engine.fire_event(GanIterationEvents.G_STEP_COMPLETED)
         return out
 

@@ -57,7 +57,8 @@ class GeneratorEMA:
     @torch.no_grad()
     def __call__(self, engine: Engine) -> None:
         beta = self.beta(engine.state.iteration)
-        for p_ema, p in zip(self.ema_network.parameters(), self.network.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(self.ema_network.buffers(), self.network.buffers()):
-            b_ema.copy_(b)
+        ema_params, params = list(self.ema_network.parameters()), [p.detach() for p in self.network.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)  # ema + (1 - beta) (p - ema): one fused update
+        ema_buffers, buffers = list(self.ema_network.buffers()), list(self.network.buffers())
+        if ema_buffers:
+            torch._foreach_copy_(ema_buffers, buffers)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from monai.utils.enums import StrEnum
 
@@ -169,6 +170,10 @@ class TrainingHealthMonitor:
     (``attach_diversity_monitor``; what the bundle does, as MONAI's bundle checks expect every item of
     ``train#handlers`` to be a dict). Rank 0 only.
 
+    The trainer's outputs (0-dim tensors on the training device) are kept as they are every iteration and read
+    back together at each check (one host sync per ``interval`` iterations), so the training step stays
+    asynchronous.
+
     Args:
         interval: iterations between checks.
         window: iterations the loss and accuracy statistics cover.
@@ -211,7 +216,7 @@ class TrainingHealthMonitor:
         self.best_model_path = Path(best_model_path) if best_model_path is not None else None
         self.attach_diversity_monitor = attach_diversity_monitor
         self.enabled = enabled
-        self.outputs: deque[dict[str, float]] = deque(maxlen=window)
+        self.outputs: deque[dict[str, float | torch.Tensor]] = deque(maxlen=window)
         self.first_finest_gradient: float | None = None
         self.last_gradients: list[float] | None = None
         self.diagnosis: Diagnosis | None = None
@@ -239,18 +244,33 @@ class TrainingHealthMonitor:
 
     def _collect(self, engine: Engine) -> None:
         if isinstance(engine.state.output, dict):
-            self.outputs.append({str(k): float(v) for k, v in engine.state.output.items()})
-        norms = getattr(engine, "scale_gradient_norms", None)
-        if not norms:
+            self.outputs.append(
+                {
+                    str(k): v.detach() if isinstance(v, torch.Tensor) else float(v)
+                    for k, v in engine.state.output.items()
+                }
+            )
+        measured = getattr(engine, "scale_gradient_norms", None)
+        if measured is None:
             return
+        norms = [float(v) for v in measured]  # measured on check iterations (and until a baseline is found) only
         if self.first_finest_gradient is None and math.isfinite(norms[-1]) and norms[-1] > 0:
             self.first_finest_gradient = norms[-1]
         if engine.state.iteration % self.interval == 0:
             self.last_gradients = list(norms)
 
+    def _read_outputs(self) -> list[dict[str, float]]:
+        """The window's outputs as floats: the values still on the device are read in one transfer."""
+        pending = [(row, key) for row in self.outputs for key, v in row.items() if isinstance(v, torch.Tensor)]
+        if pending:
+            values = torch.stack([row[key].float().reshape(()) for row, key in pending]).tolist()
+            for (row, key), value in zip(pending, values):
+                row[key] = value
+        return list(self.outputs)  # type: ignore[arg-type]
+
     def signals(self, engine: Engine) -> dict[str, Any]:
         """The record of the current iteration (see the class docstring)."""
-        rows = list(self.outputs)
+        rows = self._read_outputs()
         column = {key: [r[key] for r in rows if key in r] for key in (rows[-1] if rows else {})}
         record: dict[str, Any] = {"epoch": engine.state.epoch, "iteration": engine.state.iteration}
         for key in ("d_real_acc", "d_fake_acc", "penalty"):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
@@ -24,7 +25,9 @@ class TrainingProgress:
     only when ``stream`` is an interactive terminal (so log files and CI output stay free of bar redraws), unless
     ``interactive`` forces it. The epoch summary is always logged (``INFO``): the epoch, its iterations and
     seconds, the mean of every numeric output value over the epoch and the number of skipped (non-finite) steps,
-    e.g. ``epoch 3/50: 32 iterations in 12.1 s; d_loss 1.2345, g_loss 0.9876, ...; skipped 0``.
+    e.g. ``epoch 3/50: 32 iterations in 12.1 s; d_loss 1.2345, g_loss 0.9876, ...; skipped 0``. Output values that
+    are tensors on the training device are summed there and read once at the end of the epoch (the bar, when
+    drawn, reads its keys every iteration).
 
     Args:
         keys: output keys shown on the bar (the summary averages every numeric output value).
@@ -45,7 +48,7 @@ class TrainingProgress:
         self.interactive = interactive
         self.enabled = enabled
         self.bar: ProgressBar | None = None
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, float | torch.Tensor] = {}
         self._count = 0
         self._start = 0.0
 
@@ -79,14 +82,18 @@ class TrainingProgress:
             return
         self._count += 1
         for key, value in output.items():
-            if isinstance(value, (int, float)):
-                self._sums[str(key)] = self._sums.get(str(key), 0.0) + float(value)
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.detach().reshape(()).float()
+            elif not isinstance(value, (int, float)):
+                continue
+            self._sums[str(key)] = self._sums.get(str(key), 0.0) + value
 
     def _summary(self, engine: Engine) -> None:
         n = max(self._count, 1)
-        skipped = int(round(self._sums.get("skipped", 0.0)))
+        sums = {k: float(v) for k, v in self._sums.items()}
+        skipped = int(round(sums.get("skipped", 0.0)))
         means = ", ".join(
-            f"{k} {v / n:.4f}" if math.isfinite(v) else f"{k} {v}" for k, v in self._sums.items() if k != "skipped"
+            f"{k} {v / n:.4f}" if math.isfinite(v) else f"{k} {v}" for k, v in sums.items() if k != "skipped"
         )
         logger.info(
             "epoch %d/%s: %d iterations in %.1f s; %s; skipped %d",

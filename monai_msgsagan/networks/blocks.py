@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from monai_msgsagan.transforms.pyramid import check_resolution, pyramid_sizes
+
 __all__ = [
     "SelfAttention2d",
     "PixelNorm",
@@ -19,15 +21,18 @@ __all__ = [
     "maybe_spectral_norm",
     "he_init",
     "default_channels",
-    "validate_resolution",
+    "network_sides",
 ]
 
+#: the finest sides the networks support
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 
-def validate_resolution(resolution: int) -> int:
-    """Check that ``resolution`` is a power of two in [16, 1024] and return log2 of it."""
-    if not isinstance(resolution, int) or resolution < 16 or resolution > 1024 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two in [16, 1024], got {resolution!r}.")
-    return resolution.bit_length() - 1
+
+def network_sides(resolution: int) -> list[int]:
+    """The scales of a network of finest side ``resolution`` (a power of two in [16, 1024]), coarse to fine:
+    ``[4, 8, ..., resolution]``; index ``i`` is side ``4 * 2**i`` in both networks."""
+    check_resolution(resolution, "resolution", MIN_RESOLUTION, MAX_RESOLUTION)
+    return pyramid_sizes(resolution)
 
 
 def default_channels(resolution: int, channel_base: int = 4096, max_channels: int = 256) -> list[int]:
@@ -36,8 +41,7 @@ def default_channels(resolution: int, channel_base: int = 4096, max_channels: in
     Width at side ``s`` is ``min(max_channels, channel_base // s)`` but never below 8, the StyleGAN schedule
     that halves the width each time the side doubles once the cap is no longer reached.
     """
-    log2 = validate_resolution(resolution)
-    return [max(8, min(max_channels, channel_base // (2**k))) for k in range(2, log2 + 1)]
+    return [max(8, min(max_channels, channel_base // side)) for side in network_sides(resolution)]
 
 
 LayerT = TypeVar("LayerT", nn.Conv2d, nn.ConvTranspose2d, nn.Linear)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from monai_msgsagan.networks.blocks import (
     he_init,
     maybe_spectral_norm,
 )
-from monai_msgsagan.networks.generator import DEFAULT_ATTENTION_RESOLUTIONS, resolve_scales
+from monai_msgsagan.networks.generator import resolve_scales
 
 __all__ = ["MultiScaleDiscriminator"]
 
@@ -34,7 +35,8 @@ class MultiScaleDiscriminator(nn.Module):
         image_channels: channels ``C`` of every input image.
         channels: feature width of each scale, coarse to fine; default
             :func:`~monai_msgsagan.networks.blocks.default_channels`.
-        attention_resolutions: scales whose block starts with a self-attention layer.
+        attention_resolutions: scales whose block starts with a self-attention layer; ``None``: the generator's
+            default (:data:`~monai_msgsagan.networks.DEFAULT_ATTENTION_RESOLUTIONS` that the network has).
         num_classes: ``> 0`` for class-conditional (projection) discrimination.
         use_spectral_norm: spectral-normalise every convolution and linear layer (the SAGAN recipe). At the
             small widths of a CPU budget it slows D down: told to separate phantoms from blurred copies, the
@@ -54,37 +56,33 @@ class MultiScaleDiscriminator(nn.Module):
         resolution: int,
         image_channels: int = 1,
         channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        attention_resolutions: Sequence[int] | None = None,
         num_classes: int = 0,
         use_spectral_norm: bool = True,
         mbstd_group_size: int = 4,
     ) -> None:
         super().__init__()
-        if image_channels < 1 or num_classes < 0:
-            raise ValueError(
-                f"image_channels must be positive and num_classes >= 0, got {image_channels}, {num_classes}."
-            )
-        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
-        self.resolution = resolution
-        self.image_channels = image_channels
-        self.num_classes = num_classes
-        self.sides = sides
-        self.attention_resolutions = sorted(attention)
+        sides, widths, attention = resolve_scales(
+            resolution, channels, attention_resolutions, image_channels, num_classes
+        )
+        self.resolution, self.image_channels, self.num_classes = resolution, image_channels, num_classes
+        self.sides, self.attention_resolutions = sides, sorted(attention)
         sn = use_spectral_norm
-        # blocks run fine to coarse: block j handles side sides[-1 - j] and outputs width of the next coarser scale
-        blocks = []
-        for j in range(len(sides) - 1, 0, -1):
-            blocks.append(
-                DiscriminatorBlock(
-                    in_channels=widths[j],
-                    out_channels=widths[j - 1],
+        # one block per scale above 4x4, named by its side ("8", ..., "64") so no index can be read coarse to fine
+        # in one network and fine to coarse in the other; the forward pass runs them fine to coarse
+        self.blocks = nn.ModuleDict(
+            {
+                str(sides[i]): DiscriminatorBlock(
+                    in_channels=widths[i],
+                    out_channels=widths[i - 1],
                     image_channels=image_channels,
-                    finest=j == len(sides) - 1,
-                    attention=sides[j] in attention,
+                    finest=i == len(sides) - 1,
+                    attention=sides[i] in attention,
                     use_spectral_norm=sn,
                 )
-            )
-        self.blocks = nn.ModuleList(blocks)
+                for i in range(1, len(sides))
+            }
+        )
         final_width = widths[0]
         self.final_attention: nn.Module = nn.Identity()
         if 4 in attention:
@@ -99,6 +97,15 @@ class MultiScaleDiscriminator(nn.Module):
         self.class_projection = (
             maybe_spectral_norm(nn.Embedding(num_classes, final_width), sn) if num_classes > 0 else None
         )
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Read checkpoints of bundle <= 0.6, whose blocks were numbered fine to coarse (``blocks.0`` the finest)."""
+        old = f"{prefix}blocks."
+        if any(k.startswith(f"{old}0.") for k in state_dict):  # no side is 0: an index of the old numbering
+            for key in [k for k in state_dict if k.startswith(old)]:
+                index, rest = key[len(old) :].split(".", 1)
+                state_dict[f"{old}{self.sides[-1 - int(index)]}.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def check_images(self, images: Sequence[torch.Tensor]) -> None:
         """Raise ``ValueError`` unless ``images`` is the coarse-to-fine list this discriminator expects."""
@@ -116,8 +123,8 @@ class MultiScaleDiscriminator(nn.Module):
     def forward(self, images: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
         self.check_images(images)
         features: torch.Tensor | None = None
-        for j, block in enumerate(self.blocks):
-            features = block(images[len(images) - 1 - j], features)
+        for i in range(len(self.sides) - 1, 0, -1):  # fine to coarse
+            features = self.blocks[str(self.sides[i])](images[i], features)
         x = torch.cat([features, images[0]], dim=1)
         x = self.final_attention(x)
         x = self.act(self.final_conv(self.mbstd(x)))

@@ -3,36 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, validate_resolution
+from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, network_sides
 
-__all__ = ["MultiScaleGenerator", "InferenceGenerator", "DEFAULT_ATTENTION_RESOLUTIONS"]
+__all__ = [
+    "MultiScaleGenerator",
+    "InferenceGenerator",
+    "check_labels",
+    "DEFAULT_ATTENTION_RESOLUTIONS",
+]
 
-#: SAGAN-style attention at the middle scales. As a default it keeps only the scales a network has (a 16 px
-#: network gets none); an explicitly given tuple must name scales the network has.
+#: SAGAN-style attention at the middle scales, used when ``attention_resolutions`` is ``None``: only the scales a
+#: network has are kept (a 16 px network gets none). A given sequence must name scales the network has.
 DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
 
 
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Raise ``ValueError`` unless every class index in ``labels`` lies in ``[0, num_classes)``.
+
+    Reads ``labels`` on the host: call it where labels enter (the trainer checks each batch on the CPU before
+    moving it to the device; :class:`InferenceGenerator` checks its input), not in a network's forward pass, where
+    it would stall the GPU and break ``torch.compile``'s graph.
+    """
+    if labels.numel() > 0 and (bool((labels < 0).any()) or bool((labels >= num_classes).any())):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values from {int(labels.min())} to {int(labels.max())}."
+        )
+
+
 def resolve_scales(
-    resolution: int, channels: Sequence[int] | None, attention_resolutions: Sequence[int]
+    resolution: int,
+    channels: Sequence[int] | None,
+    attention_resolutions: Sequence[int] | None,
+    image_channels: int = 1,
+    num_classes: int = 0,
 ) -> tuple[list[int], list[int], set[int]]:
-    """Validate the shared generator/discriminator arguments.
+    """Validate the arguments the generator and discriminator share.
 
     Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
-    scales; raises ``ValueError`` saying what was expected.
+    scales (``None``: :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has); raises ``ValueError`` saying
+    what was expected.
     """
-    log2 = validate_resolution(resolution)
-    sides = [2**k for k in range(2, log2 + 1)]
+    if image_channels < 1 or num_classes < 0:
+        raise ValueError(f"image_channels must be >= 1 and num_classes >= 0, got {image_channels}, {num_classes}.")
+    sides = network_sides(resolution)
     widths = list(channels) if channels is not None else default_channels(resolution)
     if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
         raise ValueError(
             f"channels must give one positive width per scale {sides} (coarse to fine), got {list(widths)}."
         )
-    if attention_resolutions is DEFAULT_ATTENTION_RESOLUTIONS:
-        attention = {s for s in attention_resolutions if s in sides}
+    if attention_resolutions is None:
+        attention = {s for s in DEFAULT_ATTENTION_RESOLUTIONS if s in sides}
     else:
         attention = set(attention_resolutions)
         missing = sorted(attention - set(sides))
@@ -54,13 +79,16 @@ class MultiScaleGenerator(nn.Module):
         image_channels: channels ``C`` of the emitted images (1 for X-rays).
         channels: feature width of each scale, coarse to fine (``len == log2(resolution) - 1``); default
             :func:`~monai_msgsagan.networks.blocks.default_channels`.
-        attention_resolutions: scales that get a self-attention layer after their convolutions.
+        attention_resolutions: scales that get a self-attention layer after their convolutions; ``None``:
+            :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has, ``()``: none (MSG-GAN).
         num_classes: ``> 0`` makes the generator class-conditional: a learned class embedding of size ``L`` is
             concatenated to the (pixel-normalised) latent.
 
     Forward:
         ``z``: ``(B, L)`` float latent; ``labels``: ``(B,)`` int64 class indices in ``[0, num_classes)``, required
-        when ``num_classes > 0`` and ignored otherwise.
+        when ``num_classes > 0`` and ignored otherwise. Their values are not read here (no host sync in the
+        training step): check them where they enter with :func:`check_labels`, as the trainer and
+        :class:`InferenceGenerator` do; an out-of-range index fails in the class embedding.
         Returns a list of ``log2(resolution) - 1`` tensors, coarse to fine, item ``i`` of shape
         ``(B, C, 2**(i+2), 2**(i+2))`` with values in [-1, 1].
     """
@@ -71,21 +99,17 @@ class MultiScaleGenerator(nn.Module):
         latent_dim: int = 128,
         image_channels: int = 1,
         channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
+        attention_resolutions: Sequence[int] | None = None,
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        if latent_dim < 1 or image_channels < 1 or num_classes < 0:
-            raise ValueError(
-                "latent_dim and image_channels must be positive and num_classes >= 0, got "
-                f"latent_dim={latent_dim}, image_channels={image_channels}, num_classes={num_classes}."
-            )
-        sides, widths, attention = resolve_scales(resolution, channels, attention_resolutions)
-        self.resolution = resolution
-        self.latent_dim = latent_dim
-        self.image_channels = image_channels
-        self.num_classes = num_classes
-        self.attention_resolutions = sorted(attention)
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}.")
+        sides, widths, attention = resolve_scales(
+            resolution, channels, attention_resolutions, image_channels, num_classes
+        )
+        self.resolution, self.latent_dim, self.image_channels = resolution, latent_dim, image_channels
+        self.num_classes, self.attention_resolutions = num_classes, sorted(attention)
         self.latent_norm = PixelNorm()
         self.class_embedding = nn.Embedding(num_classes, latent_dim) if num_classes > 0 else None
         in_width = latent_dim * 2 if num_classes > 0 else latent_dim
@@ -105,11 +129,6 @@ class MultiScaleGenerator(nn.Module):
                 raise ValueError(f"this generator is class-conditional ({self.num_classes} classes): pass labels.")
             if labels.dim() != 1 or labels.shape[0] != z.shape[0]:
                 raise ValueError(f"labels must have shape ({z.shape[0]},), got {list(labels.shape)}.")
-            if bool((labels < 0).any()) or bool((labels >= self.num_classes).any()):
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_classes}), got values from {int(labels.min())} to "
-                    f"{int(labels.max())}."
-                )
             x = torch.cat([x, self.class_embedding(labels.long())], dim=1)
         return x
 
@@ -135,27 +154,21 @@ class InferenceGenerator(MultiScaleGenerator):
         other arguments: see :class:`MultiScaleGenerator`.
 
     Forward:
-        ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64. Returns ``(B, C, resolution, resolution)`` in [-1, 1].
+        ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64 in ``[0, num_classes)`` (checked, ``ValueError``
+        otherwise). Returns ``(B, C, resolution, resolution)`` in [-1, 1].
     """
 
-    def __init__(
-        self,
-        resolution: int,
-        latent_dim: int = 128,
-        image_channels: int = 1,
-        channels: Sequence[int] | None = None,
-        attention_resolutions: Sequence[int] = DEFAULT_ATTENTION_RESOLUTIONS,
-        num_classes: int = 0,
-        default_class: int = 0,
-    ) -> None:
-        super().__init__(resolution, latent_dim, image_channels, channels, attention_resolutions, num_classes)
-        if num_classes > 0 and not 0 <= default_class < num_classes:
-            raise ValueError(f"default_class must lie in [0, {num_classes}), got {default_class}.")
+    def __init__(self, *args: Any, default_class: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.num_classes > 0 and not 0 <= default_class < self.num_classes:
+            raise ValueError(f"default_class must lie in [0, {self.num_classes}), got {default_class}.")
         self.default_class = default_class
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         if self.num_classes > 0 and labels is None:
             labels = torch.full((z.shape[0],), self.default_class, dtype=torch.long, device=z.device)
+        if labels is not None and self.num_classes > 0:
+            check_labels(labels, self.num_classes)
         x = self._input(z, labels)
         for block in self.blocks:
             x = block(x)

@@ -33,6 +33,8 @@ from monai.transforms import (
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import optional_import
 
+from .pyramid import check_resolution
+
 ndimage, _ = optional_import("scipy.ndimage")
 
 __all__ = [
@@ -222,13 +224,6 @@ class XrayBorderCleanupd(_ForEachKey):
     transform_type = XrayBorderCleanup
 
 
-def _check_power_of_two(size: int) -> int:
-    size = int(size)
-    if size < 4 or size & (size - 1):
-        raise ValueError(f"image size must be a power of two >= 4, got {size}")
-    return size
-
-
 class ResizeXrayToSquare(Transform):
     """Resize ``(C, H, W)`` to ``(C, size, size)`` with ``size`` a power of two, keeping the aspect ratio.
 
@@ -246,7 +241,8 @@ class ResizeXrayToSquare(Transform):
     def __init__(self, size: int, mode: str = "pad", pad_value: float = -1.0) -> None:
         if mode not in ("pad", "crop"):
             raise ValueError(f"mode must be 'pad' or 'crop', got {mode!r}")
-        self.size = _check_power_of_two(size)
+        self.size = int(size)
+        check_resolution(self.size, "image size")
         self.mode = mode
         self.pad_value = pad_value
         self.pad = SpatialPad((self.size, self.size), method="symmetric", mode="constant", value=pad_value)

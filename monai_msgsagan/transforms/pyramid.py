@@ -1,8 +1,8 @@
-"""Real image -> multi-scale pyramid, coarse to fine, as the MSG-SAGAN discriminator takes it."""
+"""The image pyramid, coarse to fine, as the MSG-SAGAN discriminator takes it, and the one check of image sides."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -11,27 +11,74 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["MultiScalePyramid", "MultiScalePyramidd", "pyramid_sizes"]
+__all__ = ["MultiScalePyramid", "MultiScalePyramidd", "check_resolution", "image_pyramid", "pyramid_sizes"]
+
+
+def check_resolution(value: int, name: str = "resolution", minimum: int = 4, maximum: int | None = None) -> int:
+    """The one validation of image sides in the package: ``value`` must be an ``int`` power of two in
+    ``[minimum, maximum]`` (no upper bound when ``maximum`` is ``None``). Returns ``log2(value)``; raises
+    ``ValueError`` naming ``name`` otherwise."""
+    upper = "" if maximum is None else f", {maximum}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+        or value & (value - 1)
+    ):
+        raise ValueError(f"{name} must be a power of two in [{minimum}{upper or ', ...'}], got {value!r}.")
+    return value.bit_length() - 1
 
 
 def pyramid_sizes(resolution: int, min_size: int = 4) -> list[int]:
-    """Sides of the pyramid for ``resolution``, coarse to fine: ``[4, 8, ..., resolution]``."""
-    resolution, min_size = int(resolution), int(min_size)
-    for name, v in (("resolution", resolution), ("min_size", min_size)):
-        if v < 1 or v & (v - 1):
-            raise ValueError(f"{name} must be a power of two, got {v}")
-    if min_size > resolution:
-        raise ValueError(f"min_size {min_size} is larger than resolution {resolution}")
-    return [1 << k for k in range(min_size.bit_length() - 1, resolution.bit_length())]
+    """Sides of the pyramid for ``resolution``, coarse to fine: ``[min_size, 2 * min_size, ..., resolution]``."""
+    low = check_resolution(int(min_size), "min_size", minimum=1)
+    high = check_resolution(int(resolution), "resolution", minimum=1)
+    if low > high:
+        raise ValueError(f"min_size {min_size} is larger than resolution {resolution}.")
+    return [1 << k for k in range(low, high + 1)]
+
+
+def image_pyramid(
+    images: torch.Tensor | Sequence[torch.Tensor], num_scales: int | None = None, min_size: int = 4
+) -> list[torch.Tensor]:
+    """The coarse-to-fine pyramid of a batch, on the batch's device: the one pyramid of the package.
+
+    Args:
+        images: real images ``(B, C, R, R)`` in [-1, 1], ``R`` a power of two; or a pyramid already made (a list
+            or tuple of ``num_scales`` tensors, coarse to fine), returned as a list unchanged.
+        num_scales: number of scales the caller expects (the networks' ``log2(R) - 1`` for ``min_size`` 4);
+            ``None`` takes every scale from ``min_size`` to ``R``.
+        min_size: side of the coarsest scale.
+
+    Returns:
+        ``[min_size x min_size, ..., R x R]``: item ``i`` is ``(B, C, min_size * 2**i, min_size * 2**i)``, the
+        area (box) average of ``images`` (repeated 2x2 averaging, identical to ``F.interpolate(mode="area")``
+        for power-of-two sides), values keep their range.
+    """
+    if isinstance(images, (list, tuple)):
+        if num_scales is not None and len(images) != num_scales:
+            raise ValueError(f"expected a pyramid of {num_scales} scales, got {len(images)}.")
+        return list(images)
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"expected a square batch (B, C, R, R), got shape {tuple(images.shape)}.")
+    sizes = pyramid_sizes(int(images.shape[-1]), min_size)
+    if num_scales is not None and len(sizes) != num_scales:
+        side = min_size * 2 ** (num_scales - 1)
+        raise ValueError(f"expected real images of shape (B, C, {side}, {side}), got {list(images.shape)}.")
+    pyramid = [images]
+    for _ in sizes[:-1]:
+        pyramid.append(F.avg_pool2d(pyramid[-1], 2))
+    return pyramid[::-1]
 
 
 class MultiScalePyramid(Transform):
     """Turn one image ``(C, R, R)`` (or a batch ``(B, C, R, R)``) into the list ``[4x4, 8x8, ..., RxR]``.
 
-    Each coarser scale is the area (box) average of the finest image over ``R/s x R/s`` blocks, i.e. exactly
-    ``F.interpolate(img, size=s, mode="area")`` of the finest image (computed by repeated 2x2 average pooling,
-    which is identical for power-of-two sides). This is the downsampling the generator's coarse outputs are
-    matched against. Values keep their range ([-1, 1] in, [-1, 1] out).
+    A transform around :func:`image_pyramid` for data pipelines: each coarser scale is the area (box) average of
+    the finest image, the downsampling the generator's coarse outputs are matched against. Values keep their
+    range ([-1, 1] in, [-1, 1] out). Training builds the pyramid of the whole batch on the training device
+    instead (:class:`~monai_msgsagan.engines.MultiScaleGanTrainer` calls :func:`image_pyramid`).
 
     Args:
         min_size: side of the coarsest scale (power of two, default 4).
@@ -48,15 +95,9 @@ class MultiScalePyramid(Transform):
         x = (img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)).float()
         if x.ndim not in (3, 4) or x.shape[-1] != x.shape[-2]:
             raise ValueError(f"expected a square (C, R, R) or (B, C, R, R) image, got shape {tuple(x.shape)}")
-        sizes = pyramid_sizes(int(x.shape[-1]), self.min_size)
-        batched = x.ndim == 4
-        cur = x if batched else x.unsqueeze(0)
-        out = [cur]
-        for _ in sizes[:-1]:
-            cur = F.avg_pool2d(cur, kernel_size=2)
-            out.append(cur)
-        out.reverse()
-        return out if batched else [t.squeeze(0) for t in out]
+        if x.ndim == 4:
+            return image_pyramid(x, min_size=self.min_size)
+        return [t.squeeze(0) for t in image_pyramid(x.unsqueeze(0), min_size=self.min_size)]
 
 
 class MultiScalePyramidd(MapTransform):

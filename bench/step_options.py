@@ -1,0 +1,87 @@
+"""Which step options win on this machine: channels-last, fused Adam, bf16 autocast (``amp``) and
+``torch.compile`` for the bundle's default networks and recipe (64 px, channels [64,64,64,32,16], attention at 16,
+two classes, batch 16, logistic loss with lazy R1, adaptive DiffAugment, mode seeking, EMA) through
+``MultiScaleGanTrainer``.
+
+Each configuration is a fresh trainer over the same seeded phantoms; the configurations run in turn, ``--repeats``
+times, so a disturbance by other processes shows as disagreement between repeats. Reported: the median and the
+minimum seconds per iteration after ``--warmup`` iterations, and the warm-up time (compilation included). ``amp``
+is bf16 autocast only on CPUs with AMX (``cpu_has_bf16_matrix_units``); elsewhere the row repeats the one above.
+
+    OMP_NUM_THREADS=2 python bench/step_options.py                 # eager options, twice
+    OMP_NUM_THREADS=2 python bench/step_options.py --compile --repeats 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from ignite.engine import Events
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monai_msgsagan.data import PhantomDataset  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment, cpu_has_bf16_matrix_units  # noqa: E402
+from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
+from monai_msgsagan.losses import R1Penalty  # noqa: E402
+from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
+
+
+def run(
+    channels_last: bool, fused: bool, compile: bool, amp: bool, iterations: int, warmup: int
+) -> tuple[float, float, float]:
+    """(median, min) seconds per iteration and the warm-up seconds of one configuration."""
+    torch.manual_seed(0)
+    kw = {"channels": [64, 64, 64, 32, 16], "attention_resolutions": [16], "num_classes": 2}
+    g = MultiScaleGenerator(64, 128, **kw)
+    d = MultiScaleDiscriminator(64, use_spectral_norm=False, **kw)
+    ema = copy.deepcopy(g)
+    opt_g = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.99), fused=fused)
+    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99), fused=fused)
+    data = PhantomDataset(16 * (iterations + warmup), 64, num_classes=2, seed=0)
+    loader = DataLoader([data[i] for i in range(len(data))], batch_size=16, drop_last=True)
+    trainer = MultiScaleGanTrainer(
+        "cpu", 1, loader, g, opt_g, d, opt_d, loss="logistic", penalty=R1Penalty(1.0, 16),
+        augment=PyramidDiffAugment(adaptive=True, probability=0.0), mode_seeking_weight=0.05,
+        channels_last=channels_last, compile=compile, amp=amp,
+        train_handlers=[GeneratorEMA(g, ema, 2000, batch_size=16)],
+    )  # fmt: skip
+    stamps: list[float] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: stamps.append(time.perf_counter()))
+    start = time.perf_counter()
+    trainer.run()
+    steps = [b - a for a, b in zip(stamps[warmup - 1 :], stamps[warmup:])]
+    return statistics.median(steps), min(steps), stamps[warmup - 1] - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=12)
+    p.add_argument("--warmup", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="also channels-last + fused + torch.compile")
+    args = p.parse_args()
+    configs = [(False, False, False, False), (True, False, False, False), (False, True, False, False)]
+    configs += [(True, True, False, False), (True, True, False, True)]
+    if args.compile:
+        configs.append((True, True, True, False))
+    print(f"threads={torch.get_num_threads()} iterations={args.iterations} warmup={args.warmup}")
+    print(f"amx={cpu_has_bf16_matrix_units()} (amp is bf16 autocast only with AMX)")
+    header = f"{'channels_last':>13} {'fused':>6} {'compile':>8} {'amp':>6}"
+    print(f"{header} {'median s/it':>12} {'min s/it':>9} {'warm-up s':>10}")
+    for _ in range(args.repeats):
+        for config in configs:
+            median, fastest, warm = run(*config, args.iterations, args.warmup)
+            flags = f"{config[0]!s:>13} {config[1]!s:>6} {config[2]!s:>8} {config[3]!s:>6}"
+            print(f"{flags} {median:>12.3f} {fastest:>9.3f} {warm:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The prepared GPU check (bench/gpu.sh) and the MSG-GAN step comparison (bench/step_vs_msggan.py) in their reduced
+CPU forms, so that neither rots between the runs on a lent GPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def test_gpu_check_runs_reduced_on_cpu():
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu.sh"), "--cpu-smoke"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = proc.stdout
+    for row in ("deploy fp16 vs CPU", "ddp 2 ranks", "train fp32 eager"):
+        assert f"| {row}" in table, table
+    assert "ranks identical: True" in table and "s/kimg" in table and "FAILED" not in table
+
+
+def test_step_comparison_with_the_original_msggan_runs():
+    from step_vs_msggan import main
+
+    rows = main(["--resolution", "32", "--iterations", "1", "--warmup", "1"])
+    assert [r["variant"] for r in rows] == ["MSG-GAN"] * 3 + ["MSG-SAGAN"] * 3
+    assert all(r["s_per_it"] > 0 and r["params"] > 0 for r in rows)
