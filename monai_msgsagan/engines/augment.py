@@ -10,6 +10,7 @@ the discriminator is over-confident on real images (``E[sign(D(real))] > target`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,6 +19,7 @@ __all__ = ["PyramidDiffAugment"]
 POLICIES = ("color", "translation", "cutout")
 
 
+@dataclass(eq=False)
 class PyramidDiffAugment:
     """Differentiable colour / translation / cutout augmentation of a coarse-to-fine image pyramid.
 
@@ -37,35 +39,28 @@ class PyramidDiffAugment:
     passed to the call, so a seeded run is reproducible; :meth:`state_dict` holds the adaptive state for resume.
     """
 
-    def __init__(
-        self,
-        policy: Sequence[str] = POLICIES,
-        probability: float = 1.0,
-        adaptive: bool = False,
-        target: float = 0.6,
-        adjust_speed_images: int = 20000,
-        interval: int = 4,
-        translation_ratio: float = 0.125,
-        cutout_ratio: float = 0.5,
-    ) -> None:
-        unknown = set(policy) - set(POLICIES)
+    policy: Sequence[str] = POLICIES
+    probability: float = 1.0
+    adaptive: bool = False
+    target: float = 0.6
+    adjust_speed_images: int = 20000
+    interval: int = 4
+    translation_ratio: float = 0.125
+    cutout_ratio: float = 0.5
+    _sign_sum: float | torch.Tensor = field(default=0.0, init=False, repr=False)
+    _sign_count: int = field(default=0, init=False, repr=False)
+    _steps: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.policy) - set(POLICIES)
         if unknown:
             raise ValueError(f"unknown augmentation policy {sorted(unknown)}; expected a subset of {POLICIES}.")
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError(f"probability must lie in [0, 1], got {probability}.")
-        if adjust_speed_images < 1 or interval < 1:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must lie in [0, 1], got {self.probability}.")
+        if self.adjust_speed_images < 1 or self.interval < 1:
             raise ValueError("adjust_speed_images and interval must be >= 1.")
-        self.policy = tuple(policy)
-        self.probability = float(probability)
-        self.adaptive = adaptive
-        self.target = target
-        self.adjust_speed_images = adjust_speed_images
-        self.interval = interval
-        self.translation_ratio = translation_ratio
-        self.cutout_ratio = cutout_ratio
-        self._sign_sum: float | torch.Tensor = 0.0
-        self._sign_count = 0
-        self._steps = 0
+        self.policy = tuple(self.policy)
+        self.probability = float(self.probability)
 
     def __call__(self, images: Sequence[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
         images = list(images)

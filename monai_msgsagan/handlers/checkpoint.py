@@ -18,6 +18,7 @@ import pickle
 import random
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +465,7 @@ class GanCheckpointSaver:
 
 
 # ---------------------------------------------------------------------------------------------------- resume
+@dataclass(eq=False)
 class ResumeFromLatest:
     """At ``STARTED``, load the newest intact checkpoint of ``save_dir`` (if any) into ``load_dict``: exact resume.
 
@@ -485,22 +487,17 @@ class ResumeFromLatest:
         require_hash: ``False`` also accepts checkpoints without a ``.sha256`` sidecar (older versions).
     """
 
-    def __init__(
-        self,
-        save_dir: str | os.PathLike,
-        load_dict: dict[str, Any],
-        map_location: str | torch.device | None = "cpu",
-        engine_key: str | None = "trainer",
-        enabled: bool = True,
-        require_hash: bool = True,
-    ) -> None:
-        self.save_dir = Path(save_dir)
-        self.load_dict = dict(load_dict)
-        self.engine_key = engine_key
-        self.map_location = map_location
-        self.enabled = enabled
-        self.require_hash = require_hash
-        self.loaded_from: Path | None = None
+    save_dir: str | os.PathLike
+    load_dict: dict[str, Any]
+    map_location: str | torch.device | None = "cpu"
+    engine_key: str | None = "trainer"
+    enabled: bool = True
+    require_hash: bool = True
+    loaded_from: Path | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.save_dir = Path(self.save_dir)
+        self.load_dict = dict(self.load_dict)
 
     def attach(self, engine: Engine) -> None:
         if self.enabled:

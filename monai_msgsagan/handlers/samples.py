@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
+@dataclass(eq=False)
 class SampleGridSaver:
     """Every ``epoch_interval`` epochs, render the same images with ``network`` (the EMA generator).
 
@@ -53,23 +56,16 @@ class SampleGridSaver:
         enabled: ``False`` makes the handler a no-op (ranks other than 0).
     """
 
-    def __init__(
-        self,
-        network: torch.nn.Module,
-        output_dir: str | os.PathLike,
-        num_samples: int = 16,
-        seed: int = 0,
-        epoch_interval: int = 1,
-        summary_writer=None,
-        enabled: bool = True,
-    ) -> None:
-        self.network = network
-        self.output_dir = Path(output_dir)
-        self.num_samples = num_samples
-        self.seed = seed
-        self.epoch_interval = epoch_interval
-        self.summary_writer = summary_writer
-        self.enabled = enabled
+    network: torch.nn.Module
+    output_dir: str | os.PathLike
+    num_samples: int = 16
+    seed: int = 0
+    epoch_interval: int = 1
+    summary_writer: Any = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
 
     def attach(self, engine: Engine) -> None:
         if self.enabled:
