@@ -8,7 +8,7 @@ the rest of the table):
   logistic loss, lazy R1, adaptive DiffAugment, mode seeking, EMA, fused Adam, channels-last) through
   ``MultiScaleGanTrainer``, in fp32 and bf16 autocast, eager and ``torch.compile``d: seconds per 1000 images
   (s/kimg, the target is 5 s/kimg on one H100) over ``--iterations`` iterations after ``--warmup``.
-- ``deploy fp16``: the MONAI Deploy app's generation path (``monai_msgsagan.synthesis.generate`` on an exported
+- ``deploy fp16``: the MONAI Deploy app's generation path (``monai_msgsagan.generate`` on an exported
   256 px generator) in float16 on the GPU against float32 on the CPU, same seed: max |difference| (the app's
   test allows 2e-2) and images/s.
 - ``ddp nccl 2 ranks``: ``tests/ddp_check.py`` under ``torchrun --nproc_per_node 2`` with the bundle's
@@ -40,15 +40,11 @@ from ignite.engine import Events
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+from bench_utils import sync  # noqa: E402
 
 #: the README's 256 px recipe, and its reduced CPU form
 FULL = {"resolution": 256, "channels": [256, 256, 256, 256, 128, 64, 32], "attention": [32, 64], "batch": 32}
 SMOKE = {"resolution": 32, "channels": [16, 16, 16, 8], "attention": [16], "batch": 4}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_row(net: dict, device: torch.device, bf16: bool, compile: bool, warmup: int, iterations: int) -> dict:
@@ -97,24 +93,23 @@ def train_row(net: dict, device: torch.device, bf16: bool, compile: bool, warmup
 
 def deploy_row(net: dict, device: torch.device, num_images: int) -> dict:
     """The Deploy app's generation in float16 on ``device`` against float32 on the CPU."""
-    from monai.data import save_net_with_metadata
-    from monai_msgsagan.synthesis import generate, load_exported_generator
+    from bundle_utils import save_generator_artifact
 
+    from monai_msgsagan.artifact import load_generator
+    from monai_msgsagan.generation import generate
     from monai_msgsagan.networks import InferenceGenerator
 
+    args = {"resolution": net["resolution"], "latent_dim": 128, "channels": list(net["channels"]),
+            "attention_resolutions": list(net["attention"]), "num_classes": 0}  # fmt: skip
     torch.manual_seed(0)
-    module = InferenceGenerator(
-        net["resolution"], 128, channels=net["channels"], attention_resolutions=net["attention"]
-    )
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.ts"
-        save_net_with_metadata(torch.jit.script(module.eval()), str(path.with_suffix("")), meta_values={"name": "gpu"})
-        cpu = generate(load_exported_generator(path), num_images, seed=0, batch_size=num_images)
-        half_model = load_exported_generator(path, device)
-        generate(half_model, num_images, seed=0, batch_size=num_images, device=device, half_precision=True)  # warm
+        path = save_generator_artifact(InferenceGenerator(**args).eval(), args, [], Path(tmp) / "model.ts", name="gpu")
+        cpu = generate(load_generator(path).network, num_images, 0, batch_size=num_images)
+        half_model = load_generator(path, device).network
+        generate(half_model, num_images, 0, batch_size=num_images, device=device, half_precision=True)  # warm-up
         sync(device)
         start = time.perf_counter()
-        half = generate(half_model, num_images, seed=0, batch_size=num_images, device=device, half_precision=True)
+        half = generate(half_model, num_images, 0, batch_size=num_images, device=device, half_precision=True)
         sync(device)
         seconds = time.perf_counter() - start
     diff = float((half - cpu).abs().max())

@@ -27,6 +27,7 @@ from ignite.engine import Events
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_utils import sync  # noqa: E402
 
 from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
 from monai_msgsagan.generation import sample_latent  # noqa: E402
@@ -83,11 +84,6 @@ def plain_loop(resolution: int, attention: list[int], batch: int, iterations: in
         step()
     sync(device)
     return time.perf_counter() - start
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def trainer_run(
