@@ -4,11 +4,16 @@
 ``{"generator_record": {...}}``: what the weights alone do not say (:class:`GeneratorRecord`): the
 :class:`~monai_msgsagan.networks.InferenceGenerator` arguments, the class names in class order, the training
 data's settings and the identity of every training image (so that an evaluation can prove it did not score the
-generator on images it was trained on), the training recipe and the package version. The bundle's
-``train.json`` writes it when a run starts. A TorchScript export carries the same ``model.json`` inside
+generator on images it was trained on), the training recipe, the package version and the SHA-256 of the weights
+it describes. Training writes the two together, the weights first, then their record (:func:`save_record`), so a
+run that fails before it has weights to export leaves the previous pair as it was, and :func:`load_generator`
+refuses weights whose record names other weights. Every weights file has its own record, its name with ``.json``
+(``models/model_best.pt``: ``models/model_best.json``). A TorchScript export carries ``model.json`` inside
 (``ckpt_export ... --config_file "['configs/inference.json','models/model.json']"`` stores each config file in the
 export).
-:func:`load_generator` reads either and refuses anything else with a :class:`ModelError`.
+:func:`load_generator` reads either and refuses anything else with a :class:`ModelError`. A record is checked as
+a schema when it is read (:meth:`GeneratorRecord.from_dict`): bounded size (:data:`MAX_RECORD_BYTES`) and nesting
+(:data:`MAX_RECORD_DEPTH`), the fields' types, unique non-empty class names, counts equal to the listed items.
 
 Training-image identities are strings: ``sha256:<hex>`` of the file bytes for files (so a copy of a training
 image under another name is still recognised), ``phantom:<seed>:<index>`` for the procedural phantoms (a
@@ -17,6 +22,7 @@ phantom is a pure function of its data set seed and index, whatever the resoluti
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -36,6 +42,8 @@ from monai_msgsagan.files import atomic_write_text, file_sha256
 from monai_msgsagan.networks import InferenceGenerator
 
 __all__ = [
+    "MAX_RECORD_BYTES",
+    "MAX_RECORD_DEPTH",
     "RECORD_FORMAT",
     "RECORD_KEY",
     "RECORD_NAME",
@@ -47,11 +55,18 @@ __all__ = [
     "find_overlap",
     "load_generator",
     "record_path",
+    "save_record",
     "training_record",
 ]
 
-#: Version of the record's layout; format 1 (0.3.0: the record's fields at the top level of model.json) is read too.
-RECORD_FORMAT = 2
+#: Version of the record's layout (3: it names its weights' SHA-256). Formats 1 (0.3.0: the record's fields at the
+#: top level of model.json) and 2 (0.4.0) are read too: inside a TorchScript export, whose weights travel with their
+#: record; beside a ``model.pt`` they cannot show which weights they describe and are refused.
+RECORD_FORMAT = 3
+#: Largest record file read (bytes): about 400,000 training images' identities and names.
+MAX_RECORD_BYTES = 64 * 2**20
+#: Deepest nesting of JSON arrays and objects in a record (a record written by this package nests 5 deep).
+MAX_RECORD_DEPTH = 32
 #: File name of the record, beside the weights.
 RECORD_NAME = "model.json"
 #: Key of the record in ``model.json`` (so that ``model.json`` is a harmless extra bundle config file).
@@ -73,6 +88,7 @@ _DATA_KEYS = (
     "seed",
     "store_dir",
 )
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXPORT_HINT = (
     "export it with python -m monai.bundle ckpt_export network_def --filepath models/model.ts "
     "--ckpt_file models/model.pt --meta_file configs/metadata.json "
@@ -89,9 +105,60 @@ class DataLeakageError(ValueError):
 
 
 def record_path(model_path: str | os.PathLike) -> Path:
-    """The record of a weights file: ``model.json`` in its folder (one record per training run, so
-    ``models/model.pt`` and the health monitor's ``models/model_best.pt`` share ``models/model.json``)."""
-    return Path(model_path).parent / RECORD_NAME
+    """The record of a weights file: its path with ``.json`` for ``.pt`` (``models/model.pt``:
+    ``models/model.json``; the health monitor's ``models/model_best.pt``: ``models/model_best.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+def _fail(field_name: str, reason: str) -> ModelError:
+    return ModelError(f"generator record: field {field_name}: {reason}.")
+
+
+def _check_depth(raw: Any, source: str | os.PathLike) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_RECORD_DEPTH` (checked without recursion)."""
+    todo: list[tuple[Any, int, str]] = [(raw, 1, "")]
+    while todo:
+        value, depth, where = todo.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_RECORD_DEPTH:
+            raise ModelError(
+                f"{source}: field {where or '(top level)'}: nested deeper than {MAX_RECORD_DEPTH} levels (a generator "
+                "record nests 5 deep: not a record this package wrote)."
+            )
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        todo += [(v, depth + 1, f"{where}.{k}" if where else str(k)) for k, v in items]
+
+
+def _parse_record_json(text: str | bytes, source: str | os.PathLike) -> Any:
+    """``json.loads`` of a record's text, bounded in size and nesting; :class:`ModelError` naming ``source``."""
+    if len(text) > MAX_RECORD_BYTES:
+        raise ModelError(
+            f"{source}: {len(text) / 2**20:.1f} MiB, more than a generator record's limit of "
+            f"{MAX_RECORD_BYTES / 2**20:.0f} MiB; not read."
+        )
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        raise ModelError(
+            f"{source}: nested deeper than {MAX_RECORD_DEPTH} levels (a generator record nests 5 deep: not a record "
+            "this package wrote)."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{source}: unreadable generator record ({e}).") from e
+    _check_depth(raw, source)
+    return raw
+
+
+def _string_list(value: Any, field_name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(field_name, f"expected a list of strings, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
@@ -108,6 +175,13 @@ class GeneratorRecord:
             training image, in the same order.
         recipe: the training settings (loss, learning rates, batch size, epochs, ...), for the reader.
         version: ``monai_msgsagan.__version__`` of the training run.
+        weights_sha256: hex SHA-256 of the weights file the record describes (set by :func:`save_record`; empty in
+            a record not yet bound to weights, and in formats 1 and 2).
+
+    Raises:
+        ModelError: naming the field and the reason, for a record that cannot be right: a missing or mistyped
+            field, class names that are empty, repeated or not ``num_classes`` of them, a ``num_images`` or an
+            ``item_names`` list that does not match ``item_ids``, a malformed SHA-256.
     """
 
     network: dict[str, Any]
@@ -115,25 +189,71 @@ class GeneratorRecord:
     training_data: dict[str, Any]
     recipe: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    weights_sha256: str = ""
     format: int = RECORD_FORMAT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.network, Mapping):
+            raise _fail("network", f"expected an object, got {_shown(self.network)}")
         missing = [k for k in _NETWORK_KEYS if k not in self.network]
         if missing:
             raise ModelError(f"generator record: network arguments {missing} are missing.")
         self.network = {k: self.network[k] for k in _NETWORK_KEYS}
-        self.network["channels"] = [int(c) for c in self.network["channels"]]
-        self.network["attention_resolutions"] = [int(r) for r in self.network["attention_resolutions"]]
-        num_classes = int(self.network["num_classes"])
-        if num_classes > 0 and len(self.class_names) != num_classes:
-            raise ModelError(
-                f"generator record: {num_classes} classes in the network but class names {list(self.class_names)}."
-            )
-        if not isinstance(self.training_data.get("item_ids"), list):
-            raise ModelError("generator record: training_data has no item_ids list.")
-        source = self.training_data.get("source", "phantoms")
-        self.training_data.setdefault("settings", {}).setdefault("dataset_dir", "" if source == "phantoms" else source)
+        for key in ("resolution", "latent_dim", "num_classes"):
+            value = self.network[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _fail(f"network.{key}", f"expected a non-negative integer, got {_shown(value)}")
+        for key in ("channels", "attention_resolutions"):
+            values = self.network[key]
+            if not isinstance(values, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+            ):
+                raise _fail(f"network.{key}", f"expected a list of positive integers, got {_shown(values)}")
+            self.network[key] = [int(v) for v in values]
+        num_classes = self.network["num_classes"]
+        if not isinstance(self.class_names, list) or not all(
+            isinstance(c, str) and c.strip() for c in self.class_names
+        ):
+            raise _fail("class_names", f"expected a list of non-empty strings, got {_shown(self.class_names)}")
+        repeated = sorted({c for c in self.class_names if self.class_names.count(c) > 1})
+        if repeated:
+            raise _fail("class_names", f"{repeated} named more than once (a class name must pick one class)")
+        if len(self.class_names) != num_classes:
+            raise _fail("class_names", f"{num_classes} classes in the network but class names {list(self.class_names)}")
+        self._check_training_data()
+        if not isinstance(self.recipe, Mapping):
+            raise _fail("recipe", f"expected an object, got {_shown(self.recipe)}")
+        if not isinstance(self.version, str):
+            raise _fail("version", f"expected a string, got {_shown(self.version)}")
+        if self.weights_sha256 and not (isinstance(self.weights_sha256, str) and _SHA256.match(self.weights_sha256)):
+            raise _fail("weights_sha256", f"expected 64 lower-case hex digits, got {_shown(self.weights_sha256)}")
         self.format = RECORD_FORMAT
+
+    def _check_training_data(self) -> None:
+        data = self.training_data
+        if not isinstance(data, Mapping):
+            raise _fail("training_data", f"expected an object, got {_shown(data)}")
+        if "item_ids" not in data:
+            raise ModelError("generator record: training_data has no item_ids list.")
+        ids = _string_list(data["item_ids"], "training_data.item_ids")
+        if "item_names" in data:
+            names = _string_list(data["item_names"], "training_data.item_names")
+            if len(names) != len(ids):
+                raise _fail("training_data.item_names", f"{len(names)} names for {len(ids)} item_ids")
+        count = data.get("num_images")
+        if isinstance(count, bool) or not isinstance(count, int) or count != len(ids):
+            raise _fail(
+                "training_data.num_images",
+                f"says {_shown(count)} training images but item_ids lists {len(ids)} (an emptied or edited record "
+                "cannot prove which images the generator saw)",
+            )
+        source = data.get("source", "phantoms")
+        if not isinstance(source, str):
+            raise _fail("training_data.source", f"expected a string, got {_shown(source)}")
+        settings = data.setdefault("settings", {})
+        if not isinstance(settings, dict):
+            raise _fail("training_data.settings", f"expected an object, got {_shown(settings)}")
+        settings.setdefault("dataset_dir", "" if source == "phantoms" else source)
 
     @property
     def training_ids(self) -> set[str]:
@@ -174,9 +294,10 @@ class GeneratorRecord:
         """``{"generator_record": {...}}``: the content of ``model.json``."""
         return {RECORD_KEY: asdict(self)}
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``model.json`` (atomically); returns the path."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+    def save(self, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write the record (atomically) as ``{"generator_record": {...}, **extra}``; returns the path. To write the
+        record of a weights file, use :func:`save_record`, which binds the two."""
+        return atomic_write_text(path, json.dumps({**(extra or {}), **self.to_dict()}, indent=1))
 
     @classmethod
     def from_dict(cls, raw: Any, source: str | os.PathLike) -> GeneratorRecord:
@@ -189,14 +310,13 @@ class GeneratorRecord:
             raw = raw[RECORD_KEY]
         if not isinstance(raw, Mapping):
             raise ModelError(f"{source}: a generator record is a JSON object, got {type(raw).__name__}.")
-        if raw.get("format") not in (1, RECORD_FORMAT):
-            raise ModelError(
-                f"{source}: record format {raw.get('format')!r}, this package reads 1 and {RECORD_FORMAT}."
-            )
+        if raw.get("format") not in (1, 2, RECORD_FORMAT):
+            raise ModelError(f"{source}: record format {raw.get('format')!r}, this package reads 1 to {RECORD_FORMAT}.")
         try:
             return cls(
                 **{k: raw[k] for k in ("network", "class_names", "training_data", "version")},
                 recipe=raw.get("recipe", {}),
+                weights_sha256=raw.get("weights_sha256", ""),
             )
         except KeyError as e:
             raise ModelError(f"{source}: generator record has no {e.args[0]!r}.") from None
@@ -213,10 +333,27 @@ class GeneratorRecord:
                 "weights without their record cannot say what network they are or what they were trained on)."
             )
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            size = path.stat().st_size
+            if size > MAX_RECORD_BYTES:
+                raise ModelError(
+                    f"{path}: {size / 2**20:.1f} MiB, more than a generator record's limit of "
+                    f"{MAX_RECORD_BYTES / 2**20:.0f} MiB; not read."
+                )
+            text = path.read_bytes()
+        except OSError as e:
             raise ModelError(f"{path}: unreadable generator record ({e}).") from e
-        return cls.from_dict(raw, path)
+        return cls.from_dict(_parse_record_json(text, path), path)
+
+
+def save_record(
+    record: GeneratorRecord, weights_path: str | os.PathLike, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``record`` as the record of the weights file ``weights_path`` (:func:`record_path`), naming the file's
+    SHA-256: call it after the weights are written (atomically), so the two are written together and the record
+    never describes weights that do not exist yet. ``extra``: more top-level keys of the file. Returns the record's
+    path."""
+    bound = dataclasses.replace(record, weights_sha256=file_sha256(weights_path))
+    return bound.save(record_path(weights_path), extra)
 
 
 def training_record(
@@ -299,6 +436,19 @@ class GeneratorArtifact:
         except ModelError as e:
             raise ModelError(f"{self.path}: {e}") from None
 
+    def network_for_class(self, requested: str | int | None) -> nn.Module:
+        """The network, set to generate the class ``requested`` (name or index; ``None``: its default class) when
+        it is called with latents only, ``z`` ``(B, latent_dim)`` -> ``(B, 1, R, R)`` in [-1, 1]: what the bundle's
+        inference evaluator feeds it.
+
+        Raises:
+            ModelError: a class for an unconditional generator, or a class it does not know (naming the file).
+        """
+        index = self.class_index(requested)
+        if index is not None and self.num_classes > 0:
+            self.network.default_class = index  # an InferenceGenerator's, or its TorchScript export's, attribute
+        return self.network
+
     def class_name(self, index: int | None) -> str | None:
         """The name of a class index (``None``: the default class); ``None`` for an unconditional generator."""
         if self.num_classes == 0:
@@ -323,8 +473,10 @@ def load_generator(model_path: str | os.PathLike, device: str | torch.device = "
     carrying that ``model.json`` inside.
 
     Raises:
-        ModelError: naming the file and the reason: missing file or record, a file that is neither a weights-only
-            state dict nor TorchScript, weights or a scripted network that do not fit the record.
+        ModelError: naming the file and the reason: missing file or record, a record that fails its schema
+            (:class:`GeneratorRecord`) or names other weights (its ``weights_sha256`` is not the file's: weights and
+            record of different runs), a file that is neither a weights-only state dict nor TorchScript, weights or
+            a scripted network that do not fit the record.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -334,14 +486,35 @@ def load_generator(model_path: str | os.PathLike, device: str | torch.device = "
             f"{path} is neither a TorchScript export nor a PyTorch state dict (both are zip archives; this file is "
             "not one: damaged, truncated, or another kind of file)."
         )
+    sha256 = file_sha256(path)
     if _is_torchscript(path):
         network, record, metadata = _load_torchscript(path, device)
         name, version = str(metadata.get("name", path.stem)), str(metadata.get("version", record.version))
     else:
         record = GeneratorRecord.load(record_path(path))
+        _check_binding(path, record, sha256)
         network = _load_state_dict(path, record).to(device)
         name, version = path.stem, record.version
-    return GeneratorArtifact(network.eval(), record, path, file_sha256(path), name, version)
+    return GeneratorArtifact(network.eval(), record, path, sha256, name, version)
+
+
+def _check_binding(path: Path, record: GeneratorRecord, sha256: str) -> None:
+    """Refuse weights that are not the ones their record describes (:class:`ModelError` naming both files)."""
+    if not record.weights_sha256:
+        raise ModelError(
+            f"{record_path(path)} does not name the SHA-256 of the weights it describes (record format <= 2, from "
+            f"monai-msgsagan 0.4.0 or older), so nothing shows that {path} is that model. Retrain; or, if you know "
+            'these weights and this record come from the same run, bind them with python -c "from '
+            "monai_msgsagan.artifact import GeneratorRecord, save_record; "
+            f"save_record(GeneratorRecord.load('{record_path(path)}'), '{path}')\"."
+        )
+    if record.weights_sha256 != sha256:
+        raise ModelError(
+            f"{path} (SHA-256 {sha256[:16]}...) is not the model its record {record_path(path)} describes (weights "
+            f"SHA-256 {record.weights_sha256[:16]}...): they come from different training runs (one that stopped "
+            "between writing the two, or files copied or edited separately), so the record's classes and training "
+            "data would be wrong for these weights. Use the weights and the record of one run, or train again."
+        )
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -360,9 +533,9 @@ def _load_torchscript(path: Path, device: str | torch.device) -> tuple[nn.Module
         ) from e
     try:
         metadata = json.loads(extra[_METADATA_FILE]) if extra[_METADATA_FILE] else {}
-        raw_record = json.loads(extra[RECORD_NAME]) if extra[RECORD_NAME] else None
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: a JSON file stored in it is not JSON ({e}).") from e
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ModelError(f"{path}: its {_METADATA_FILE} is not usable JSON ({type(e).__name__}).") from None
+    raw_record = _parse_record_json(extra[RECORD_NAME], f"{path} ({RECORD_NAME})") if extra[RECORD_NAME] else None
     if raw_record is None:
         raise ModelError(f"{path}: the TorchScript file carries no generator record ({RECORD_NAME}); {_EXPORT_HINT}.")
     record = GeneratorRecord.from_dict(raw_record, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from monai.data import save_net_with_metadata
 
-from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord, record_path
+from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord, save_record
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,8 @@ def save_generator_artifact(
 ) -> Path:
     """Save a generator the two ways it ships, with its record (:class:`~monai_msgsagan.artifact.GeneratorRecord`):
 
-    - ``path`` ending in ``.pt``: the flat state dict plus ``model.json`` beside it, as the bundle's training writes;
+    - ``path`` ending in ``.pt``: the flat state dict, then ``model.json`` beside it naming its SHA-256, as the
+      bundle's training writes them;
     - otherwise (``.ts``): TorchScript with ``model.json`` inside, as ``python -m monai.bundle ckpt_export
       --config_file "['configs/inference.json','models/model.json']"`` writes it (``network`` may be any scriptable
       module with ``latent_dim``/``num_classes``/``resolution`` attributes).
@@ -107,7 +108,7 @@ def save_generator_artifact(
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".pt":
         torch.save(network.state_dict(), path)
-        record.save(record_path(path))
+        save_record(record, path)
     else:
         save_net_with_metadata(
             torch.jit.script(network),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,8 +35,9 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
 from monai_msgsagan import __version__
-from monai_msgsagan.artifact import load_generator
+from monai_msgsagan.artifact import GeneratorRecord, load_generator, save_record
 from monai_msgsagan.data import write_phantom_folder
+from monai_msgsagan.files import file_sha256
 from monai_msgsagan.generation import generate, generate_per_class
 from monai_msgsagan.label import SyntheticAugmentSettings
 from monai_msgsagan.metrics import pairwise_ms_ssim
@@ -108,6 +110,11 @@ def test_training_writes_model_samples_logs_and_checkpoints(trained_bundle):
     record = json.loads((trained_bundle / "models" / "model.json").read_text())["generator_record"]
     assert record["network"]["channels"] == [16, 16, 16, 8] and record["class_names"] == ["normal", "lung_opacity"]
     assert record["training_data"]["settings"]["num_phantoms"] == 32 and record["version"] == __version__
+    assert record["weights_sha256"] == file_sha256(trained_bundle / "models" / "model.pt")  # bound to its weights
+    if (trained_bundle / "models" / "model_best.pt").is_file():  # the best weights have their own bound record
+        best = json.loads((trained_bundle / "models" / "model_best.json").read_text())
+        assert best["generator_record"]["weights_sha256"] == file_sha256(trained_bundle / "models" / "model_best.pt")
+        assert best["generator_record"]["training_data"] == record["training_data"] and "criterion" in best
     assert sorted(p.name for p in (trained_bundle / "models" / "resume").glob("*.pt")) == [
         "checkpoint_4.pt",
         "checkpoint_8.pt",
@@ -183,6 +190,44 @@ def test_inference_writes_the_generated_images(trained_bundle, tmp_path):
     assert len(volumes) == 2
     data = np.asarray(nib.load(volumes[0]).dataobj)
     assert data.shape[:2] == (32, 32) and 0.0 <= data.min() and data.max() <= 1.0
+
+
+@pytest.mark.slow
+def test_a_failed_rerun_leaves_the_previous_model_and_record(trained_bundle, tmp_path):
+    """Retraining in the same bundle root on other data, afresh, with a learning rate that diverges: the run fails
+    and models/ keeps the previous weights with their own record, still a loadable pair."""
+    bundle = copy_bundle(tmp_path / "rerun")
+    shutil.copytree(trained_bundle / "models", bundle / "models", ignore=shutil.ignore_patterns("resume"))
+    before = {p.name: p.read_bytes() for p in (bundle / "models").iterdir() if p.is_file()}
+    diverging = {**TINY_TRAIN, "num_phantoms": "16", "seed": "5", "resume": "False", "lr_g": "1e30", "lr_d": "1e30"}
+    proc = train_bundle(bundle, diverging, check=False)
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    assert "NonFinite" in proc.stderr, proc.stderr[-2000:]
+    after = {p.name: p.read_bytes() for p in (bundle / "models").iterdir() if p.is_file()}
+    assert after == before
+    assert load_generator(bundle / "models" / "model.pt").record.data_settings["num_phantoms"] == 32
+
+
+@pytest.mark.slow
+def test_inference_loads_weights_only_through_load_generator(tmp_path):
+    """An unsafe pickle, or weights of the wrong shape, beside a record that names them: bundle inference refuses
+    with the loader's ModelError naming the file (not MONAI's UnpicklingError or a raw size mismatch)."""
+    bundle = copy_bundle(tmp_path / "bundle")
+    model = save_generator_artifact(tiny_generator(), TINY_GENERATOR, ["normal", "lung_opacity"],
+                                    bundle / "models" / "model.pt")  # fmt: skip
+    record = GeneratorRecord.load(bundle / "models" / "model.json")
+    infer = ["--config_file", str(bundle / "configs" / "inference.json"), "--bundle_root", str(bundle)]
+    infer += ["--output_dir", str(tmp_path / "out"), "--num_images", "2"]
+    torch.save({"weight": torch.zeros(1), "made_in": Path("/somewhere")}, model)
+    save_record(record, model)
+    proc = run_bundle("run", bundle, "inferring", *infer, check=False)
+    assert proc.returncode != 0 and f"ModelError: {model}: cannot be loaded as a weights-only" in proc.stderr
+    assert "weights_only=False" not in proc.stderr and "UnpicklingError" not in proc.stderr
+    torch.save(tiny_generator({**TINY_GENERATOR, "channels": [8, 8, 8, 8]}).state_dict(), model)
+    save_record(record, model)
+    proc = run_bundle("run", bundle, "inferring", *infer, check=False)
+    assert proc.returncode != 0 and f"ModelError: {model}: the weights do not fit the network of" in proc.stderr
+    assert not (tmp_path / "out").is_dir() or not list((tmp_path / "out").iterdir())
 
 
 @pytest.mark.slow

@@ -52,6 +52,25 @@ def test_diverged_weights_are_never_saved(tmp_path):
     assert (tmp_path / "model.pt").read_bytes() == model
 
 
+def test_a_new_run_that_trained_nothing_exports_nothing(tmp_path):
+    """A fresh run (no checkpoint to resume) whose every step is skipped as non-finite (NaN images, fewer steps than
+    the guard's limit): it stops, and no checkpoint and no model.pt are written over the previous model."""
+    previous = tmp_path / "previous"
+    trainer, *_ = build(previous, max_epochs=1)
+    trainer.run()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(previous / "model.pt", fresh / "model.pt")  # the model of an earlier run in the same place
+    model = (fresh / "model.pt").read_bytes()
+    nan_images = [{"image": torch.full((1, 16, 16), float("nan")), "label": i % 2} for i in range(24)]
+    trainer, *_ = build(fresh, max_epochs=1, dataset=nan_images)
+    trainer.max_nonfinite_steps = 100  # the guard does not stop this one-epoch run
+    with pytest.raises(NonFiniteLossError, match=r"no generator update was applied since the last export"):
+        trainer.run()
+    assert trainer.generator_updates == 0 and trainer.state.iteration == 3
+    assert not list(fresh.glob("checkpoint_*")) and (fresh / "model.pt").read_bytes() == model
+
+
 def test_non_finite_tensor_in_the_checkpoint_is_not_saved(tmp_path):
     """A single inf in the optimizer state (or anywhere in the checkpoint) blocks the save."""
     trainer, *_ = build(tmp_path, max_epochs=1)
@@ -132,6 +151,7 @@ def test_the_last_good_checkpoint_is_never_rotated_out(tmp_path):
     bad.write_bytes(b"\0" * bad.stat().st_size)
     saver = _saver(trainer)
     trainer.state.iteration = 9
+    trainer._g_updates += 1  # as if the generator had trained since the last export (else nothing is written)
     saver(trainer)
     assert (tmp_path / "checkpoint_3.pt").exists() and (tmp_path / "checkpoint_9.pt").exists()
 
@@ -180,11 +200,15 @@ def test_full_disk_says_no_space_and_names_the_file(tmp_path):
     script = textwrap.dedent(
         f"""
         import torch
-        from monai_msgsagan.handlers import atomic_torch_save
+        from monai_msgsagan.handlers import atomic_torch_save, save_checkpoint
         try:
             atomic_torch_save({{"w": torch.zeros(1_000_000)}}, "{disk}/checkpoint_4.pt")
         except OSError as e:
             print("ERROR", e)
+        try:  # the hash sidecar fits, the checkpoint does not: no orphan checkpoint_6.pt.sha256 stays
+            save_checkpoint({{"w": torch.zeros(1_000_000)}}, "{disk}/checkpoint_6.pt")
+        except OSError as e:
+            print("SIDECAR", e)
         """
     )
     proc = subprocess.run(
@@ -199,3 +223,5 @@ def test_full_disk_says_no_space_and_names_the_file(tmp_path):
     error = out.split("ERROR", 1)[1].splitlines()[0]
     assert "no space left on device" in error.lower() and f"{disk}/checkpoint_4.pt" in error, error
     assert ".tmp" not in out  # the partial file was removed
+    assert "SIDECAR" in out and "checkpoint_6.pt" in out.split("SIDECAR", 1)[1].splitlines()[0]
+    assert ".sha256" not in out, out  # ls -a: no orphan hash file

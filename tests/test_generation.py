@@ -9,7 +9,14 @@ import pytest
 import torch
 from bundle_utils import TINY_GENERATOR, save_generator_artifact, tiny_generator
 
-from monai_msgsagan.artifact import GeneratorRecord, ModelError, load_generator, record_path
+from monai_msgsagan.artifact import (
+    MAX_RECORD_BYTES,
+    GeneratorRecord,
+    ModelError,
+    load_generator,
+    record_path,
+    save_record,
+)
 from monai_msgsagan.generation import GenerationError, generate, generate_per_class, image_latents, image_seed
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
@@ -71,12 +78,15 @@ def test_state_dict_artifact_round_trip_and_refusals(tmp_path: Path):
     assert artifact.class_name(None) == "normal" and artifact.identity()["sha256"] == artifact.sha256
     with pytest.raises(ModelError, match=r"model\.pt: class 'pneumothorax' is not one of"):
         artifact.class_index("pneumothorax")
-    # weights that do not fit the record
+    record = artifact.record
+    # weights that do not fit the record (bound to it, as a careless export would)
     torch.save(InferenceGenerator(**{**ARGS, "channels": [8, 8, 8, 8]}).state_dict(), model)
+    save_record(record, model)
     with pytest.raises(ModelError, match=r"model\.pt: the weights do not fit the network of .*model\.json"):
         load_generator(model)
     # a file weights_only refuses: named, without PyTorch's advice to load it unsafely
     torch.save({"weight": torch.zeros(1), "made_in": Path("/somewhere")}, model)
+    save_record(record, model)
     with pytest.raises(ModelError, match=r"model\.pt.*weights-only") as err:
         load_generator(model)
     shown = str(err.value) + str(err.value.__cause__) + str(err.value.__context__)
@@ -107,3 +117,69 @@ def test_record_format_1_reads_with_data_settings_defaults(tmp_path: Path):
     record = GeneratorRecord.load(tmp_path / "model.json")
     assert record.data_settings["dataset_dir"] == "/data/cxr.csv" and record.data_settings["num_phantoms"] == 512
     assert record.class_index(None) == 0 and record.class_index("lung_opacity") == 1
+
+
+def test_weights_and_record_of_different_runs_are_refused_naming_both(tmp_path: Path):
+    """The record names its weights' SHA-256: weights replaced (or a record of another run) are refused."""
+    model = save_generator_artifact(tiny_generator(seed=0), ARGS, CLASSES, tmp_path / "models" / "model.pt")
+    record = json.loads(record_path(model).read_text())["generator_record"]
+    assert record["format"] == 3 and record["weights_sha256"] == load_generator(model).sha256
+    torch.save(tiny_generator(seed=1).state_dict(), model)  # other weights, same network: loadable, but not these
+    with pytest.raises(ModelError, match=r"model\.pt \(SHA-256 .*\) is not the model its record .*model\.json"):
+        load_generator(model)
+    # a record of the 0.4.0 format (no weights SHA-256) cannot vouch for the weights beside it
+    del record["weights_sha256"]
+    record["format"] = 2
+    record_path(model).write_text(json.dumps({"generator_record": record}))
+    with pytest.raises(ModelError, match=r"model\.json does not name the SHA-256 .*save_record"):
+        load_generator(model)
+    save_record(GeneratorRecord.load(record_path(model)), model)  # the way out the message gives
+    assert (
+        load_generator(model).sha256 == json.loads(record_path(model).read_text())["generator_record"]["weights_sha256"]
+    )
+
+
+def _record_with(tmp_path: Path, edit) -> Path:
+    model = save_generator_artifact(
+        tiny_generator(), ARGS, CLASSES, tmp_path / "model.pt", training_ids=["phantom:0:0", "phantom:0:1"]
+    )
+    raw = json.loads(record_path(model).read_text())
+    edit(raw["generator_record"])
+    record_path(model).write_text(json.dumps(raw))
+    return model
+
+
+@pytest.mark.parametrize(
+    "edit, field, reason",
+    [
+        (lambda r: r.update(class_names=["covid", "covid"]), "class_names", "named more than once"),
+        (lambda r: r.update(class_names=["", None]), "class_names", "non-empty strings"),
+        (lambda r: r.update(class_names=["normal"]), "class_names", "2 classes in the network"),
+        (lambda r: r["training_data"].update(item_ids=[], item_names=[]), "training_data.num_images", "says 2"),
+        (lambda r: r["training_data"].update(item_names=["a"]), "training_data.item_names", "1 names for 2"),
+        (lambda r: r["training_data"].update(item_ids=[1, 2]), "training_data.item_ids", "list of strings"),
+        (lambda r: r["network"].update(latent_dim="128"), "network.latent_dim", "non-negative integer"),
+        (lambda r: r.update(weights_sha256="beef"), "weights_sha256", "64 lower-case hex"),
+    ],
+)
+def test_a_record_that_cannot_be_right_is_refused_naming_the_field(tmp_path: Path, edit, field, reason):
+    model = _record_with(tmp_path, edit)
+    with pytest.raises(ModelError, match=rf"model\.json: generator record: field {field}: .*{reason}"):
+        load_generator(model)
+
+
+def test_a_record_too_deep_or_too_large_is_refused_naming_the_file(tmp_path: Path):
+    model = save_generator_artifact(tiny_generator(), ARGS, CLASSES, tmp_path / "model.pt")
+    record_path(model).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelError, match=r"model\.json: nested deeper than 32 levels"):
+        load_generator(model)
+    nested: object = 1
+    for _ in range(40):  # within json's recursion limit, beyond a record's nesting
+        nested = [nested]
+    record_path(model).write_text(json.dumps({"generator_record": {"recipe": {"a": nested}}}))
+    with pytest.raises(ModelError, match=r"model\.json: field generator_record\.recipe\.a\.0.*: nested deeper"):
+        load_generator(model)
+    with record_path(model).open("wb") as f:
+        f.truncate(MAX_RECORD_BYTES + 1)  # sparse: no 64 MiB written
+    with pytest.raises(ModelError, match=r"model\.json: 64\.0 MiB, more than a generator record's limit"):
+        load_generator(model)

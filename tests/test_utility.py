@@ -16,7 +16,7 @@ import pytest
 import torch
 from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, train_bundle
 
-from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, record_path, training_record
+from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, save_record, training_record
 from monai_msgsagan.data import training_data, write_phantom_folder
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator
@@ -42,11 +42,11 @@ def save_generator(folder: Path, data, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model = folder / "model.pt"
     torch.save(InferenceGenerator(**NET_ARGS).state_dict(), model)
-    training_record(NET_ARGS, data, {"loss": "logistic"}).save(record_path(model))
+    save_record(training_record(NET_ARGS, data, {"loss": "logistic"}), model)
     return model
 
 
-def test_training_record_holds_the_data_and_is_shared_by_best_weights(tmp_path: Path):
+def test_training_record_holds_the_data_and_best_weights_have_their_own(tmp_path: Path):
     data = training_data("", 16, num_phantoms=8, seed=3)
     model = save_generator(tmp_path / "models", data)
     generator = load_generator(model)
@@ -56,8 +56,9 @@ def test_training_record_holds_the_data_and_is_shared_by_best_weights(tmp_path: 
     assert record.data_settings["num_phantoms"] == 8 and record.data_settings["seed"] == 3
     assert record.data_settings["dataset_dir"] == ""
     assert generator.resolution == 16 and generator.num_classes == 2
-    best = model.with_name("model_best.pt")  # the health monitor's best weights share the run's record
+    best = model.with_name("model_best.pt")  # the health monitor's best weights: the run's record, their SHA-256
     best.write_bytes(model.read_bytes())
+    save_record(record, best, extra={"epoch": 1})
     assert load_generator(best).record.training_data == record.training_data
 
 

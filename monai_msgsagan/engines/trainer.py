@@ -168,11 +168,19 @@ class MultiScaleGanTrainer(Trainer):
         # length since the last read, and the steps skipped since the last read
         zero = torch.zeros((), dtype=torch.int64, device=self.state.device)
         self._nonfinite_run, self._nonfinite_peak, self._nonfinite_skipped = zero, zero, zero
+        self._g_updates = zero  # generator updates applied (not skipped) since the trainer was built
         #: set to True (e.g. by a health monitor) to measure, in the next G steps, the gradient reaching each scale
         self.measure_scale_gradients = False
         #: ``(num_scales,)`` gradient norms (coarse to fine, on the device) of the last measured G step, else None
         self.scale_gradient_norms: torch.Tensor | None = None
         self.add_event_handler(Events.STARTED, self._sync_ranks)
+
+    @property
+    def generator_updates(self) -> int:
+        """Generator updates applied (steps not skipped as non-finite) since this trainer was built, i.e. in this
+        process's run, resumed or not (one host read of a device counter). A checkpoint saver exports the
+        generator only when this grew since its last export."""
+        return int(self._g_updates)
 
     # ------------------------------------------------------------------ distributed
     @staticmethod
@@ -400,6 +408,7 @@ class MultiScaleGanTrainer(Trainer):
             out[keys.MODE_SEEKING] = out[keys.MODE_SEEKING] + ms_loss.detach() / chunks
         self.d_network.requires_grad_(True)
         applied = self._step(self.g_network, self.g_optimizer, g_losses)
+        self._g_updates = self._g_updates + applied.long()
         out[keys.SKIPPED] = torch.maximum(out[keys.SKIPPED], (~applied).float())
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
         self.scale_gradient_norms = scale_norms if self.measure_scale_gradients else None

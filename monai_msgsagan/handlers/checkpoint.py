@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from monai_msgsagan.artifact import GeneratorRecord, save_record
 from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank, is_distributed, select_rank_state
 from monai_msgsagan.engines.trainer import NonFiniteLossError
 from monai_msgsagan.files import atomic_write_bytes
@@ -88,13 +89,30 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> str:
     """Save ``obj`` to ``path`` with its SHA-256 in ``path + ".sha256"``; returns the hex digest.
 
     The sidecar is written first: a kill between the two writes leaves a checkpoint that fails verification (or
-    none at all), never an unverified one.
+    none at all), never an unverified one. When the checkpoint's own write fails (a full disk), the sidecar is put
+    back as it was (removed, when there was none), so no orphan hash file is left.
+
+    Raises:
+        OSError: naming the file that could not be written and why (see
+            :func:`~monai_msgsagan.files.atomic_write_bytes`).
     """
     path = Path(path)
     data = _serialize(obj)
     digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(f"{digest}  {path.name}\n".encode(), _hash_path(path))
-    atomic_write_bytes(data, path)
+    sidecar = _hash_path(path)
+    previous = sidecar.read_bytes() if sidecar.is_file() else None
+    atomic_write_bytes(f"{digest}  {path.name}\n".encode(), sidecar)
+    try:
+        atomic_write_bytes(data, path)
+    except OSError:
+        try:
+            if previous is None:
+                sidecar.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(previous, sidecar)
+        except OSError:  # the checkpoint's own error is the one to report; a stale sidecar fails verification
+            pass
+        raise
     return digest
 
 
@@ -293,8 +311,10 @@ class GanCheckpointSaver:
     The resume checkpoint ``{save_dir}/checkpoint_{iteration}.pt`` holds every object of ``save_dict`` (G, D, EMA
     G, optimizers, the trainer with its RNG and augmentation state, :class:`GlobalRandomState`) and has its SHA-256
     in ``checkpoint_{iteration}.pt.sha256``. ``model_path`` receives the flat state dict of ``model`` (the EMA
-    generator), loadable into :class:`~monai_msgsagan.networks.InferenceGenerator`. All files are written
-    atomically, so a run killed at any moment leaves the previous checkpoint intact.
+    generator), loadable into :class:`~monai_msgsagan.networks.InferenceGenerator`, and then, with ``record``, its
+    record (``model.json``) naming the weights' SHA-256 (:func:`~monai_msgsagan.artifact.save_record`): the two
+    are written together, after the weights exist. All files are written atomically, so a run killed at any moment
+    leaves the previous checkpoint intact.
 
     Guarantees:
 
@@ -302,11 +322,16 @@ class GanCheckpointSaver:
       every generator in it (``model`` and any module with ``latent_dim``) must render a fixed check batch
       ``(4, C, R, R)`` with finite values; otherwise nothing is written and :class:`NonFiniteWeightsError` names
       the offending entries and the newest intact checkpoint.
+    - **Only trained weights are exported**: with a trainer that counts its applied generator updates
+      (:attr:`~monai_msgsagan.engines.MultiScaleGanTrainer.generator_updates`), nothing is written (no checkpoint,
+      no ``model_path``, no record) when no update was applied since the last export, e.g. a new run whose first
+      epoch skipped every step as non-finite: the run stops with :class:`NonFiniteLossError` and the previous
+      model and its record stay as they were.
     - **The last good checkpoint survives**: rotation keeps the newest ``n_saved`` checkpoints that pass
       verification; files that fail it never count towards ``n_saved``.
     - **A current export**: when training completes and the newest checkpoint already holds the final iteration
-      (a rerun of a finished run, or one killed between the checkpoint and ``model_path``), ``model_path`` is
-      rewritten from that checkpoint if it differs.
+      (a rerun of a finished run, or one killed between the checkpoint and ``model_path``) and this run's model
+      was restored from it, ``model_path`` is rewritten from that checkpoint if it differs, and its record written.
     - Temporary files of writes interrupted by a kill are removed when the next run starts.
 
     Multi-process runs: attach on every rank (like Ignite's ``Checkpoint``); state dicts are built on every rank
@@ -317,6 +342,8 @@ class GanCheckpointSaver:
         save_dict: name -> object with ``state_dict``/``load_state_dict``.
         model: the module exported to ``model_path`` (usually the EMA generator).
         model_path: e.g. ``{bundle_root}/models/model.pt``.
+        record: the run's :class:`~monai_msgsagan.artifact.GeneratorRecord`, written beside ``model_path`` each
+            time the weights are (``None``: weights only).
         epoch_interval: save every this many epochs (and always when training completes).
         n_saved: verified resume checkpoints to keep.
         engine_key: name under which the engine itself (its state, trainer RNG, augmentation) is saved when the
@@ -334,6 +361,7 @@ class GanCheckpointSaver:
         n_saved: int = 2,
         engine_key: str | None = "trainer",
         enabled: bool = True,
+        record: GeneratorRecord | None = None,
     ) -> None:
         if epoch_interval < 1 or n_saved < 1:
             raise ValueError("epoch_interval and n_saved must be >= 1.")
@@ -345,7 +373,15 @@ class GanCheckpointSaver:
         self.n_saved = n_saved
         self.engine_key = engine_key
         self.enabled = enabled
+        self.record = record
         self.last_saved_iteration: int | None = None
+        self._exported_updates = 0  # the engine's generator_updates at the last export of this process
+
+    @staticmethod
+    def _updates(engine: Engine) -> int | None:
+        """The engine's count of applied generator updates, or ``None`` when it keeps none."""
+        updates = getattr(engine, "generator_updates", None)
+        return None if updates is None else int(updates)
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
@@ -384,11 +420,21 @@ class GanCheckpointSaver:
         problems = next((p for p in all_gather_object(self._problems(checkpoint, model_state)) if p), [])
         if problems:
             raise NonFiniteWeightsError(self._refusal(engine, path, problems))
+        updates = self._updates(engine)
+        if updates is not None and updates <= self._exported_updates:
+            raise NonFiniteLossError(
+                f"epoch {engine.state.epoch}, iteration {iteration}: no generator update was applied since the last "
+                f"export (every training step was skipped as non-finite), so there is nothing to export: not writing "
+                f"{path.name} or {self.model_path}; {self.model_path} and its record are left as they were. Lower the "
+                "learning rates, enable a gradient penalty or check the data for NaN."
+            )
         error: OSError | None = None
         if get_rank() == 0:
             try:
                 save_checkpoint(checkpoint, path)
                 atomic_torch_save(model_state, self.model_path)
+                if self.record is not None:
+                    save_record(self.record, self.model_path)
             except OSError as e:
                 error = e
         message = broadcast_object(str(error) if error is not None else None)
@@ -397,6 +443,7 @@ class GanCheckpointSaver:
         if message is not None:
             raise OSError(f"rank 0 could not write the checkpoint: {message}")
         self.last_saved_iteration = iteration
+        self._exported_updates = updates or 0
         if get_rank() == 0:
             self._rotate()
         logger.info("epoch %d: checkpoint %s, model %s", engine.state.epoch, path, self.model_path)
@@ -440,10 +487,20 @@ class GanCheckpointSaver:
             self._export_from(Path(newest))
 
     def _export_from(self, path: Path) -> None:
-        """Rewrite ``model_path`` from the checkpoint ``path`` when it is missing, unreadable or different."""
+        """Rewrite ``model_path`` from the checkpoint ``path`` when it is missing, unreadable or different, and
+        write its record; nothing when this run's model does not hold that checkpoint's weights (a checkpoint of
+        another run, left in ``save_dir``)."""
         key = next((name for name, obj in self.save_dict.items() if obj is self.model), None)
         expected = load_checkpoint(path)[key] if key is not None else self.model.state_dict()
         expected = {k: v.cpu() for k, v in expected.items()}
+        held = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        if held.keys() != expected.keys() or not all(torch.equal(held[k], expected[k]) for k in expected):
+            logger.warning(
+                "%s is not the checkpoint this run's model was restored from; %s not rewritten from it.",
+                path,
+                self.model_path,
+            )
+            return
         reason = None
         try:
             current = torch.load(self.model_path, map_location="cpu", weights_only=True)
@@ -455,13 +512,14 @@ class GanCheckpointSaver:
             same = isinstance(current, dict) and current.keys() == expected.keys()
             if not (same and all(torch.equal(current[k], expected[k]) for k in expected)):
                 reason = "holds other weights (a run stopped between the checkpoint and the export)"
-        if reason is None:
-            return
-        problems = nonfinite_entries(expected, self.model_path.name)
-        if problems:
-            raise NonFiniteWeightsError(f"{path}: not exporting {self.model_path}: {'; '.join(problems[:5])}")
-        atomic_torch_save(expected, self.model_path)
-        logger.warning("%s %s; rewritten from the newest checkpoint %s.", self.model_path, reason, path)
+        if reason is not None:
+            problems = nonfinite_entries(expected, self.model_path.name)
+            if problems:
+                raise NonFiniteWeightsError(f"{path}: not exporting {self.model_path}: {'; '.join(problems[:5])}")
+            atomic_torch_save(expected, self.model_path)
+            logger.warning("%s %s; rewritten from the newest checkpoint %s.", self.model_path, reason, path)
+        if self.record is not None:
+            save_record(self.record, self.model_path)
 
 
 # ---------------------------------------------------------------------------------------------------- resume

@@ -16,6 +16,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.utils.enums import StrEnum
 
+from monai_msgsagan.artifact import GeneratorRecord, save_record
 from monai_msgsagan.files import atomic_write_bytes
 from monai_msgsagan.handlers.checkpoint import (
     atomic_torch_save,
@@ -163,8 +164,11 @@ class TrainingHealthMonitor:
     (``diversity_monitor.network``) is saved there if it beats the best so far by the criterion **FID, lower is
     better, when the check has one; else |log(diversity retained)|, i.e. generated images as diverse as real
     ones**.
-    A check diagnosed ``mode_collapse``, or weights that are not finite or render non-finite images, never count.
-    ``best_model_path`` with ``.json`` instead of ``.pt`` records the epoch, iteration, criterion and value.
+    A check diagnosed ``mode_collapse``, or weights that are not finite or render non-finite images, never count,
+    nor do weights no generator update was applied to since the last best (a trainer's ``generator_updates``).
+    ``best_model_path`` with ``.json`` instead of ``.pt`` records the epoch, iteration, criterion and value and,
+    with ``record``, is the best weights' generator record (:func:`~monai_msgsagan.artifact.save_record`, written
+    after the weights, naming their SHA-256), which :func:`~monai_msgsagan.artifact.load_generator` reads.
 
     Attach after the :class:`DiversityMonitor` (same ``EPOCH_COMPLETED``), or let this handler attach it
     (``attach_diversity_monitor``; what the bundle does, as MONAI's bundle checks expect every item of
@@ -183,6 +187,7 @@ class TrainingHealthMonitor:
         thresholds: :class:`HealthThresholds`.
         stop_after_collapsed: consecutive ``mode_collapse`` checks after which the run stops; 0 never stops.
         best_model_path: where to keep the best EMA generator (e.g. ``models/model_best.pt``), or None.
+        record: the run's :class:`~monai_msgsagan.artifact.GeneratorRecord`, written with the best weights.
         attach_diversity_monitor: attach ``diversity_monitor`` to the engine too (just before this handler).
         enabled: ``False`` makes the handler a no-op (ranks other than 0).
     """
@@ -199,6 +204,7 @@ class TrainingHealthMonitor:
         best_model_path: str | os.PathLike | None = None,
         attach_diversity_monitor: bool = False,
         enabled: bool = True,
+        record: GeneratorRecord | None = None,
     ) -> None:
         if interval < 1 or window < 2 or stop_after_collapsed < 0:
             raise ValueError(
@@ -224,6 +230,8 @@ class TrainingHealthMonitor:
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self._best_seen_iteration: int | None = None
+        self.record = record
+        self._best_updates = 0  # the engine's generator_updates when the best model was last saved
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
@@ -328,10 +336,13 @@ class TrainingHealthMonitor:
             )
             engine.terminate()
 
-    def _keep_best(self, _engine: Engine) -> None:
+    def _keep_best(self, engine: Engine) -> None:
         monitor = self.diversity_monitor
         if monitor is None or not monitor.history or self.best_model_path is None:
             return
+        updates = getattr(engine, "generator_updates", None)
+        if updates is not None and int(updates) <= self._best_updates:
+            return  # no generator update since the last best: untrained (or unchanged) weights
         latest = monitor.history[-1]
         if latest["iteration"] == self._best_seen_iteration:
             return
@@ -358,5 +369,9 @@ class TrainingHealthMonitor:
             return
         atomic_torch_save(state, self.best_model_path)
         self.best = {"epoch": latest["epoch"], "iteration": latest["iteration"], "criterion": criterion, "value": value}
-        atomic_write_bytes(json.dumps(self.best, indent=2).encode(), self.best_model_path.with_suffix(".json"))
+        self._best_updates = int(updates) if updates is not None else 0
+        if self.record is not None:
+            save_record(self.record, self.best_model_path, extra=self.best)
+        else:
+            atomic_write_bytes(json.dumps(self.best, indent=2).encode(), self.best_model_path.with_suffix(".json"))
         logger.info("best model so far (%s %.4f) saved to %s", criterion, value, self.best_model_path)
