@@ -30,6 +30,7 @@ from monai_msgsagan.utility import (
     run_utility_study,
     score_resamples,
     stratified_resamples,
+    summarize,
 )
 
 NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
@@ -181,6 +182,30 @@ def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):
     with pytest.raises(DataLeakageError, match="also in the classifier's train split"):
         run_utility_study(other_train, overlapping_test, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("ratio, counts", [(0.0, "{'normal': 8, 'lung_opacity': 0}"), (0.1, "'lung_opacity': 1}")])
+def test_study_refuses_a_test_split_missing_a_class_before_training(tmp_path: Path, ratio: float, counts: str):
+    """A one-class test split (AUROC and macro F1 undefined) or a class of one image: refused, nothing trained."""
+    train = training_data("", 16, num_phantoms=12, phantom_class_ratio=0.25, seed=0)
+    generator = load_generator(save_generator(tmp_path / "models", train))
+    test = training_data("", 16, num_phantoms=8, phantom_class_ratio=ratio, seed=1000)
+    with pytest.raises(ValueError, match=rf"(?s)test split \(phantoms\) has .*{re.escape(counts)}.*before training"):
+        run_utility_study(train, test, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_undefined_precision_is_reported_as_none_not_a_number():
+    """A classifier that never predicts class 1: its precision of class 1 is 0 / 0, reported as None."""
+    labels = torch.tensor([0, 0, 1, 1])
+    never_one = torch.tensor([[[0.9, 0.1]] * 4])  # (S=1, n=4, K=2)
+    scores = score_resamples(never_one, labels, stratified_resamples(labels, 5, 0))
+    summary = summarize(scores, metric_names(["a", "b"]))
+    assert summary["precision/b"]["mean"] is None and summary["precision/b"]["per_seed"] == [None]
+    assert summary["precision/b"]["ci95"] == [None, None] and summary["precision/a"]["mean"] == 0.5
+    assert summary["recall/b"]["mean"] == 0.0 and summary["auroc"]["mean"] == 0.5
+    with pytest.raises(ValueError, match=r"classes \[1\] have no test image"):
+        score_resamples(never_one[:, :2], labels[:2], stratified_resamples(labels[:2], 5, 0))
 
 
 @pytest.mark.slow

@@ -4,8 +4,10 @@ The metric code is torchmetrics': balanced accuracy is the macro-averaged recall
 ``average="macro"``), per-class recall (sensitivity) and precision, macro F1 and AUROC (``binary_auroc`` of the
 positive class for two classes, macro ``multiclass_auroc`` otherwise). The bootstrap resamples test images
 *within each true class* (a stratified bootstrap), so every resample has the test split's class counts and
-every metric stays defined; a resample's score of an arm is the mean over its classifier seeds, and a
-difference between two arms is taken on the same resamples (paired). Intervals are percentile intervals.
+every metric that the test split defines stays defined; a resample's score of an arm is the mean over its
+classifier seeds, and a difference between two arms is taken on the same resamples (paired). Intervals are
+percentile intervals. Every class must be in the test split (else recall, AUROC and macro F1 are undefined), and a
+class's precision is undefined (NaN, reported as ``None``) where no test image is predicted as that class.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-__all__ = ["metric_names", "score_resamples", "stratified_resamples", "percentile_interval", "summarize"]
+__all__ = ["defined", "metric_names", "score_resamples", "stratified_resamples", "percentile_interval", "summarize"]
+
+
+def defined(value: float) -> float | None:
+    """``value``, or ``None`` when it is undefined (NaN or infinite): what a report shows for an undefined metric."""
+    return float(value) if np.isfinite(value) else None
 
 
 def metric_names(class_names: Sequence[str]) -> list[str]:
@@ -66,9 +73,16 @@ def score_resamples(probabilities: torch.Tensor, labels: torch.Tensor, resamples
         resamples: ``(B, n)`` test image indices (:func:`stratified_resamples`).
 
     Returns:
-        ``(S, B, M)`` float64 with the metrics in :func:`metric_names` order.
+        ``(S, B, M)`` float64 with the metrics in :func:`metric_names` order; a class's precision is NaN in a
+        resample where no image is predicted as that class (0 / 0).
+
+    Raises:
+        ValueError: a class with no test image (its recall, the AUROC and the macro F1 would be undefined).
     """
     num_seeds, _, k = probabilities.shape
+    missing = [c for c in range(k) if not bool((labels == c).any())]
+    if missing:
+        raise ValueError(f"classes {missing} have no test image: recall, AUROC and macro F1 would be undefined.")
     target = labels[resamples]
     rows = []
     for s in range(num_seeds):
@@ -76,6 +90,8 @@ def score_resamples(probabilities: torch.Tensor, labels: torch.Tensor, resamples
         preds = probs.argmax(-1)
         recall = multiclass_recall(preds, target, k, average=None, multidim_average="samplewise")
         precision = multiclass_precision(preds, target, k, average=None, multidim_average="samplewise")
+        predicted = torch.nn.functional.one_hot(preds, k).sum(1)  # (B, K): images predicted as each class
+        precision = torch.where(predicted > 0, precision, torch.full_like(precision, float("nan")))
         f1 = multiclass_f1_score(preds, target, k, average="macro", multidim_average="samplewise")
         if k == 2:
             auroc = torch.stack([binary_auroc(p[:, 1], t, validate_args=False) for p, t in zip(probs, target)])
@@ -91,6 +107,8 @@ def percentile_interval(values: torch.Tensor | np.ndarray, level: float = 0.95) 
     """The ``level`` percentile interval (``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, linear) of
     bootstrap values ``(B,)``."""
     v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
     lo, hi = np.quantile(v, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return float(lo), float(hi)
 
@@ -103,16 +121,19 @@ def summarize(scores: torch.Tensor, names: Sequence[str], level: float = 0.95) -
         names: the ``M`` metric names.
 
     Returns:
-        ``{name: {"mean", "std" (over seeds, 0 for one seed), "per_seed": [...], "ci95": [lo, hi]}}``.
+        ``{name: {"mean", "std" (over seeds, 0 for one seed), "per_seed": [...], "ci95": [lo, hi]}}``; an
+        undefined value (a seed's precision of a class it never predicts, and so the mean and spread over seeds)
+        is ``None``, and the interval covers the resamples where the mean is defined (``None`` when none is).
     """
     out = {}
     seed_mean = scores.mean(0)  # (B, M)
     for m, name in enumerate(names):
         per_seed = scores[:, 0, m]
+        resampled = seed_mean[1:, m] if len(seed_mean) > 1 else seed_mean[:, m]
         out[name] = {
-            "mean": float(per_seed.mean()),
-            "std": float(per_seed.std()) if len(per_seed) > 1 else 0.0,
-            "per_seed": [round(float(v), 6) for v in per_seed],
-            "ci95": list(percentile_interval(seed_mean[1:, m] if len(seed_mean) > 1 else seed_mean[:, m], level)),
+            "mean": defined(float(per_seed.mean())),
+            "std": defined(float(per_seed.std()) if len(per_seed) > 1 else 0.0),
+            "per_seed": [None if (v := defined(float(x))) is None else round(v, 6) for x in per_seed],
+            "ci95": [defined(v) for v in percentile_interval(resampled[torch.isfinite(resampled)], level)],
         }
     return out

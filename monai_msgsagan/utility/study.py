@@ -58,6 +58,7 @@ from monai_msgsagan.utility.classifier import (
 )
 from monai_msgsagan.utility.report import write_utility_report
 from monai_msgsagan.utility.scoring import (
+    defined,
     metric_names,
     percentile_interval,
     score_resamples,
@@ -65,7 +66,7 @@ from monai_msgsagan.utility.scoring import (
     summarize,
 )
 
-__all__ = ["ARMS", "BASELINE_ARMS", "run_utility_study", "generate_images"]
+__all__ = ["ARMS", "BASELINE_ARMS", "MIN_TEST_IMAGES_PER_CLASS", "run_utility_study", "generate_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ ARMS: tuple[str, ...] = (
 )
 #: Fewest test images per class for which the verdict calls an arm better or worse than the baseline.
 MIN_TEST_PER_CLASS = 10
+#: Fewest test images per class the study runs with at all: a class with one image has a recall of 0 or 1 and a
+#: bootstrap with no spread; with none its recall, the AUROC and the macro F1 are undefined.
+MIN_TEST_IMAGES_PER_CLASS = 2
 #: Arms that use no synthetic data (the baseline is the best of them).
 BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
 
@@ -103,6 +107,16 @@ def _check_inputs(train: TrainingData, test: TrainingData, generator: GeneratorA
         raise ValueError(
             f"{generator.path}: the utility study needs a class-conditional generator of the data's "
             f"{len(train.class_names)} classes, it has num_classes={generator.num_classes}."
+        )
+    counts = dict(zip(test.class_names, torch.bincount(torch.as_tensor(test.labels, dtype=torch.long),
+                                                       minlength=len(test.class_names)).tolist()))  # fmt: skip
+    short = {c: n for c, n in counts.items() if n < MIN_TEST_IMAGES_PER_CLASS}
+    if short:
+        raise ValueError(
+            f"the test split ({test.source}) has {counts} images per class; the utility study needs at least "
+            f"{MIN_TEST_IMAGES_PER_CLASS} of every class (at least {MIN_TEST_PER_CLASS} for a verdict) and refuses "
+            f"before training anything: {short} are too few (with none, recall, AUROC and macro F1 are undefined). "
+            "Use a test split with every class."
         )
     test_ids, test_names = test.identities()
     check_no_leakage(record, test_ids, test_names)
@@ -161,8 +175,9 @@ def run_utility_study(
 
     Raises:
         DataLeakageError: test images in the generator's training data or in the train split (named).
-        ModelError / ValueError: classes that differ between record and data, an unconditional generator, an
-            unknown arm, or no baseline arm.
+        ModelError / ValueError: classes that differ between record and data, an unconditional generator, a test
+            split with fewer than :data:`MIN_TEST_IMAGES_PER_CLASS` images of some class, an unknown arm, or no
+            baseline arm; all before anything is trained.
     """
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -273,16 +288,15 @@ def run_utility_study(
         }
         if arm != baseline:
             diff = scores[arm].mean(0) - scores[baseline].mean(0)  # (B, M), paired resamples
-            report["differences"][arm] = {
-                m: {
-                    "mean": float(diff[0, i]),
-                    "ci95": list(percentile_interval(diff[1:, i] if len(diff) > 1 else diff[:, i])),
+            report["differences"][arm] = {}
+            for i, m in enumerate(metrics):
+                resampled = diff[1:, i] if len(diff) > 1 else diff[:, i]
+                lo, hi = (defined(v) for v in percentile_interval(resampled[torch.isfinite(resampled)]))
+                report["differences"][arm][m] = {
+                    "mean": defined(float(diff[0, i])),
+                    "ci95": [lo, hi],
+                    "excludes_zero": lo is not None and hi is not None and bool(lo > 0 or hi < 0),
                 }
-                for i, m in enumerate(metrics)
-            }
-            for entry in report["differences"][arm].values():
-                lo, hi = entry["ci95"]
-                entry["excludes_zero"] = bool(lo > 0 or hi < 0)
     report["verdict"] = _verdict(report)
     probe = [generate_images(generator, c, num_probe, synthetic_seed + 1) for c in range(k)]
     report["diagnostics"] = _diagnostics(
