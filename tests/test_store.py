@@ -20,6 +20,7 @@ from xray_files import dicom_dataset, ramp, write_dicom, write_png
 from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.data import (
     ClassBalancedSampler,
+    StoreError,
     StoreIncompleteError,
     StoreSettingsError,
     XrayStoreDataset,
@@ -101,6 +102,41 @@ def test_other_settings_or_files_are_refused(tmp_path):
         XrayStoreDataset(store, resolution=64)
     with pytest.raises(StoreSettingsError, match="labels_from_subfolders: store has True, asked for False"):
         training_data(tmp_path / "src", 32, store_dir=store)
+
+
+def _edited_store(tmp_path: Path) -> Path:
+    write_mixed_folder(tmp_path / "src", per_class=2)
+    preprocess_store(tmp_path / "src", tmp_path / "store", 32, labels_from_subfolders=True, shard_size=2)
+    return tmp_path / "store"
+
+
+def test_shard_pixels_edited_after_writing_are_refused_when_first_read(tmp_path):
+    store = _edited_store(tmp_path)
+    npy = store / "shard_00001.npy"
+    arr = np.load(npy)
+    np.save(npy, np.zeros_like(arr))  # every pixel zeroed: same size, shape and dtype
+    dataset = XrayStoreDataset(store)  # opens: size and shape agree
+    dataset[0]  # shard 0 is intact
+    files = json.loads((store / "shard_00001.json").read_text())["files"]
+    with pytest.raises(StoreError, match=rf"shard_00001\.npy: the shard's pixels were changed .*{files[0]}"):
+        dataset[2]
+
+
+@pytest.mark.parametrize("edit", ["labels", "truncate"])
+def test_shard_record_edited_or_shard_truncated_is_refused_when_opened(tmp_path, edit):
+    store = _edited_store(tmp_path)
+    record_file = store / "shard_00000.json"
+    record = json.loads(record_file.read_text())
+    if edit == "labels":
+        record["labels"] = [1 - label for label in record["labels"]]  # every label flipped
+        record_file.write_text(json.dumps(record))
+        reason = r"shard_00000\.json: the shard record was changed after it was written"
+    else:
+        npy = store / "shard_00000.npy"
+        npy.write_bytes(npy.read_bytes()[:-100])
+        reason = r"shard_00000\.npy: the shard is .* \(truncated or replaced after it was written\)"
+    with pytest.raises(StoreError, match=rf"{reason}.*holds 2 image\(s\): .*{record['files'][0]}"):
+        XrayStoreDataset(store)
 
 
 def test_ranks_read_disjoint_parts_through_dataloader_workers(tmp_path):

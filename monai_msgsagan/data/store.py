@@ -5,7 +5,8 @@ Layout of a store folder::
 
     store.json              settings, datalist identity, class names, shard size and count (written first)
     shard_00000.npy         (n, 1, R, R) uint8 or uint16: quantised images in [-1, 1] (a complete shard)
-    shard_00000.json        the shard's labels, files, ``sha256:<hex>`` identities and unreadable files;
+    shard_00000.json        the shard's labels, files, ``sha256:<hex>`` identities and unreadable files, the
+                            SHA-256 of its .npy (``npy_sha256``) and of its own content (``record_sha256``);
                             its presence marks the shard complete
     datalist_report.json    the datalist report, once every shard is complete
 
@@ -15,6 +16,9 @@ shard per task. Shards are written atomically, so a killed run leaves only compl
 with the missing ones. A store made with other settings or from another list of files is refused
 (:class:`StoreSettingsError`). :class:`XrayStoreDataset` reads it: random access, one positioned read per image
 from the shared page cache, so memory does not grow with the number of images (one int64 label per image is held).
+A store edited after it was written is refused with a :class:`StoreError` naming the shard and the files it holds:
+each shard record's own hash and each ``.npy``'s size and array header (shape, dtype) are checked when the store is
+opened, and each ``.npy``'s SHA-256 when the shard is first read (once per shard per process).
 
 A shard is ``uint8`` when every image in it comes from an 8-bit source (display range 0-255: 8-bit PNG/JPEG, DICOM
 with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**bits - 1) - 1``.
@@ -57,8 +61,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Version of the store layout; a store of another format is refused.
-STORE_FORMAT = 1
+#: Version of the store layout (2: shard content hashes); a store of another format is refused.
+STORE_FORMAT = 2
 MANIFEST = "store.json"
 REPORT = "datalist_report.json"
 _SHARD_BYTES = 1 << 24  # default shard: 16 MiB of uint16 images
@@ -202,7 +206,7 @@ def _write_shard(
     data_offset = buffer.tell() - quantised.nbytes  # the .npy header's length
     folder = Path(store_dir)
     atomic_write_bytes(buffer.getbuffer(), folder / f"{_shard_name(index)}.npy")
-    record = {
+    record: dict[str, Any] = {
         "shard": index,
         "count": len(labels),
         "dtype": np.dtype(dtype).name,
@@ -211,9 +215,55 @@ def _write_shard(
         "files": files,
         "ids": ids,
         "skipped": skipped,
+        "npy_sha256": hashlib.sha256(buffer.getbuffer()).hexdigest(),
     }
+    record["record_sha256"] = _record_digest(record)
     atomic_write_text(folder / f"{_shard_name(index)}.json", json.dumps(record))
     return index, len(labels), len(skipped)
+
+
+def _record_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of a shard record's content (every key but ``record_sha256``, canonical JSON)."""
+    content = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _held(record: Mapping[str, Any]) -> str:
+    """The files a shard holds, for an error message (the first three and how many)."""
+    files = list(record.get("files", []))
+    return f"{len(files)} image(s): {', '.join(map(str, files[:3]))}{' ...' if len(files) > 3 else ''}"
+
+
+def _check_shard(folder: Path, index: int, record: Mapping[str, Any], resolution: int) -> None:
+    """Refuse a shard whose record was edited, or whose ``.npy`` does not have the size, shape and dtype of its
+    record (:class:`StoreError` naming the shard and its files). Reads the ``.npy`` header only."""
+    name = _shard_name(index)
+    redo = "preprocess the images again into a new store folder"
+    if record.get("record_sha256") != _record_digest(record):
+        raise StoreError(
+            f"{folder / (name + '.json')}: the shard record was changed after it was written (its content hash does "
+            f"not match: labels, files or identities edited?); it holds {_held(record)}. {redo}."
+        )
+    npy = folder / f"{name}.npy"
+    count, dtype = int(record["count"]), np.dtype(record["dtype"])
+    expected_shape = (count, 1, resolution, resolution)
+    try:
+        with open(npy, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, found_dtype = read_header(f)
+            size = os.fstat(f.fileno()).st_size
+    except (OSError, ValueError) as e:
+        raise StoreError(f"{npy}: unreadable store shard ({e}); it holds {_held(record)}. {redo}.") from None
+    expected_size = int(record["data_offset"]) + count * resolution * resolution * dtype.itemsize
+    if tuple(shape) != expected_shape or found_dtype != dtype or size != expected_size:
+        raise StoreError(
+            f"{npy}: the shard is {tuple(shape)} {found_dtype.name}, {size} bytes; its record says {expected_shape} "
+            f"{dtype.name}, {expected_size} bytes (truncated or replaced after it was written); it holds "
+            f"{_held(record)}. {redo}."
+        )
 
 
 def _shard_done(folder: Path, index: int) -> bool:
@@ -412,8 +462,10 @@ class XrayStoreDataset(Dataset):
         resolution: when given, refuse a store of another resolution.
 
     Raises:
-        StoreError: no store there or an unreadable one; StoreIncompleteError: preprocessing has not finished;
-        StoreSettingsError: another resolution.
+        StoreError: no store there or an unreadable one, a shard record edited or a shard of the wrong size or
+        shape (when opened), a shard whose pixels were changed (when first read); each names the shard and the
+        files it holds. StoreIncompleteError: preprocessing has not finished; StoreSettingsError: another
+        resolution or store format.
     """
 
     def __init__(
@@ -435,9 +487,12 @@ class XrayStoreDataset(Dataset):
                 f"{folder}: preprocessing has not finished ({len(missing)} of {num_shards} shards missing: {names}); "
                 "run the preprocess workflow again, it continues where it stopped."
             )
-        counts, dtypes, data_offsets, labels = [], [], [], []
-        for k in range(num_shards):  # one shard record at a time: only the labels are kept
+        counts, dtypes, data_offsets, labels, hashes = [], [], [], [], []
+        resolution_ = int(self.manifest["settings"]["resolution"])
+        for k in range(num_shards):  # one shard record at a time: only the labels and the .npy hash are kept
             record = _read_json(folder / f"{_shard_name(k)}.json")
+            _check_shard(folder, k, record, resolution_)
+            hashes.append(str(record["npy_sha256"]))
             counts.append(int(record["count"]))
             dtypes.append(np.dtype(record["dtype"]))
             data_offsets.append(int(record["data_offset"]))
@@ -449,7 +504,27 @@ class XrayStoreDataset(Dataset):
         self.dtypes = dtypes
         self.data_offsets = data_offsets
         self.label_array = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+        self.npy_sha256 = hashes
+        self._verified: set[int] = set()  # shards whose .npy hash this process has checked
         super().__init__(data=range(int(self.offsets[-1])), transform=transform)
+
+    def _verify(self, shard: int) -> None:
+        """Check a shard's ``.npy`` against its SHA-256 the first time this process reads it."""
+        if shard in self._verified:
+            return
+        path = self.folder / f"{_shard_name(shard)}.npy"
+        try:
+            found = file_sha256(path)
+        except OSError as e:
+            raise StoreError(f"{path}: unreadable store shard ({e.strerror or e}).") from None
+        if found != self.npy_sha256[shard]:
+            record = _read_json(self.folder / f"{_shard_name(shard)}.json")
+            raise StoreError(
+                f"{path}: the shard's pixels were changed after it was written (SHA-256 {found[:16]}..., its record "
+                f"says {self.npy_sha256[shard][:16]}...); it holds {_held(record)}. Preprocess the images again into "
+                "a new store folder."
+            )
+        self._verified.add(shard)
 
     def check_datalist(
         self,
@@ -481,6 +556,7 @@ class XrayStoreDataset(Dataset):
 
     def _transform(self, index: int) -> dict[str, Any]:
         shard = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        self._verify(shard)
         dtype = self.dtypes[shard]
         pixels = np.empty((1, self.resolution, self.resolution), dtype=dtype)
         path = self.folder / f"{_shard_name(shard)}.npy"
