@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from bundle_utils import TINY_GENERATOR, save_generator_artifact, tiny_generator
+from monai.data import save_net_with_metadata
 
 from monai_msgsagan.artifact import (
     MAX_RECORD_BYTES,
+    RECORD_NAME,
     GeneratorRecord,
     ModelError,
     load_generator,
@@ -183,3 +185,20 @@ def test_a_record_too_deep_or_too_large_is_refused_naming_the_file(tmp_path: Pat
         f.truncate(MAX_RECORD_BYTES + 1)  # sparse: no 64 MiB written
     with pytest.raises(ModelError, match=r"model\.json: 64\.0 MiB, more than a generator record's limit"):
         load_generator(model)
+
+
+@pytest.mark.parametrize("edit", ["emptied", "deep"])
+def test_a_torchscript_export_carrying_a_bad_record_is_refused(tmp_path: Path, edit: str):
+    """The record inside an export is checked as the one beside model.pt: an emptied image list, deep nesting."""
+    ids = ["phantom:0:0", "phantom:0:1"]
+    pt = save_generator_artifact(tiny_generator(), ARGS, CLASSES, tmp_path / "model.pt", training_ids=ids)
+    raw = json.loads(record_path(pt).read_text())
+    ts = tmp_path / "model.ts"
+    raw["generator_record"]["training_data"].update(item_ids=[], item_names=[])  # still says 2 images
+    text = json.dumps(raw) if edit == "emptied" else "[" * 100_000 + "]" * 100_000
+    save_net_with_metadata(
+        torch.jit.script(tiny_generator()), str(ts.with_suffix("")), more_extra_files={RECORD_NAME: text.encode()}
+    )
+    reason = "generator record: field training_data.num_images: says 2" if edit == "emptied" else "nested deeper"
+    with pytest.raises(ModelError, match=rf"model\.ts( \(model\.json\))?: {reason}"):
+        load_generator(ts)
