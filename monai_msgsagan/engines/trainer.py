@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def cpu_has_bf16_matrix_units() -> bool:
     """Whether this CPU has AMX tiles, on which oneDNN runs bf16 autocast faster than float32 (1.6x for the bundle's
     step, ``bench/step_options.py``); without them bf16 is emulated on the CPU and slower."""
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()) or bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 class NonFiniteLossError(RuntimeError):
