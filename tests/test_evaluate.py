@@ -66,7 +66,13 @@ def test_evaluate_generator_report_holds_the_numbers(tmp_path):
         "nearest_neighbours",
         "training_metrics",
         "health_metrics",
+        "model_card",
     }
+    card = (tmp_path / "eval" / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Model card: MSG-SAGAN generator")
+    assert f"SHA-256 `{generator.sha256}`" in card and "final diagnosis: **healthy**" in card
+    assert f"FID {report['fidelity']['fid']:.2f}" in card
+    assert "not measured: no utility study of this model yet" in card and "[samples](samples.png)" in card
     assert report["health"]["final"] == {"diagnosis": "healthy", "evidence": "b"}
     assert [c["diagnosis"] for c in report["health"]["changes"]] == ["mode_collapse", "healthy"]
     assert report["settings"]["num_fake"] == 8 and report["settings"]["checkpoint"] == "models/model.pt"

@@ -22,6 +22,7 @@ from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.utility import (
     ARMS,
+    BASELINE_ARMS,
     ClassifierSettings,
     class_balanced_weights,
     class_weights,
@@ -31,7 +32,10 @@ from monai_msgsagan.utility import (
     score_resamples,
     stratified_resamples,
     summarize,
+    train_classifier,
 )
+from monai_msgsagan.utility.fidelity import summarize_class_fidelity
+from monai_msgsagan.utility.scoring import hierarchical_means
 
 NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
 TINY_CLASSIFIER = ClassifierSettings(init_features=8, growth_rate=4, block_config=(2, 2), num_steps=4, batch_size=8)
@@ -117,6 +121,48 @@ def test_bootstrap_interval_matches_a_case_computed_by_hand():
     assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0))
 
 
+def test_hierarchical_bootstrap_resamples_classifier_seeds_too():
+    """Five classifier seeds that disagree (balanced accuracy 0.6 .. 1.0) on identical test resamples: an interval
+    over test images alone would be a point; resampling the seeds gives the spread of a 5-seed mean."""
+    per_seed = torch.tensor([0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64)
+    scores = per_seed[:, None, None].expand(5, 2001, 1)
+    means = hierarchical_means(scores, seed=0)[:, 0]
+    assert means[0] == pytest.approx(0.8)  # row 0: every seed once
+    lo, hi = percentile_interval(means[1:])
+    assert lo == pytest.approx(0.8 - 1.96 * 0.1414 / 5**0.5, abs=0.03) and hi == pytest.approx(0.8 + 0.124, abs=0.03)
+    # GAN seeds x classifier seeds: a GAN seed that is 0.2 better widens the pooled interval
+    pooled = torch.stack([scores, scores + 0.2])
+    pooled_means = hierarchical_means(pooled, seed=0)[:, 0]
+    assert pooled_means[0] == pytest.approx(0.9)
+    assert percentile_interval(pooled_means[1:])[1] - percentile_interval(pooled_means[1:])[0] > hi - lo
+    assert torch.equal(hierarchical_means(scores, 3), hierarchical_means(scores.clone(), 3))  # paired draws
+
+
+def test_classifier_is_the_same_whatever_the_thread_count():
+    """The classifier trains on its own fixed thread count, so a seed gives the same weights whatever the
+    process's (and the process's count is restored)."""
+    images, labels = torch.rand(24, 1, 16, 16) * 2 - 1, torch.arange(24) % 2
+    weights = []
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        net = train_classifier(images, labels, 2, TINY_CLASSIFIER, seed=3)
+        assert torch.get_num_threads() == threads
+        weights.append(net.state_dict())
+    torch.set_num_threads(before)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_class_fidelity_is_undefined_when_no_real_image_is_recognised():
+    samples = torch.zeros(3, 11, 2, dtype=torch.float64)
+    samples[..., 0] = 0.4  # synthetic share; the real share stays 0
+    out = summarize_class_fidelity(samples, seed=0)
+    assert out["fidelity"] is None and out["ci95"] is None and "undefined" in out["note"]
+    samples[..., 1] = 0.8
+    out = summarize_class_fidelity(samples, seed=0)
+    assert out["fidelity"] == pytest.approx(0.5) and out["ci95"] == pytest.approx([0.5, 0.5])
+
+
 def test_class_balanced_weights_draw_every_class_equally():
     labels = torch.tensor([0, 0, 0, 1, 2, 2])
     weights = class_balanced_weights(labels, 3)
@@ -134,6 +180,7 @@ def test_every_arm_end_to_end(tmp_path: Path):
     train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
     test = training_data("", 16, num_phantoms=8, seed=1000)
     generator = load_generator(save_generator(tmp_path / "models", train))
+    cache = tmp_path / "classifier_cache"
     report = run_utility_study(
         train,
         test,
@@ -143,6 +190,7 @@ def test_every_arm_end_to_end(tmp_path: Path):
         classifier=TINY_CLASSIFIER,
         num_resamples=50,
         balance=1.0,
+        classifier_cache_dir=cache,
     )
     assert list(report["arms"]) == list(ARMS)
     assert report["baseline"] in ("real", "real_weighted", "real_oversampled")
@@ -169,6 +217,22 @@ def test_every_arm_end_to_end(tmp_path: Path):
     assert written["baseline"] == report["baseline"] and written["verdict"] == report["verdict"]
     for name in ("utility_metrics.png", "utility_confusion.png", "utility.md"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
+    fidelity = report["class_fidelity"]
+    assert fidelity["reference_classifier"].startswith("the real_oversampled arm's classifiers")
+    assert set(fidelity["classes"]) == {"normal", "lung_opacity"} and fidelity["radiograph_fid"]["mean"] >= 0
+    assert len(fidelity["radiograph_fid"]["per_seed"]) == 3 and "ratio" in fidelity["synthetic_only_vs_real"]
+    saved = torch.load(tmp_path / "eval" / "utility_scores.pt", weights_only=True)
+    assert saved["metrics"] == metric_names(["normal", "lung_opacity"])
+    assert saved["arms"]["real"].shape == (3, 51, len(saved["metrics"]))
+    assert saved["class_fidelity"]["normal"].shape == (3, 51, 2)
+    # the arms without synthetic data are trained once: another generator on the same data reads them back
+    assert len(list(cache.glob("*.pt"))) == len(BASELINE_ARMS) * 3
+    other = load_generator(save_generator(tmp_path / "other", train, seed=1))
+    again = run_utility_study(train, test, other, tmp_path / "eval2", seeds=(0, 1, 2), classifier=TINY_CLASSIFIER,
+                              num_resamples=50, classifier_cache_dir=cache)  # fmt: skip
+    assert len(list(cache.glob("*.pt"))) == len(BASELINE_ARMS) * 3
+    for arm in BASELINE_ARMS:
+        assert again["arms"][arm]["metrics"] == report["arms"][arm]["metrics"]
 
 
 def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):

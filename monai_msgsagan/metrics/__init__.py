@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_msgsagan.metrics.card import write_model_card
 from monai_msgsagan.metrics.diversity import (
     MS_SSIM_WEIGHTS,
     MSSSIMSettings,
@@ -55,5 +56,6 @@ __all__ = [
     "pairwise_ms_ssim",
     "prdc_from_features",
     "sample_pairs",
+    "write_model_card",
     "write_report",
 ]

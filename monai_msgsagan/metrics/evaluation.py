@@ -22,6 +22,7 @@ from torch import nn
 
 from monai_msgsagan.artifact import GeneratorArtifact
 from monai_msgsagan.generation import generate_per_class
+from monai_msgsagan.metrics.card import write_model_card
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
 from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
 
@@ -117,4 +118,5 @@ def evaluate_generator(
         training_log=log if log is not None and log.is_file() else None,
         health_log=health,
     )
+    result["files"]["model_card"] = str(write_model_card(result, output_dir, generator))
     return result

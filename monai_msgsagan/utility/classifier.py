@@ -7,7 +7,8 @@ differ only in their training images and in how those are sampled or weighted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,8 @@ from monai_msgsagan.transforms import RandXrayAugmentd
 
 __all__ = [
     "ClassifierSettings",
+    "classifier_features",
+    "fixed_threads",
     "build_classifier",
     "class_balanced_weights",
     "class_weights",
@@ -43,6 +46,10 @@ class ClassifierSettings:
         batch_size: images per step.
         learning_rate, weight_decay: AdamW settings.
         augment: apply :class:`~monai_msgsagan.transforms.RandXrayAugmentd` to training images.
+        num_threads: CPU threads of the classifier's training and prediction. Float sums split over another
+            number of threads round differently, and over hundreds of steps that changes the trained classifier as
+            much as another seed does; a fixed count makes a seed's classifier the same on any machine with the same
+            CPU kernels, whatever ``OMP_NUM_THREADS`` the process has (run studies side by side to use more cores).
     """
 
     init_features: int = 16
@@ -53,11 +60,26 @@ class ClassifierSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     augment: bool = True
+    num_threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1 or self.batch_size < 1:
-            raise ValueError(f"num_steps and batch_size must be >= 1, got {self.num_steps} and {self.batch_size}.")
+        if self.num_steps < 1 or self.batch_size < 1 or self.num_threads < 1:
+            raise ValueError(
+                "num_steps, batch_size and num_threads must be >= 1, got "
+                f"{self.num_steps}, {self.batch_size} and {self.num_threads}."
+            )
         object.__setattr__(self, "block_config", tuple(int(b) for b in self.block_config))
+
+
+@contextmanager
+def fixed_threads(num_threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(num_threads)`` and restore the process's count afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_classifier(num_classes: int, settings: ClassifierSettings, in_channels: int = 1) -> DenseNet:
@@ -118,8 +140,21 @@ def train_classifier(
     """
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need (N, C, R, R) images with N labels, got {tuple(images.shape)} and {len(labels)} labels.")
+    with fixed_threads(settings.num_threads):
+        return _train(images, labels, num_classes, settings, seed, sample_weights, loss_weights, torch.device(device))
+
+
+def _train(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    settings: ClassifierSettings,
+    seed: int,
+    sample_weights: torch.Tensor | None,
+    loss_weights: torch.Tensor | None,
+    device: torch.device,
+) -> nn.Module:
     set_determinism(seed=seed)
-    device = torch.device(device)
     network = build_classifier(num_classes, settings, images.shape[1]).to(device)
     transform = RandXrayAugmentd("image").set_random_state(seed) if settings.augment else None
     data = [{"image": img, "label": int(lb)} for img, lb in zip(images, labels)]
@@ -161,8 +196,24 @@ def predict_probabilities(
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
+@torch.no_grad()
+def classifier_features(
+    network: DenseNet, images: torch.Tensor, batch_size: int = 64, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """The classifier's penultimate features ``(N, D)`` (the pooled output of the DenseNet's last block, before the
+    linear layer) of ``images`` ``(N, C, R, R)`` in [-1, 1]: a radiograph feature space for FID."""
+    network.eval()
+    head = network.class_layers[:-1]  # relu, global average pool, flatten
+    out = [
+        head(network.features(images[i : i + batch_size].to(device))).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
+
+
 def stack_items(items: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images (N, C, R, R) float32, labels (N,) int64)`` from dataset items ``{"image", "label"}``."""
-    images = torch.stack([torch.as_tensor(it["image"]).float() for it in items])
+    """``(images (N, C, R, R) float32, labels (N,) int64)`` from dataset items ``{"image", "label"}``, as plain
+    tensors (MONAI's ``MetaTensor`` metadata is not needed past this point)."""
+    images = torch.stack([torch.as_tensor(it["image"]).float() for it in items]).as_subclass(torch.Tensor)
     labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
     return images, labels

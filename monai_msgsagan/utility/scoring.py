@@ -4,8 +4,11 @@ The metric code is torchmetrics': balanced accuracy is the macro-averaged recall
 ``average="macro"``), per-class recall (sensitivity) and precision, macro F1 and AUROC (``binary_auroc`` of the
 positive class for two classes, macro ``multiclass_auroc`` otherwise). The bootstrap resamples test images
 *within each true class* (a stratified bootstrap), so every resample has the test split's class counts and
-every metric that the test split defines stays defined; a resample's score of an arm is the mean over its
-classifier seeds, and a difference between two arms is taken on the same resamples (paired). Intervals are
+every metric that the test split defines stays defined. The classifier seeds are resampled too (a two-level,
+hierarchical bootstrap): each resample draws ``S`` of the ``S`` seeds with replacement and scores the mean of their
+classifiers on the resampled test images, so an interval holds the spread over classifier seeds as well as over
+test images. With several generators (GAN seeds) the generators are drawn first (:func:`hierarchical_means`). A
+difference between two arms is taken on the same resamples, test images and seeds alike (paired). Intervals are
 percentile intervals. Every class must be in the test split (else recall, AUROC and macro F1 are undefined), and a
 class's precision is undefined (NaN, reported as ``None``) where no test image is predicted as that class.
 """
@@ -24,7 +27,15 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-__all__ = ["defined", "metric_names", "score_resamples", "stratified_resamples", "percentile_interval", "summarize"]
+__all__ = [
+    "defined",
+    "hierarchical_means",
+    "metric_names",
+    "percentile_interval",
+    "score_resamples",
+    "stratified_resamples",
+    "summarize",
+]
 
 
 def defined(value: float) -> float | None:
@@ -103,6 +114,28 @@ def score_resamples(probabilities: torch.Tensor, labels: torch.Tensor, resamples
     return torch.stack(rows).double()
 
 
+def hierarchical_means(scores: torch.Tensor, seed: int) -> torch.Tensor:
+    """Resampled means of nested seeds: ``scores`` ``(G_1, ..., G_L, B, M)`` (levels of seeds, outermost first,
+    for example GAN seeds then classifier seeds; then test-image resamples and metrics) -> ``(B, M)``.
+
+    Resample ``b`` draws each level's seeds with replacement (one draw per level and resample: the levels are
+    crossed, classifier seed ``s`` of every drawn generator is drawn together) and averages ``scores[..., b, :]``
+    over the drawn seeds; resample 0 uses every seed once, so row 0 is the plain mean. The same ``seed`` gives the
+    same draws for every array of the same shape, so two arms resampled with it are paired.
+    """
+    *levels, num_resamples, _ = scores.shape
+    rng = np.random.default_rng(seed)
+    index = torch.arange(num_resamples)
+    values = scores.movedim(-2, 0)  # (B, G_1, ..., G_L, M)
+    for size in levels:
+        draw = torch.from_numpy(rng.integers(0, size, size=(num_resamples, size)).astype(np.int64))
+        draw[0] = torch.arange(size)
+        # values: (B, size, *rest) -> the drawn seeds of each resample, averaged
+        picked = values[index[:, None], draw]  # (B, size, *rest)
+        values = picked.mean(1)
+    return values
+
+
 def percentile_interval(values: torch.Tensor | np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The ``level`` percentile interval (``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles, linear) of
     bootstrap values ``(B,)``."""
@@ -113,12 +146,15 @@ def percentile_interval(values: torch.Tensor | np.ndarray, level: float = 0.95) 
     return float(lo), float(hi)
 
 
-def summarize(scores: torch.Tensor, names: Sequence[str], level: float = 0.95) -> dict[str, dict]:
-    """Per metric: the mean over seeds and its spread on the test split, and the bootstrap interval of that mean.
+def summarize(scores: torch.Tensor, names: Sequence[str], level: float = 0.95, seed: int = 0) -> dict[str, dict]:
+    """Per metric: the mean over seeds and its spread on the test split, and the hierarchical bootstrap interval
+    (classifier seeds and test images, :func:`hierarchical_means`) of that mean.
 
     Args:
         scores: ``(S, B, M)`` from :func:`score_resamples` (resample 0 is the test split itself).
         names: the ``M`` metric names.
+        level: interval level.
+        seed: seed of the seed draws (the same for every arm, so differences are paired).
 
     Returns:
         ``{name: {"mean", "std" (over seeds, 0 for one seed), "per_seed": [...], "ci95": [lo, hi]}}``; an
@@ -126,7 +162,7 @@ def summarize(scores: torch.Tensor, names: Sequence[str], level: float = 0.95) -
         is ``None``, and the interval covers the resamples where the mean is defined (``None`` when none is).
     """
     out = {}
-    seed_mean = scores.mean(0)  # (B, M)
+    seed_mean = hierarchical_means(scores, seed)  # (B, M)
     for m, name in enumerate(names):
         per_seed = scores[:, 0, m]
         resampled = seed_mean[1:, m] if len(seed_mean) > 1 else seed_mean[:, m]

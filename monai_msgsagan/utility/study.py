@@ -35,30 +35,45 @@ Before anything is trained the study refuses test images that the generator was 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import logging
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from monai_msgsagan.artifact import DataLeakageError, GeneratorArtifact, ModelError, check_no_leakage, find_overlap
 from monai_msgsagan.data.sources import TrainingData
+from monai_msgsagan.files import atomic_write_bytes
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.metrics.diversity import collapse_score
 from monai_msgsagan.utility.classifier import (
     ClassifierSettings,
+    build_classifier,
     class_balanced_weights,
     class_weights,
+    fixed_threads,
     predict_probabilities,
     stack_items,
     train_classifier,
 )
+from monai_msgsagan.utility.fidelity import (
+    REFERENCE_ARM,
+    class_fidelity_samples,
+    radiograph_fid,
+    summarize_class_fidelity,
+)
 from monai_msgsagan.utility.report import write_utility_report
 from monai_msgsagan.utility.scoring import (
     defined,
+    hierarchical_means,
     metric_names,
     percentile_interval,
     score_resamples,
@@ -128,7 +143,31 @@ def _check_inputs(train: TrainingData, test: TrainingData, generator: GeneratorA
             f"{len(overlap)} test image(s) are also in the classifier's train split: {shown}"
             f"{' ...' if len(overlap) > 10 else ''}."
         )
-    return test_ids, test_names
+    return train_ids, test_ids
+
+
+def _cached_classifier(
+    cache_dir: Path | None, key: dict[str, Any], num_classes: int, settings: ClassifierSettings, train
+) -> nn.Module:
+    """The classifier that ``train()`` makes for ``key``, read from ``cache_dir`` when an earlier study (of another
+    generator on the same real data) trained it already; a missing or unreadable entry is trained and written."""
+    if cache_dir is None:
+        return train()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    path = cache_dir / f"{key['arm']}_seed{key['seed']}_{digest}.pt"
+    if path.is_file():
+        try:
+            network = build_classifier(num_classes, settings, key["in_channels"])
+            network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            logger.info("utility: classifier %s seed %s read from %s", key["arm"], key["seed"], path)
+            return network.eval()
+        except Exception as err:  # a damaged cache entry is retrained, never trusted
+            logger.warning("utility: cached classifier %s unreadable (%s); training it again", path, err)
+    network = train()
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in network.state_dict().items()}, buffer)
+    atomic_write_bytes(buffer.getbuffer(), path)
+    return network
 
 
 def run_utility_study(
@@ -137,17 +176,18 @@ def run_utility_study(
     generator: GeneratorArtifact,
     output_dir: str | os.PathLike,
     arms: Sequence[str] = ARMS,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     classifier: ClassifierSettings | None = None,
     balance: float = 1.0,
     max_ratio: float | None = None,
     synthetic_seed: int = 0,
     num_resamples: int = 1000,
     bootstrap_seed: int = 0,
-    num_probe: int = 64,
+    num_probe: int = 128,
     synthetic_fraction: float = 0.5,
     device: torch.device | str = "cpu",
     settings: dict | None = None,
+    classifier_cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train and score the classifier under every arm; write ``utility.json`` and the plots into ``output_dir``.
 
@@ -158,20 +198,26 @@ def run_utility_study(
         generator: the trained class-conditional generator with its record (training data identity).
         output_dir: where ``utility.json`` and the PNG plots go.
         arms: which of :data:`ARMS` to run (the baseline needs at least one of :data:`BASELINE_ARMS`).
-        seeds: classifier seeds (weights, sampling order, augmentation); at least 3 for a spread.
+        seeds: classifier seeds (weights, sampling order, augmentation); 5 or more, since the classifier's spread
+            over seeds is larger than over test images and the intervals resample both.
         classifier: network size and budget (default :class:`ClassifierSettings`).
         balance, max_ratio: how many synthetic images ``real_plus_synthetic`` adds (the label hook's rule).
         synthetic_seed: run seed of the synthetic images.
-        num_resamples: bootstrap resamples of the test split (stratified by class).
+        num_resamples: hierarchical bootstrap resamples (classifier seeds, and test images stratified by class).
         bootstrap_seed: seed of the resampling.
-        num_probe: fresh synthetic images per class for the diagnostics (see ``diagnostics`` in the report).
+        num_probe: fresh synthetic images per class for the diagnostics and the class fidelity (see
+            ``diagnostics`` and ``class_fidelity`` in the report).
         synthetic_fraction: share of each class's draws that are synthetic in ``real_plus_synthetic_every_class``,
             in (0, 1).
         device: where the classifiers train and the generator runs.
         settings: extra JSON-ready settings stored in the report (model file, data, commands).
+        classifier_cache_dir: where the classifiers of the arms without synthetic data are kept, keyed by their
+            real train images, settings and seed, so studies of several generators on the same data train them
+            once (None: no cache).
 
     Returns:
-        the report (also written as ``utility.json``), with ``files`` naming what was written.
+        the report (also written as ``utility.json``, with the per-seed resampled scores in
+        ``utility_scores.pt`` for pooling over generators), with ``files`` naming what was written.
 
     Raises:
         DataLeakageError: test images in the generator's training data or in the train split (named).
@@ -187,7 +233,7 @@ def run_utility_study(
     if not seeds:
         raise ValueError("give at least one classifier seed (three or more for a spread).")
     classifier = classifier or ClassifierSettings()
-    _check_inputs(train, test, generator)
+    train_ids, _ = _check_inputs(train, test, generator)
     names = list(train.class_names)
     k = len(names)
     train_images, train_labels = stack_items([train.dataset[i] for i in range(len(train.dataset))])
@@ -239,14 +285,29 @@ def run_utility_study(
     scores: dict[str, torch.Tensor] = {}
     networks: dict[str, list[torch.nn.Module]] = {}
     timings = {}
+    cache = Path(classifier_cache_dir) if classifier_cache_dir else None
+    settings_key = {**classifier.__dict__, "block_config": list(classifier.block_config)}
     for arm in arms:
         images, labels, draw_weights, loss_weights = arm_data(arm)
         arm_start = time.perf_counter()
         nets, probs = [], []
         for seed in seeds:
-            net = train_classifier(images, labels, k, classifier, int(seed), draw_weights, loss_weights, device)
-            nets.append(net)
-            probs.append(predict_probabilities(net, test_images, device=device))
+            key = {
+                "arm": arm,
+                "seed": int(seed),
+                "classifier": settings_key,
+                "train": train_ids,
+                "in_channels": int(images.shape[1]),
+                "torch": torch.__version__,
+            }
+
+            def fit(images=images, labels=labels, draw=draw_weights, weights=loss_weights, seed=seed) -> nn.Module:
+                return train_classifier(images, labels, k, classifier, int(seed), draw, weights, device)
+
+            with fixed_threads(classifier.num_threads):
+                net = _cached_classifier(cache if arm in BASELINE_ARMS else None, key, k, classifier, fit)
+                nets.append(net)
+                probs.append(predict_probabilities(net, test_images, device=device))
         networks[arm] = nets
         probabilities[arm] = torch.stack(probs)
         scores[arm] = score_resamples(probabilities[arm], test_labels, resamples)
@@ -282,12 +343,15 @@ def run_utility_study(
         for p in preds:
             confusion += torch.bincount(test_labels * k + p, minlength=k * k).reshape(k, k)
         report["arms"][arm] = {
-            "metrics": summarize(scores[arm], metrics),
+            "metrics": summarize(scores[arm], metrics, seed=bootstrap_seed),
             "confusion_matrix": confusion.tolist(),
             "seconds": timings[arm],
         }
         if arm != baseline:
-            diff = scores[arm].mean(0) - scores[baseline].mean(0)  # (B, M), paired resamples
+            # (B, M): the same seed draws and test resamples for both arms (paired)
+            diff = hierarchical_means(scores[arm], bootstrap_seed) - hierarchical_means(
+                scores[baseline], bootstrap_seed
+            )
             report["differences"][arm] = {}
             for i, m in enumerate(metrics):
                 resampled = diff[1:, i] if len(diff) > 1 else diff[:, i]
@@ -299,9 +363,12 @@ def run_utility_study(
                 }
     report["verdict"] = _verdict(report)
     probe = [generate_images(generator, c, num_probe, synthetic_seed + 1) for c in range(k)]
-    report["diagnostics"] = _diagnostics(
-        networks, baseline, probe, synthetic, train_images, train_labels, names, device
-    )
+    with fixed_threads(classifier.num_threads):
+        report["diagnostics"] = _diagnostics(
+            networks, baseline, probe, synthetic, train_images, train_labels, names, device
+        )
+        fidelity_samples = _class_fidelity(report, networks, probe, scores, metrics, test_images, test_labels,
+                                           generator, synthetic_seed, bootstrap_seed, device)  # fmt: skip
     report["settings"] = {
         "generator": str(generator.path),
         "generator_sha256": generator.sha256,
@@ -312,12 +379,80 @@ def run_utility_study(
         "synthetic_fraction": synthetic_fraction,
         "synthetic_seed": synthetic_seed,
         "num_resamples": num_resamples,
-        "bootstrap": "stratified by true class, percentile interval, paired across arms",
+        "bootstrap": "hierarchical: classifier seeds with replacement, then test images stratified by true class; "
+        "percentile interval; paired across arms (the same draws)",
         "generation_seconds": round(generation_s, 2),
         **(settings or {}),
     }
     report["files"] = write_utility_report(report, output_dir)
+    scores_path = Path(output_dir) / "utility_scores.pt"
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "metrics": [str(m) for m in metrics],
+            "arms": {str(a): v.float() for a, v in scores.items()},
+            "class_fidelity": {str(c): v.float() for c, v in fidelity_samples.items()},
+        },
+        buffer,
+    )
+    atomic_write_bytes(buffer.getbuffer(), scores_path)
+    report["files"]["scores"] = str(scores_path)
     return report
+
+
+def _class_fidelity(
+    report: dict[str, Any],
+    networks: dict[str, list[nn.Module]],
+    probe: Sequence[torch.Tensor],
+    scores: dict[str, torch.Tensor],
+    metrics: list[str],
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    generator: GeneratorArtifact,
+    synthetic_seed: int,
+    bootstrap_seed: int,
+    device: torch.device | str,
+) -> dict[str, torch.Tensor]:
+    """Class fidelity, train-on-synthetic against train-on-real, and the radiograph FID, all with the reference
+    classifier (:mod:`~monai_msgsagan.utility.fidelity`), into ``report``; returns each class's bootstrap samples
+    ``(S, B, 2)`` (saved for pooling over generators)."""
+    names = report["classes"]
+    if REFERENCE_ARM not in networks:
+        report["class_fidelity"] = {"note": f"not measured: the reference classifier is the {REFERENCE_ARM} arm"}
+        return {}
+    reference = networks[REFERENCE_ARM]
+    samples = {}
+    per_class = {}
+    for c, name in enumerate(names):
+        recall = scores[REFERENCE_ARM][:, :, metrics.index(f"recall/{name}")]
+        samples[name] = class_fidelity_samples(reference, probe[c], c, recall, bootstrap_seed + 1 + c, device)
+        per_class[name] = summarize_class_fidelity(samples[name], bootstrap_seed)
+    out: dict[str, Any] = {
+        "reference_classifier": f"the {REFERENCE_ARM} arm's classifiers (real train split only, class-balanced), "
+        "one per classifier seed",
+        "classes": per_class,
+    }
+    if "synthetic_only" in scores:
+        i = metrics.index("balanced_accuracy")
+        tstr = hierarchical_means(scores["synthetic_only"][..., i : i + 1], bootstrap_seed)[:, 0]
+        trtr = hierarchical_means(scores[REFERENCE_ARM][..., i : i + 1], bootstrap_seed)[:, 0]
+        ratio = tstr / trtr
+        out["synthetic_only_vs_real"] = {
+            "balanced_accuracy_synthetic_only": float(tstr[0]),
+            "balanced_accuracy_real": float(trtr[0]),
+            "ratio": float(ratio[0]),
+            "ci95": list(percentile_interval(ratio[1:] if len(ratio) > 1 else ratio)),
+        }
+    counts = torch.bincount(test_labels, minlength=len(names)).tolist()
+    matched = torch.cat([generate_images(generator, c, n, synthetic_seed + 2) for c, n in enumerate(counts)])
+    if len(matched) >= 2:
+        out["radiograph_fid"] = {
+            **radiograph_fid(reference, test_images, matched, device),
+            "images": f"{len(test_images)} real held-out vs {len(matched)} synthetic of the same classes "
+            f"(run seed synthetic_seed + 2)",
+        }
+    report["class_fidelity"] = out
+    return samples
 
 
 @torch.no_grad()
