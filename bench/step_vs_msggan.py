@@ -7,7 +7,7 @@ the same latent size, RGB images, relativistic average hinge loss, Adam and a ge
 else (no augmentation, no penalty, no mode seeking, no spectral norm). Variants: MSG-GAN (no attention) and
 MSG-SAGAN (our networks with attention at ``--attention``; the reference has none, so that row also shows what
 attention costs). Ours runs as the real Ignite engine with the bundle's settings (channels-last, fused Adam, ``amp``:
-bf16 autocast where the CPU has AMX, see ``cpu_has_bf16_matrix_units``) and, as a same-run baseline, with all
+bf16 autocast where the CPU computes bf16 natively, see ``cpu_has_native_bf16``) and, as a same-run baseline, with all
 three off (float32, contiguous, plain Adam).
 
 The candidates take turns, one iteration each (round robin: engines are interrupted after every iteration and
@@ -34,6 +34,7 @@ from ignite.engine import Events
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_utils import cpu_summary  # noqa: E402
 from msggan_reference import (  # noqa: E402
     Discriminator,
     Generator,
@@ -42,7 +43,7 @@ from msggan_reference import (  # noqa: E402
     update_average,
 )
 
-from monai_msgsagan.engines import MultiScaleGanTrainer, cpu_has_bf16_matrix_units  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer  # noqa: E402
 from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
 
@@ -108,9 +109,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     depth = args.resolution.bit_length() - 2
     turns = args.warmup + args.iterations
     rows = []
+    print(cpu_summary())
     print(
-        f"resolution={args.resolution} batch={args.batch} latent={args.latent} amx={cpu_has_bf16_matrix_units()} "
-        f"widths={reference_widths(depth, args.latent)} threads={torch.get_num_threads()} iterations={args.iterations}"
+        f"resolution={args.resolution} batch={args.batch} latent={args.latent} "
+        f"widths={reference_widths(depth, args.latent)} iterations={args.iterations}"
     )
     print(f"{'variant':<10} {'candidate':<42} {'params':>8} {'s/it':>8} {'vs reference':>13}")
     for variant, attention in (("MSG-GAN", []), ("MSG-SAGAN", args.attention)):
