@@ -6,8 +6,11 @@ the reference, ours in float32 contiguous with plain Adam, and ours with the bun
 (channels-last, fused Adam, float32). Each runs ``--warmup`` iterations, then ``--iterations`` under the
 profiler, the candidates taking turns one iteration each (so a disturbance hits all alike). The table gives, per
 ATen operator, the self CPU milliseconds per iteration of each candidate (the ``--top`` operators by their largest
-row), then the total self CPU time and the wall time per profiled iteration. Run it on an otherwise idle
-machine: the profiler measures wall time, which other processes inflate.
+row), then per profiled iteration the total self CPU time, the wall time, the kernel (system) time and the minor
+page faults, and the floating-point operations of one iteration (``FlopCounterMode``). glibc gives large freed
+blocks back to the kernel, so every float32 step faults its activations in afresh, which ``--keep-freed-memory``
+shows by turning it off. Run it on an otherwise idle machine: the profiler measures wall time, which other
+processes inflate.
 
     OMP_NUM_THREADS=2 python bench/profile_step.py                 # MSG-GAN (no attention), 64 px, batch 16
     OMP_NUM_THREADS=2 python bench/profile_step.py --attention 16  # MSG-SAGAN
@@ -16,18 +19,23 @@ machine: the profiler measures wall time, which other processes inflate.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import resource
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_utils import cpu_summary  # noqa: E402
 from step_vs_msggan import batches, ours_candidate, reference_candidate  # noqa: E402
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
@@ -38,9 +46,20 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--attention", type=int, nargs="*", default=[])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--iterations", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3, help="the first also counts the floating-point operations")
     p.add_argument("--top", type=int, default=20)
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="first set glibc malloc to keep freed memory (mallopt: mmap threshold 32 MiB, trim threshold 1 GiB; "
+        "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 does the same "
+        "for a whole process), for all candidates alike",
+    )
     args = p.parse_args(argv)
+    if args.keep_freed_memory:
+        libc = ctypes.CDLL("libc.so.6")
+        if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+            raise RuntimeError("mallopt refused the settings")
     depth = args.resolution.bit_length() - 2
     data = batches(args.resolution, args.batch, args.warmup + args.iterations)
     ours = (args.resolution, args.latent, args.attention, data)
@@ -53,15 +72,26 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"resolution={args.resolution} batch={args.batch} latent={args.latent} attention={args.attention}")
     table: dict[str, dict[str, float]] = {name: defaultdict(float) for name in candidates}
     wall: dict[str, float] = defaultdict(float)
+    faults: dict[str, float] = defaultdict(float)
+    flops: dict[str, float] = {}
+    system: dict[str, float] = defaultdict(float)
     for turn in range(args.warmup + args.iterations):
         for name, step in candidates.items():  # one iteration each in turn, as in step_vs_msggan.py
+            if turn == 0:  # count the floating-point operations of one iteration (convolutions, matrix products)
+                with FlopCounterMode(display=False) as counter:
+                    step()
+                flops[name] = counter.get_total_flops() / 1e9
+                continue
             if turn < args.warmup:
                 step()
                 continue
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                start = time.perf_counter()
+                before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
                 step()
                 wall[name] += (time.perf_counter() - start) * 1e3 / args.iterations
+                after = resource.getrusage(resource.RUSAGE_SELF)
+            faults[name] += (after.ru_minflt - before.ru_minflt) / args.iterations
+            system[name] += (after.ru_stime - before.ru_stime) * 1e3 / args.iterations
             for event in prof.key_averages():
                 table[name][event.key] += event.self_cpu_time_total / 1e3 / args.iterations
     for name, step in candidates.items():
@@ -74,6 +104,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         print(f"{op[:44]:<44}" + "".join(f"{table[n].get(op, 0.0):>18.1f}" for n in names))
     print(f"{'total self CPU':<44}" + "".join(f"{sum(table[n].values()):>18.1f}" for n in names))
     print(f"{'wall ms/it (profiled)':<44}" + "".join(f"{wall[n]:>18.1f}" for n in names))
+    print(f"{'kernel (system) ms/it':<44}" + "".join(f"{system[n]:>18.1f}" for n in names))
+    print(f"{'minor page faults/it':<44}" + "".join(f"{faults[n]:>18.0f}" for n in names))
+    print(f"{'GFLOP/it (FlopCounterMode)':<44}" + "".join(f"{flops[n]:>18.1f}" for n in names))
     return table
 
 
