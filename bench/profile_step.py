@@ -7,10 +7,10 @@ the reference, ours in float32 contiguous with plain Adam, and ours with the bun
 profiler, the candidates taking turns one iteration each (so a disturbance hits all alike). The table gives, per
 ATen operator, the self CPU milliseconds per iteration of each candidate (the ``--top`` operators by their largest
 row), then per profiled iteration the total self CPU time, the wall time, the kernel (system) time and the minor
-page faults, and the floating-point operations of one iteration (``FlopCounterMode``). glibc gives large freed
-blocks back to the kernel, so every float32 step faults its activations in afresh, which ``--keep-freed-memory``
-shows by turning it off. Run it on an otherwise idle machine: the profiler measures wall time, which other
-processes inflate.
+page faults, and the floating-point operations of one iteration (``FlopCounterMode``), forward and backward. glibc
+gives large freed blocks back to the kernel, so a float32 step may fault its activations in afresh every iteration;
+``--keep-freed-memory`` shows what that costs by turning it off. Run it on an otherwise idle machine: the profiler
+measures wall time, which other processes inflate.
 
     OMP_NUM_THREADS=2 python bench/profile_step.py                 # MSG-GAN (no attention), 64 px, batch 16
     OMP_NUM_THREADS=2 python bench/profile_step.py --attention 16  # MSG-SAGAN
@@ -73,14 +73,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {name: defaultdict(float) for name in candidates}
     wall: dict[str, float] = defaultdict(float)
     faults: dict[str, float] = defaultdict(float)
-    flops: dict[str, float] = {}
+    flops: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     system: dict[str, float] = defaultdict(float)
     for turn in range(args.warmup + args.iterations):
         for name, step in candidates.items():  # one iteration each in turn, as in step_vs_msggan.py
             if turn == 0:  # count the floating-point operations of one iteration (convolutions, matrix products)
                 with FlopCounterMode(display=False) as counter:
                     step()
-                flops[name] = counter.get_total_flops() / 1e9
+                for op, count in counter.get_flop_counts()["Global"].items():
+                    part = "backward" if "backward" in str(op) else "forward"
+                    flops[f"GFLOP/it {part} (FlopCounterMode)"][name] += count / 1e9
                 continue
             if turn < args.warmup:
                 step()
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"{'wall ms/it (profiled)':<44}" + "".join(f"{wall[n]:>18.1f}" for n in names))
     print(f"{'kernel (system) ms/it':<44}" + "".join(f"{system[n]:>18.1f}" for n in names))
     print(f"{'minor page faults/it':<44}" + "".join(f"{faults[n]:>18.0f}" for n in names))
-    print(f"{'GFLOP/it (FlopCounterMode)':<44}" + "".join(f"{flops[n]:>18.1f}" for n in names))
+    for row in sorted(flops, reverse=True):  # forward, then backward
+        print(f"{row:<44}" + "".join(f"{flops[row][n]:>18.1f}" for n in names))
     return table
 
 
