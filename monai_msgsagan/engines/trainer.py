@@ -28,10 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively, as torch reports it from CPUID: AMX tiles (Intel Sapphire Rapids
-    and later) or AVX512-BF16 dot products (Intel Cooper Lake and later, AMD Zen 4 and later). oneDNN runs bf16
-    autocast faster than float32 there (see the "Speed" section of the bundle docs); on any other CPU (AVX2, plain
-    AVX-512, Arm) bf16 would be emulated and slower, so ``amp`` leaves the CPU step in float32."""
+    """Whether this CPU computes bf16 natively, as torch reports it from CPUID: AMX tiles (Intel Xeon from Sapphire
+    Rapids on) or AVX512-BF16 dot products (Intel Xeon Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and
+    later). oneDNN runs bf16 autocast faster than float32 there (see the "Speed" section of the bundle docs); on any
+    other CPU (AVX2, plain AVX-512, Arm) bf16 would be emulated and slower, so ``amp`` leaves the CPU step in
+    float32."""
     queries = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in queries)
 
