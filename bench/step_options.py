@@ -6,7 +6,8 @@ two classes, batch 16, logistic loss with lazy R1, adaptive DiffAugment, mode se
 Each configuration is a fresh trainer over the same seeded phantoms; the configurations run in turn, ``--repeats``
 times, so a disturbance by other processes shows as disagreement between repeats. Reported: the median and the
 minimum seconds per iteration after ``--warmup`` iterations, and the warm-up time (compilation included). ``amp``
-is bf16 autocast only on CPUs with AMX (``cpu_has_bf16_matrix_units``); elsewhere the row repeats the one above.
+is bf16 autocast only on CPUs with native bf16 (AMX or AVX512-BF16, ``cpu_has_native_bf16``); elsewhere the row
+repeats the one above.
 
     OMP_NUM_THREADS=2 python bench/step_options.py                 # eager options, twice
     OMP_NUM_THREADS=2 python bench/step_options.py --compile --repeats 1
@@ -26,9 +27,12 @@ from ignite.engine import Events
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_utils import cpu_summary  # noqa: E402
 
 from monai_msgsagan.data import PhantomDataset  # noqa: E402
-from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment, cpu_has_bf16_matrix_units  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
 from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
 from monai_msgsagan.losses import R1Penalty  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
@@ -72,8 +76,7 @@ def main() -> None:
     configs += [(True, True, False, False), (True, True, False, True)]
     if args.compile:
         configs.append((True, True, True, False))
-    print(f"threads={torch.get_num_threads()} iterations={args.iterations} warmup={args.warmup}")
-    print(f"amx={cpu_has_bf16_matrix_units()} (amp is bf16 autocast only with AMX)")
+    print(f"{cpu_summary()} iterations={args.iterations} warmup={args.warmup}")
     header = f"{'channels_last':>13} {'fused':>6} {'compile':>8} {'amp':>6}"
     print(f"{header} {'median s/it':>12} {'min s/it':>9} {'warm-up s':>10}")
     for _ in range(args.repeats):

@@ -7,8 +7,8 @@ the same latent size, RGB images, relativistic average hinge loss, Adam and a ge
 else (no augmentation, no penalty, no mode seeking, no spectral norm). Variants: MSG-GAN (no attention) and
 MSG-SAGAN (our networks with attention at ``--attention``; the reference has none, so that row also shows what
 attention costs). Ours runs as the real Ignite engine with the bundle's settings (channels-last, fused Adam, ``amp``:
-bf16 autocast where the CPU has AMX, see ``cpu_has_bf16_matrix_units``) and, as a same-run baseline, with all
-three off (float32, contiguous, plain Adam).
+bf16 autocast where the CPU computes bf16 natively, see ``cpu_has_native_bf16``), with them but ``--amp False``
+(float32), and, as a same-run baseline, with all three off (float32, contiguous, plain Adam).
 
 The candidates take turns, one iteration each (round robin: engines are interrupted after every iteration and
 resumed), so a disturbance by other processes hits all of them alike; the table gives the median seconds per
@@ -34,6 +34,7 @@ from ignite.engine import Events
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_utils import cpu_summary  # noqa: E402
 from msggan_reference import (  # noqa: E402
     Discriminator,
     Generator,
@@ -42,7 +43,7 @@ from msggan_reference import (  # noqa: E402
     update_average,
 )
 
-from monai_msgsagan.engines import MultiScaleGanTrainer, cpu_has_bf16_matrix_units  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer  # noqa: E402
 from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
 from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
 
@@ -75,9 +76,10 @@ def reference_candidate(depth: int, latent: int, data: list[torch.Tensor]) -> tu
 
 
 def ours_candidate(
-    resolution: int, latent: int, attention: list[int], data: list[torch.Tensor], fast: bool
+    resolution: int, latent: int, attention: list[int], data: list[torch.Tensor], fast: bool, amp: bool
 ) -> tuple[Callable[[], None], int]:
-    """One iteration of the real engine per call (it interrupts itself after every iteration)."""
+    """One iteration of the real engine per call (it interrupts itself after every iteration); ``fast``:
+    channels-last and fused Adam; ``amp``: bf16 autocast where the trainer uses it (``cpu_has_native_bf16``)."""
     torch.manual_seed(0)
     widths = reference_widths(resolution.bit_length() - 2, latent)
     kw = dict(image_channels=CHANNELS, channels=widths, attention_resolutions=attention)
@@ -88,7 +90,7 @@ def ours_candidate(
     opt_d = torch.optim.Adam(d.parameters(), 0.003, betas=(0.0, 0.99), fused=fast)
     loader = [{"image": x} for x in data]
     trainer = MultiScaleGanTrainer(
-        "cpu", 1, loader, g, opt_g, d, opt_d, loss="rahinge", channels_last=fast, amp=fast,
+        "cpu", 1, loader, g, opt_g, d, opt_d, loss="rahinge", channels_last=fast, amp=amp,
         check_interval=len(data), train_handlers=[GeneratorEMA(g, ema, batch_size=data[0].shape[0])],
     )  # fmt: skip
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: e.interrupt())
@@ -108,18 +110,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     depth = args.resolution.bit_length() - 2
     turns = args.warmup + args.iterations
     rows = []
+    print(cpu_summary())
     print(
-        f"resolution={args.resolution} batch={args.batch} latent={args.latent} amx={cpu_has_bf16_matrix_units()} "
-        f"widths={reference_widths(depth, args.latent)} threads={torch.get_num_threads()} iterations={args.iterations}"
+        f"resolution={args.resolution} batch={args.batch} latent={args.latent} "
+        f"widths={reference_widths(depth, args.latent)} iterations={args.iterations}"
     )
-    print(f"{'variant':<10} {'candidate':<42} {'params':>8} {'s/it':>8} {'vs reference':>13}")
+    print(f"{'variant':<10} {'candidate':<44} {'params':>8} {'s/it':>8} {'vs reference':>13}")
     for variant, attention in (("MSG-GAN", []), ("MSG-SAGAN", args.attention)):
         data = batches(args.resolution, args.batch, turns)
         ours = (args.resolution, args.latent, attention, data)
         candidates = {
             "reference (BMSG-GAN)": reference_candidate(depth, args.latent, data),
-            "ours, contiguous, Adam": ours_candidate(*ours, fast=False),
-            "ours, defaults (channels-last, fused, amp)": ours_candidate(*ours, fast=True),
+            "ours, contiguous, Adam": ours_candidate(*ours, fast=False, amp=False),
+            "ours, --amp False (channels-last, fused)": ours_candidate(*ours, fast=True, amp=False),
+            "ours, defaults (channels-last, fused, amp)": ours_candidate(*ours, fast=True, amp=True),
         }
         times: dict[str, list[float]] = {name: [] for name in candidates}
         for turn in range(turns):
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for name, (_, params) in candidates.items():
             median = statistics.median(times[name])
             rows.append({"variant": variant, "candidate": name, "params": params, "s_per_it": median})
-            print(f"{variant:<10} {name:<42} {params:>8} {median:>8.4f} {ref / median:>12.2f}x", flush=True)
+            print(f"{variant:<10} {name:<44} {params:>8} {median:>8.4f} {ref / median:>12.2f}x", flush=True)
     return rows
 
 

@@ -1,5 +1,6 @@
-"""The prepared GPU check (bench/gpu.sh) and the MSG-GAN step comparison (bench/step_vs_msggan.py) in their reduced
-CPU forms, so that neither rots between the runs on a lent GPU."""
+"""The prepared GPU check (bench/gpu.sh), the MSG-GAN step comparison (bench/step_vs_msggan.py) and its float32
+profile (bench/profile_step.py) in their reduced CPU forms, so that none of them rots between the runs on a lent
+GPU."""
 
 from __future__ import annotations
 
@@ -28,5 +29,13 @@ def test_step_comparison_with_the_original_msggan_runs():
     from step_vs_msggan import main
 
     rows = main(["--resolution", "32", "--iterations", "1", "--warmup", "1"])
-    assert [r["variant"] for r in rows] == ["MSG-GAN"] * 3 + ["MSG-SAGAN"] * 3
+    assert [r["variant"] for r in rows] == ["MSG-GAN"] * 4 + ["MSG-SAGAN"] * 4
     assert all(r["s_per_it"] > 0 and r["params"] > 0 for r in rows)
+
+
+def test_float32_step_profile_runs():
+    from profile_step import main
+
+    table = main(["--resolution", "32", "--iterations", "1", "--warmup", "1", "--attention", "8"])
+    assert list(table) == ["reference", "ours contiguous", "ours --amp False"]
+    assert all(row["aten::convolution_backward"] > 0 for row in table.values())

@@ -13,6 +13,7 @@ from monai_msgsagan.networks import (
     InferenceGenerator,
     MultiScaleDiscriminator,
     MultiScaleGenerator,
+    PixelNorm,
     SelfAttention2d,
 )
 from monai_msgsagan.networks.blocks import default_channels, he_init
@@ -140,6 +141,27 @@ def test_attention_matches_explicit_softmax():
     weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, N, N), no 1/sqrt(d) as in SAGAN
     expected = x + 0.7 * attn.out((v @ weights.transpose(1, 2)).reshape(2, -1, 4, 6))
     torch.testing.assert_close(attn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pixel_norm_is_the_same_formula_in_every_layout():
+    """Channels-last inputs take the fused ``rms_norm`` kernel, others the composite formula: same values and
+    gradients, output in the input's memory format; ``(B, C)`` latents too."""
+    torch.manual_seed(0)
+    norm = PixelNorm()
+    x = torch.randn(4, 12, 5, 7)
+    expected = x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+    grad = torch.randn_like(x)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.contiguous(memory_format=layout).clone(memory_format=layout).requires_grad_()
+        out = norm(xl)
+        assert out.is_contiguous(memory_format=layout)
+        torch.testing.assert_close(out, expected)
+        (out * grad).sum().backward()
+        ref = x.detach().clone().requires_grad_()
+        ((ref * torch.rsqrt(ref.pow(2).mean(dim=1, keepdim=True) + 1e-8)) * grad).sum().backward()
+        torch.testing.assert_close(xl.grad, ref.grad)
+    z = torch.randn(3, 8)
+    torch.testing.assert_close(norm(z), z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8))
 
 
 def test_seeded_determinism():

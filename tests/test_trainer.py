@@ -15,7 +15,7 @@ from monai_msgsagan.engines import (
     MultiScaleGanTrainer,
     NonFiniteLossError,
     PyramidDiffAugment,
-    cpu_has_bf16_matrix_units,
+    cpu_has_native_bf16,
 )
 from monai_msgsagan.handlers import (
     GanCheckpointSaver,
@@ -457,12 +457,13 @@ def test_the_default_loss_is_the_bundles():
     assert default == bundle["loss"] == "logistic"
 
 
-def test_bf16_autocast_on_cpus_with_matrix_units(tmp_path):
-    """``amp`` is bf16 autocast on CUDA and on CPUs with AMX (faster there), ignored on other CPUs (slower)."""
+def test_bf16_autocast_on_cpus_with_native_bf16(tmp_path, monkeypatch):
+    """``amp`` is bf16 autocast on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16, faster there), ignored
+    on other CPUs (emulated, slower); ``amp=False`` is float32 on every CPU."""
     trainer, g, *_ = build(tmp_path, max_epochs=1, augment=False)
     assert not trainer.amp  # build() leaves it off
     amp, *_ = build(tmp_path / "amp", max_epochs=1, augment=False)
-    amp.amp = True  # as MultiScaleGanTrainer(..., amp=True) sets it on a CPU with AMX
+    amp.amp = True  # as MultiScaleGanTrainer(..., amp=True) sets it on a CPU with native bf16
     seen = []
     d_forward = amp._d_forward
 
@@ -473,7 +474,12 @@ def test_bf16_autocast_on_cpus_with_matrix_units(tmp_path):
     amp._d_forward = recording_d
     amp.run()
     assert torch.bfloat16 in seen and all(torch.isfinite(torch.as_tensor(v)) for v in amp.state.output.values())
-    kwargs = {"loss": "logistic", "amp": True}
-    built = MultiScaleGanTrainer("cpu", 1, trainer.data_loader, g, trainer.g_optimizer, trainer.d_network,
-                                 trainer.d_optimizer, **kwargs)  # fmt: skip
-    assert built.amp == cpu_has_bf16_matrix_units()
+    args = ("cpu", 1, trainer.data_loader, g, trainer.g_optimizer, trainer.d_network, trainer.d_optimizer)
+    assert MultiScaleGanTrainer(*args, amp=True).amp == cpu_has_native_bf16()
+    # the decision follows what torch reports for this CPU: AMX tiles or AVX512-BF16, either suffices
+    for amx, avx512_bf16 in ((False, False), (True, False), (False, True), (True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda bf16=avx512_bf16: bf16)
+        assert cpu_has_native_bf16() == (amx or avx512_bf16)
+        assert MultiScaleGanTrainer(*args, amp=True).amp == (amx or avx512_bf16)
+        assert not MultiScaleGanTrainer(*args, amp=False).amp

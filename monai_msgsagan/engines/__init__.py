@@ -2,7 +2,7 @@
 
 from monai_msgsagan.engines.augment import PyramidDiffAugment
 from monai_msgsagan.engines.events import GanIterationEvents, GanOutputKeys
-from monai_msgsagan.engines.trainer import MultiScaleGanTrainer, NonFiniteLossError, cpu_has_bf16_matrix_units
+from monai_msgsagan.engines.trainer import MultiScaleGanTrainer, NonFiniteLossError, cpu_has_native_bf16
 
 __all__ = [
     "GanIterationEvents",
@@ -10,5 +10,5 @@ __all__ = [
     "MultiScaleGanTrainer",
     "NonFiniteLossError",
     "PyramidDiffAugment",
-    "cpu_has_bf16_matrix_units",
+    "cpu_has_native_bf16",
 ]

@@ -22,15 +22,19 @@ from monai_msgsagan.losses import AdversarialLoss, GradientPenalty, R1Penalty, g
 from monai_msgsagan.networks.generator import check_labels
 from monai_msgsagan.transforms.pyramid import image_pyramid
 
-__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "cpu_has_bf16_matrix_units"]
+__all__ = ["MultiScaleGanTrainer", "NonFiniteLossError", "cpu_has_native_bf16"]
 
 logger = logging.getLogger(__name__)
 
 
-def cpu_has_bf16_matrix_units() -> bool:
-    """Whether this CPU has AMX tiles, on which oneDNN runs bf16 autocast faster than float32 (1.6x for the bundle's
-    step, ``bench/step_options.py``); without them bf16 is emulated on the CPU and slower."""
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively, as torch reports it from CPUID: AMX tiles (Intel Xeon from Sapphire
+    Rapids on) or AVX512-BF16 dot products (Intel Xeon Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and
+    later). oneDNN runs bf16 autocast faster than float32 there (see the "Speed" section of the bundle docs); on any
+    other CPU (AVX2, plain AVX-512, Arm) bf16 would be emulated and slower, so ``amp`` leaves the CPU step in
+    float32."""
+    queries = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in queries)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -88,8 +92,9 @@ class MultiScaleGanTrainer(Trainer):
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
         accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
-        amp: bf16 autocast on CUDA, and on CPUs with bf16 matrix units (:func:`cpu_has_bf16_matrix_units`);
-            ignored on other CPUs, where it would be slower.
+        amp: bf16 autocast on CUDA, and on CPUs that compute bf16 natively (:func:`cpu_has_native_bf16`: AMX or
+            AVX512-BF16); ignored on other CPUs, where it would be emulated and slower. ``False`` is float32
+            everywhere.
         channels_last: channels-last memory format for G, D and the images (on CPU too: faster for the bundle's
             networks, see ``bench/train.py``).
         compile: wrap G and D forward in ``torch.compile`` (the R1 / gradient penalty's double backward runs the
@@ -152,7 +157,7 @@ class MultiScaleGanTrainer(Trainer):
         self.d_train_steps, self.accumulation_steps = d_train_steps, accumulation_steps
         self.max_nonfinite_steps, self.check_interval = max_nonfinite_steps, check_interval
         device_type = torch.device(device).type
-        self.amp = amp and (device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16_matrix_units()))
+        self.amp = amp and (device_type == "cuda" or (device_type == "cpu" and cpu_has_native_bf16()))
         self.channels_last = channels_last
         if self.channels_last:
             g_network.to(memory_format=torch.channels_last)

@@ -77,9 +77,15 @@ def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
 
 
 class PixelNorm(nn.Module):
-    """Normalise each pixel's feature vector to unit mean square (ProGAN / MSG-GAN generator).
+    """Normalise each pixel's feature vector to unit mean square (ProGAN / MSG-GAN generator):
+    ``x * rsqrt(mean_c(x**2) + eps)``.
 
-    Input and output: ``(B, C, H, W)`` (or ``(B, C)``).
+    A channels-last input (the training step's layout) goes through :func:`torch.nn.functional.rms_norm` over its
+    innermost (channel) dimension: the same formula in one fused kernel, whose backward on the CPU is faster than
+    that of the four element-wise kernels of the composite formula. Any other input takes the composite formula,
+    as the fused kernel would first copy it to channels-last.
+
+    Input and output: ``(B, C, H, W)`` (or ``(B, C)``), in the input's memory format.
     """
 
     def __init__(self, eps: float = 1e-8) -> None:
@@ -87,6 +93,8 @@ class PixelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            return F.rms_norm(x.permute(0, 2, 3, 1), [x.shape[1]], eps=self.eps).permute(0, 3, 1, 2)
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
 
 
@@ -183,7 +191,7 @@ class GeneratorBlock(nn.Module):
         else:
             self.conv1 = he_init(nn.Conv2d(in_channels, out_channels, 3, padding=1))
         self.conv2 = he_init(nn.Conv2d(out_channels, out_channels, 3, padding=1))
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)  # on fresh convolution outputs
         self.norm = PixelNorm()
         self.attention: nn.Module = SelfAttention2d(out_channels) if attention else nn.Identity()
         self.image_head = he_init(nn.Conv2d(out_channels, image_channels, 1))
@@ -234,7 +242,7 @@ class DiscriminatorBlock(nn.Module):
         self.attention: nn.Module = SelfAttention2d(conv_in, use_spectral_norm=sn) if attention else nn.Identity()
         self.conv1 = maybe_spectral_norm(he_init(nn.Conv2d(conv_in, in_channels, 3, padding=1)), sn)
         self.conv2 = maybe_spectral_norm(he_init(nn.Conv2d(in_channels, out_channels, 3, padding=1)), sn)
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)  # on fresh convolution outputs
 
     def forward(self, image: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         if features is None:

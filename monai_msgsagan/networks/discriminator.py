@@ -92,7 +92,7 @@ class MultiScaleDiscriminator(nn.Module):
             he_init(nn.Conv2d(final_width + image_channels + 1, final_width, 3, padding=1)), sn
         )
         self.final_dense = maybe_spectral_norm(he_init(nn.Conv2d(final_width, final_width, 4)), sn)
-        self.act = nn.LeakyReLU(LEAKY_SLOPE)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)  # on fresh convolution outputs
         self.logit = maybe_spectral_norm(he_init(nn.Linear(final_width, 1)), sn)
         self.class_projection = (
             maybe_spectral_norm(nn.Embedding(num_classes, final_width), sn) if num_classes > 0 else None
