@@ -42,7 +42,7 @@ from monai_msgsagan.networks import (
 )
 from monai_msgsagan.transforms import LoadXray, LoadXrayd, MultiScalePyramid, MultiScalePyramidd
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "GeneratorArtifact",
