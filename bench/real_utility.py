@@ -39,7 +39,6 @@ import argparse
 import ast
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -53,6 +52,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 sys.path.insert(0, str(REPO_ROOT))
+from bench_utils import cpu_summary  # noqa: E402
 from pneumonia_data import SETTINGS, write_setting  # noqa: E402
 
 from monai_msgsagan.utility.fidelity import summarize_class_fidelity  # noqa: E402
@@ -262,7 +262,7 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in done:
         groups.setdefault((r.setting, r.model), []).append(r)
-    data: dict = {"cpu": platform.processor() or platform.machine(), "groups": {}}
+    data: dict = {"cpu": cpu_summary(), "groups": {}}
     lines = ["## Utility on the real held-out test split", "",
              "Mean [95% interval]; differences are paired, against the baseline (the best arm without synthetic "
              "data). Per GAN seed: intervals over classifier seeds and test images; pooled: over GAN seeds too.", "",
@@ -341,7 +341,7 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
         s = r.seconds
         times.append(f"| {r.setting} | {r.model} | {r.seed} | {s.get('training', '-')} | {s.get('utility', '-')} "
                      f"| {s.get('evaluating', '-')} |")  # fmt: skip
-    text = "\n".join(lines + [""] + fidelity + [""] + comparison + [""] + times)
+    text = "\n".join(lines + [""] + fidelity + [""] + comparison + [""] + times + ["", f"Measured on: {data['cpu']}"])
     return text, data
 
 
