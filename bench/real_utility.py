@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder (splits, bundle roots, tables)")
     p.add_argument("--runs", default=DEFAULT_RUNS, help="'setting:model:seed,seed;...' (settings: "
                    f"{list(SETTINGS)}; models: {list(MODELS)})")  # fmt: skip
-    p.add_argument("--max_epochs", type=int, default=20, help="GAN epochs (batch 16 at 64 px: 92 iterations each "
+    p.add_argument("--max_epochs", type=int, default=10, help="GAN epochs (batch 16 at 64 px: 92 iterations each "
                    "at 10:1)")  # fmt: skip
     p.add_argument("--gan", default="{}", help="more training overrides, a Python dict of strings")
     p.add_argument("--attention", default="[16]", help="MSG-SAGAN's attention resolutions (MSG-GAN: none)")
