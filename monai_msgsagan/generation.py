@@ -80,6 +80,7 @@ def generate(
     batch_size: int = 32,
     device: torch.device | str | None = None,
     half_precision: bool = False,
+    truncation: float = 1.0,
 ) -> torch.Tensor:
     """Images ``start .. start + num_images - 1`` of one class of a generator.
 
@@ -99,6 +100,9 @@ def generate(
         batch_size: images per forward pass.
         device: where to run the network (default: where its parameters are).
         half_precision: run a CUDA network in float16 (outputs are float32); ignored on the CPU.
+        truncation: ``psi`` in ``(0, 1]``, the truncation trick (see
+            :class:`~monai_msgsagan.networks.MultiScaleGenerator`): ``1`` (default) samples the trained
+            distribution and calls ``network(z, labels)``; below 1 the network must take it as a third argument.
 
     Returns:
         ``(num_images, C, R, R)`` float32 CPU tensor in [-1, 1].
@@ -118,6 +122,8 @@ def generate(
             raise ValueError(f"class index {class_index} is outside [0, {num_classes}).")
     elif class_index not in (None, 0):
         raise ValueError(f"class index {class_index} given for an unconditional generator.")
+    if not 0.0 < truncation <= 1.0:
+        raise ValueError(f"truncation must lie in (0, 1], got {truncation}.")
     params = next(iter(network.parameters()), None)
     dev = torch.device(device) if device is not None else (params.device if params is not None else torch.device("cpu"))
     dtype = torch.float16 if half_precision and dev.type == "cuda" else torch.float32
@@ -132,7 +138,7 @@ def generate(
         for first in range(0, num_images, batch_size):
             z = z_all[first : first + batch_size].to(device=dev, dtype=dtype)
             labels = None if num_classes == 0 else torch.full((z.shape[0],), class_index, dtype=torch.long, device=dev)
-            images = network(z, labels)
+            images = network(z, labels) if truncation == 1.0 else network(z, labels, truncation)
             images = images[-1] if isinstance(images, (list, tuple)) else images
             out.append(_checked(images, (z.shape[0], channels, resolution, resolution)))
     finally:
@@ -162,6 +168,7 @@ def generate_per_class(
     *,
     batch_size: int = 32,
     device: torch.device | str | None = None,
+    truncation: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`generate` ``num_per_class`` images of every class, class by class.
 
@@ -172,8 +179,9 @@ def generate_per_class(
     """
     num_classes = int(network.num_classes)
     if num_classes == 0:
-        return generate(network, num_per_class, seed, batch_size=batch_size, device=device), None
+        return generate(network, num_per_class, seed, batch_size=batch_size, device=device, truncation=truncation), None
     images = [
-        generate(network, num_per_class, seed, k, batch_size=batch_size, device=device) for k in range(num_classes)
+        generate(network, num_per_class, seed, k, batch_size=batch_size, device=device, truncation=truncation)
+        for k in range(num_classes)
     ]
     return torch.cat(images), torch.arange(num_classes).repeat_interleave(num_per_class)

@@ -202,3 +202,15 @@ def test_a_torchscript_export_carrying_a_bad_record_is_refused(tmp_path: Path, e
     reason = "generator record: field training_data.num_images: says 2" if edit == "emptied" else "nested deeper"
     with pytest.raises(ModelError, match=rf"model\.ts( \(model\.json\))?: {reason}"):
         load_generator(ts)
+
+
+def test_truncation_is_part_of_the_one_seeding_policy():
+    net = tiny_multiscale()
+    full = generate(net, 4, seed=3, class_index=1)
+    torch.testing.assert_close(generate(net, 4, seed=3, class_index=1, truncation=1.0), full, rtol=0, atol=0)
+    truncated = generate(net, 4, seed=3, class_index=1, truncation=0.5)
+    assert not torch.allclose(truncated, full)
+    # the same latents, whatever the batch: image i with psi is the i-th image of the request
+    torch.testing.assert_close(generate(net, 2, seed=3, class_index=1, start=2, truncation=0.5), truncated[2:])
+    with pytest.raises(ValueError, match="truncation must lie in"):
+        generate(net, 1, truncation=0.0)

@@ -202,6 +202,42 @@ def test_inference_generator_script_and_trace_equal_eager(num_classes):
     with pytest.warns(torch.jit.TracerWarning):
         traced = torch.jit.trace(inf, (z,))
     torch.testing.assert_close(traced(z), expected)
+    # truncation: psi = 1 is the plain call, psi < 1 scales the normalised latent (scripted too)
+    torch.testing.assert_close(scripted(z, labels, 1.0), expected)
+    torch.testing.assert_close(scripted(z, labels, 0.5), g(z, labels, 0.5)[-1])
+
+
+def test_truncation_shrinks_the_latent_part_of_the_first_layer_input():
+    torch.manual_seed(0)
+    g = MultiScaleGenerator(16, LATENT, channels=tiny_channels(16), attention_resolutions=(), num_classes=2)
+    z, labels = sample_latent(4, LATENT, torch.Generator().manual_seed(1)), torch.tensor([0, 1, 0, 1])
+    full, half = g._input(z, labels), g._input(z, labels, 0.5)
+    torch.testing.assert_close(half[:, :LATENT], 0.5 * full[:, :LATENT])
+    torch.testing.assert_close(half[:, LATENT:], full[:, LATENT:])  # the class embedding is kept
+    spread = [g(z, labels, psi)[-1].std(dim=0).mean() for psi in (1.0, 0.1)]
+    assert spread[1] < spread[0]  # typical images of the class: less spread across latents
+    for psi in (0.0, 1.5):
+        with pytest.raises(ValueError, match="truncation must lie in"):
+            g(z, labels, psi)
+
+
+def test_auxiliary_classifier_shares_the_features_and_keeps_the_logits():
+    torch.manual_seed(0)
+    g, _ = make_pair(16, (), 3)
+    d = MultiScaleDiscriminator(16, channels=tiny_channels(16), attention_resolutions=(), num_classes=3,
+                                use_spectral_norm=False, auxiliary_classifier=True)  # fmt: skip
+    labels = torch.tensor([0, 1, 2, 1])
+    images = g(torch.randn(4, LATENT), labels)
+    logits, classes = d.logits_and_classes(images, labels)
+    assert logits.shape == (4,) and classes.shape == (4, 3)
+    torch.testing.assert_close(logits, d(images, labels))
+    classes.sum().backward()
+    assert d.class_head.weight.grad is not None and d.logit.weight.grad is None
+    plain = MultiScaleDiscriminator(16, channels=tiny_channels(16), num_classes=3)
+    with pytest.raises(ValueError, match="no auxiliary classifier"):
+        plain.logits_and_classes(images, labels)
+    with pytest.raises(ValueError, match="needs num_classes >= 2"):
+        MultiScaleDiscriminator(16, channels=tiny_channels(16), num_classes=0, auxiliary_classifier=True)
 
 
 def test_scripted_generator_round_trips_through_a_file(tmp_path):

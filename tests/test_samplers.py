@@ -59,3 +59,21 @@ def test_labels_must_match_the_dataset():
 def test_balanced_must_be_a_bool():
     with pytest.raises(TypeError, match="--class_balanced True"):
         ClassBalancedSampler([0, 1], [0, 1], balanced="false", num_replicas=1, rank=0)
+
+
+def test_minority_fine_tuning_draws_classes_by_inverse_frequency_from_its_epoch():
+    data = list(range(len(LABELS)))
+    sampler = ClassBalancedSampler(data, LABELS, balanced=False, num_replicas=1, rank=0, seed=3, minority_from_epoch=5)
+    plain = DistributedSampler(data, num_replicas=1, rank=0, seed=3)
+    sampler.set_epoch(4)
+    plain.set_epoch(4)
+    assert list(sampler) == list(plain)  # before its epoch: the sampler it was
+    draws = []
+    for epoch in range(5, 45):
+        sampler.set_epoch(epoch)
+        draws += list(sampler)
+    # class c is drawn with probability proportional to 1 / n_c: 10 images of 1 against 90 of 0 -> 0.9
+    assert sum(LABELS[i] for i in draws) / len(draws) == pytest.approx(0.9, abs=0.02)
+    fresh = ClassBalancedSampler(data, LABELS, balanced=True, num_replicas=1, rank=0, seed=3, minority_from_epoch=5)
+    fresh.set_epoch(9)  # it depends only on (seed, epoch), balanced or not before it: exact resume
+    assert list(fresh) == draws[4 * 100 : 5 * 100]

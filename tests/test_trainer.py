@@ -52,14 +52,16 @@ def build(
     loss="rahinge",
     mode_seeking_weight=0.0,
     spectral_norm=True,
+    class_loss_weight=0.0,
 ):
     """Everything a bundle would build, from scratch (as a restarted process would)."""
     torch.manual_seed(seed)
     g = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
     ema = MultiScaleGenerator(RES, LATENT, channels=CH, attention_resolutions=(8,), num_classes=num_classes)
     d = MultiScaleDiscriminator(
-        RES, channels=CH, attention_resolutions=(8,), num_classes=num_classes, use_spectral_norm=spectral_norm
-    )
+        RES, channels=CH, attention_resolutions=(8,), num_classes=num_classes, use_spectral_norm=spectral_norm,
+        auxiliary_classifier=class_loss_weight > 0,
+    )  # fmt: skip
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99))
     dataset = dataset if dataset is not None else PhantomDataset(24, RES, num_classes=max(num_classes, 1), seed=seed)
@@ -92,6 +94,7 @@ def build(
         penalty=penalty,
         augment=aug,
         mode_seeking_weight=mode_seeking_weight,
+        class_loss_weight=class_loss_weight,
         seed=seed,
         train_handlers=handlers,
         max_nonfinite_steps=3,
@@ -191,6 +194,33 @@ def test_mode_seeking_term_and_label_pairing(tmp_path):
     assert trainer._paired_labels(None) is None
     with pytest.raises(ValueError, match="mode_seeking_weight must be >= 0"):
         build(tmp_path, max_epochs=1, mode_seeking_weight=-1.0)
+
+
+def test_auxiliary_class_loss_trains_d_on_real_classes_and_g_on_fake_ones(tmp_path):
+    trainer, g, d, _ = build(tmp_path, max_epochs=2, class_loss_weight=1.0, mode_seeking_weight=0.1)
+    head = d.class_head.weight.detach().clone()
+    losses = []
+
+    def record(engine):
+        out = engine.state.output
+        losses.append((float(out[GanOutputKeys.D_CLASS_LOSS]), float(out[GanOutputKeys.G_CLASS_LOSS])))
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, record)
+    trainer.run()
+    assert not torch.equal(head, d.class_head.weight)  # D's head learns
+    assert all(0 < dl < 10 and 0 < gl < 10 for dl, gl in losses)  # two classes: cross-entropy starts near ln 2
+    # D's head learns the real classes only: the G step's class loss moves G, not the head
+    z, labels = torch.randn(8, LATENT), torch.tensor([0, 1] * 4)
+    d.zero_grad(set_to_none=True)
+    d.requires_grad_(False)
+    _, classes = d.logits_and_classes(g(z, labels), labels)
+    F.cross_entropy(classes, labels).backward()
+    assert d.class_head.weight.grad is None and any(p.grad is not None for p in g.parameters())
+    d.requires_grad_(True)
+    plain, *_ = build(tmp_path / "plain", max_epochs=1)
+    with pytest.raises(ValueError, match="auxiliary classifier"):
+        MultiScaleGanTrainer("cpu", 1, plain.data_loader, g, torch.optim.Adam(g.parameters()), plain.d_network,
+                             torch.optim.Adam(plain.d_network.parameters()), class_loss_weight=1.0)  # fmt: skip
 
 
 @pytest.mark.parametrize("loss", ["logistic", "rahinge"])

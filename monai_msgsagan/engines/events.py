@@ -35,6 +35,8 @@ class GanOutputKeys(StrEnum):
     - ``D_REAL_ACC`` / ``D_FAKE_ACC``: D's accuracy, loss-agnostic (any logit offset, relativistic losses too):
       the fraction of real logits above the fake batch's mean logit, and of fake logits below the real batch's.
       About 0.5 when D cannot tell them apart, 1.0 when it separates them perfectly.
+    - ``D_CLASS_LOSS`` / ``G_CLASS_LOSS``: with an auxiliary classification loss, the cross-entropy of D's class
+      head on the real batch (what D learns) and on the generated batch (what G is pushed by); 0 without.
     - ``AUGMENT_P``: probability of the differentiable augmentation (ADA).
     - ``SKIPPED``: 1.0 when a D or G step of the iteration was skipped as non-finite, else 0.0.
     """
@@ -47,5 +49,7 @@ class GanOutputKeys(StrEnum):
     FAKE_LOGIT = "fake_logit"
     D_REAL_ACC = "d_real_acc"
     D_FAKE_ACC = "d_fake_acc"
+    D_CLASS_LOSS = "d_class_loss"
+    G_CLASS_LOSS = "g_class_loss"
     AUGMENT_P = "augment_p"
     SKIPPED = "skipped"

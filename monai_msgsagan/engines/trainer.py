@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from ignite.engine import Events
 from monai.engines import Trainer
 from torch.optim import Optimizer
@@ -89,6 +90,12 @@ class MultiScaleGanTrainer(Trainer):
             ``d_img`` the mean absolute difference of the paired finest images and ``d_z`` that of their
             latents: mapping different latents to the same image, the signature of mode collapse, costs the
             generator directly.
+        class_loss_weight: weight of the auxiliary classification loss (AC-GAN, Odena et al. 2017), 0 to turn it off;
+            needs a discriminator built with ``auxiliary_classifier=True``. D's class head learns the class of the
+            real images (cross-entropy added to D's loss); the generator is pushed to make images that head calls
+            their class (cross-entropy on the fakes added to G's loss), so synthetic images carry what tells the
+            classes apart in real ones. D's head never learns from fakes, so it cannot learn generated artefacts
+            as a class cue.
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
         accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
@@ -127,6 +134,7 @@ class MultiScaleGanTrainer(Trainer):
         penalty: R1Penalty | GradientPenalty | None = None,
         augment: PyramidDiffAugment | None = None,
         mode_seeking_weight: float = 0.0,
+        class_loss_weight: float = 0.0,
         d_train_steps: int = 1,
         accumulation_steps: int = 1,
         seed: int = 0,
@@ -146,6 +154,13 @@ class MultiScaleGanTrainer(Trainer):
             )
         if mode_seeking_weight < 0:
             raise ValueError(f"mode_seeking_weight must be >= 0, got {mode_seeking_weight}.")
+        if class_loss_weight < 0:
+            raise ValueError(f"class_loss_weight must be >= 0, got {class_loss_weight}.")
+        if class_loss_weight > 0 and getattr(d_network, "class_head", None) is None:
+            raise ValueError(
+                "class_loss_weight > 0 needs a class-conditional discriminator with an auxiliary classifier "
+                "(MultiScaleDiscriminator(..., auxiliary_classifier=True))."
+            )
         super().__init__(
             device, max_epochs, train_data_loader, epoch_length, non_blocking,
             handlers=train_handlers, decollate=False, event_names=[GanIterationEvents],
@@ -154,6 +169,7 @@ class MultiScaleGanTrainer(Trainer):
         self.d_network, self.d_optimizer = d_network, d_optimizer
         self.loss = get_adversarial_loss(loss) if isinstance(loss, str) else loss
         self.penalty, self.augment, self.mode_seeking_weight = penalty, augment, mode_seeking_weight
+        self.class_loss_weight = class_loss_weight
         self.d_train_steps, self.accumulation_steps = d_train_steps, accumulation_steps
         self.max_nonfinite_steps, self.check_interval = max_nonfinite_steps, check_interval
         device_type = torch.device(device).type
@@ -240,12 +256,26 @@ class MultiScaleGanTrainer(Trainer):
         d_z = (z[:half] - z[half : 2 * half]).abs().mean()
         return self.mode_seeking_weight / (d_img / d_z + 1e-5)
 
-    def _d_logits(self, images: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+    def _d_input(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.augment is not None:
             images = self.augment(images, self.rng)
         if self.channels_last:
             images = [x.contiguous(memory_format=torch.channels_last) for x in images]
-        return self._d_forward(images, labels).float()
+        return images
+
+    def _d_logits(self, images: list[torch.Tensor], labels: torch.Tensor | None) -> torch.Tensor:
+        return self._d_forward(self._d_input(images), labels).float()
+
+    def _d_logits_and_class_loss(
+        self, images: list[torch.Tensor], labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits ``(B,)`` and, with a class loss, the cross-entropy of its class head against ``labels``
+        (a 0-dim tensor; 0 without)."""
+        if self.class_loss_weight == 0 or labels is None:
+            logits = self._d_logits(images, labels)
+            return logits, torch.zeros((), device=logits.device)
+        logits, classes = self.d_network.logits_and_classes(self._d_input(images), labels)
+        return logits.float(), F.cross_entropy(classes.float(), labels)
 
     @staticmethod
     def _d_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,7 +375,7 @@ class MultiScaleGanTrainer(Trainer):
         zero = torch.zeros((), device=device)
         out: dict[str, torch.Tensor | float] = dict.fromkeys(
             (keys.D_LOSS, keys.G_LOSS, keys.PENALTY, keys.MODE_SEEKING, keys.REAL_LOGIT, keys.FAKE_LOGIT)
-            + (keys.D_REAL_ACC, keys.D_FAKE_ACC, keys.SKIPPED),
+            + (keys.D_REAL_ACC, keys.D_FAKE_ACC, keys.D_CLASS_LOSS, keys.G_CLASS_LOSS, keys.SKIPPED),
             zero,
         )
         out[keys.AUGMENT_P] = self.augment.probability if self.augment is not None else 0.0
@@ -353,7 +383,9 @@ class MultiScaleGanTrainer(Trainer):
 
         # discriminator
         d_sums = dict.fromkeys(
-            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC), zero
+            (keys.D_LOSS, keys.PENALTY, keys.REAL_LOGIT, keys.FAKE_LOGIT, keys.D_REAL_ACC, keys.D_FAKE_ACC)
+            + (keys.D_CLASS_LOSS,),
+            zero,
         )
         for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
@@ -363,7 +395,7 @@ class MultiScaleGanTrainer(Trainer):
                 with self._autocast():
                     with torch.no_grad():
                         fake = self._fakes(real[0].shape[0], labels)
-                    real_logits = self._d_logits(real, labels)
+                    real_logits, class_loss = self._d_logits_and_class_loss(real, labels)
                     fake_logits = self._d_logits(fake, labels)
                     d_loss = self.loss.discriminator_loss(real_logits, fake_logits)
                     penalty = zero
@@ -371,7 +403,7 @@ class MultiScaleGanTrainer(Trainer):
                         penalty = self.penalty(self.d_network, real, labels)
                     elif apply_penalty and isinstance(self.penalty, GradientPenalty):
                         penalty = self.penalty(self.d_network, real, fake, labels, self.rng)
-                total = (d_loss + penalty.float()) / chunks
+                total = (d_loss + penalty.float() + self.class_loss_weight * class_loss) / chunks
                 total.backward()
                 d_losses.append(total.detach())
                 if self.augment is not None:
@@ -384,6 +416,7 @@ class MultiScaleGanTrainer(Trainer):
                     (keys.FAKE_LOGIT, fake_logits.detach().mean()),
                     (keys.D_REAL_ACC, real_acc),
                     (keys.D_FAKE_ACC, fake_acc),
+                    (keys.D_CLASS_LOSS, class_loss.detach()),
                 ):
                     d_sums[key] = d_sums[key] + value / chunks
             applied = self._step(self.d_network, self.d_optimizer, d_losses)
@@ -401,16 +434,18 @@ class MultiScaleGanTrainer(Trainer):
             fake_labels = self._paired_labels(labels) if mode_seeking else labels
             with self._autocast():
                 fake, z = self._fakes_and_latents(real[0].shape[0], fake_labels)
-                fake_logits = self._d_logits(fake, fake_labels)
+                fake_logits, g_class_loss = self._d_logits_and_class_loss(fake, fake_labels)
                 real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
                 g_loss = self.loss.generator_loss(fake_logits, real_logits)
                 ms_loss = self._mode_seeking_loss(fake[-1], z) if mode_seeking else torch.zeros_like(g_loss)
+                total = g_loss + ms_loss + self.class_loss_weight * g_class_loss
             if self.measure_scale_gradients:
                 scale_norms = scale_norms + self._scale_gradient_norms(g_loss, fake) / chunks
-            ((g_loss + ms_loss) / chunks).backward()
-            g_losses.append((g_loss + ms_loss).detach())
+            (total / chunks).backward()
+            g_losses.append(total.detach())
             out[keys.G_LOSS] = out[keys.G_LOSS] + g_loss.detach() / chunks
             out[keys.MODE_SEEKING] = out[keys.MODE_SEEKING] + ms_loss.detach() / chunks
+            out[keys.G_CLASS_LOSS] = out[keys.G_CLASS_LOSS] + g_class_loss.detach() / chunks
         self.d_network.requires_grad_(True)
         applied = self._step(self.g_network, self.g_optimizer, g_losses)
         self._g_updates = self._g_updates + applied.long()

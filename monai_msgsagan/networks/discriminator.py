@@ -28,7 +28,9 @@ class MultiScaleDiscriminator(nn.Module):
     arrive at its scale (MSG-GAN's ``phi_simple``), so gradients flow to every scale of the generator. The last
     block (4x4) appends the minibatch standard deviation, then a 3x3 and a 4x4 convolution give a feature vector
     ``h``; the logit is ``linear(h)`` plus, when ``num_classes > 0``, the projection term ``<embed(y), h>``
-    (Miyato & Koyama 2018). With ``attention_resolutions=()`` this is exactly an MSG-GAN discriminator.
+    (Miyato & Koyama 2018). With ``auxiliary_classifier`` a second linear head on ``h`` predicts the class, as in
+    AC-GAN (Odena et al. 2017) and CovidGAN (Waheed et al. 2020): :meth:`logits_and_classes` returns both. With
+    ``attention_resolutions=()`` this is exactly an MSG-GAN discriminator.
 
     Args:
         resolution: side of the finest image, a power of two in [16, 1024].
@@ -44,6 +46,7 @@ class MultiScaleDiscriminator(nn.Module):
             (``bench/discriminator_capacity.py``), so the bundle turns it off and regularises D with R1
             instead (``d_spectral_norm``, ``r1_gamma``).
         mbstd_group_size: group size of the minibatch standard deviation.
+        auxiliary_classifier: add the class head (needs ``num_classes >= 2``).
 
     Forward:
         ``images``: list coarse to fine, item ``i`` ``(B, C, 2**(i+2), 2**(i+2))``, values in [-1, 1];
@@ -60,8 +63,11 @@ class MultiScaleDiscriminator(nn.Module):
         num_classes: int = 0,
         use_spectral_norm: bool = True,
         mbstd_group_size: int = 4,
+        auxiliary_classifier: bool = False,
     ) -> None:
         super().__init__()
+        if auxiliary_classifier and num_classes < 2:
+            raise ValueError(f"an auxiliary classifier needs num_classes >= 2, got {num_classes}.")
         sides, widths, attention = resolve_scales(
             resolution, channels, attention_resolutions, image_channels, num_classes
         )
@@ -97,6 +103,9 @@ class MultiScaleDiscriminator(nn.Module):
         self.class_projection = (
             maybe_spectral_norm(nn.Embedding(num_classes, final_width), sn) if num_classes > 0 else None
         )
+        self.class_head = (
+            maybe_spectral_norm(he_init(nn.Linear(final_width, num_classes)), sn) if auxiliary_classifier else None
+        )
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
         """Read checkpoints of bundle <= 0.6, whose blocks were numbered fine to coarse (``blocks.0`` the finest)."""
@@ -120,7 +129,8 @@ class MultiScaleDiscriminator(nn.Module):
                     f"got {[list(i.shape) for i in images]}."
                 )
 
-    def forward(self, images: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
+    def _features(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The feature vector ``h`` ``(B, final_width)`` of a checked coarse-to-fine image list."""
         self.check_images(images)
         features: torch.Tensor | None = None
         for i in range(len(self.sides) - 1, 0, -1):  # fine to coarse
@@ -128,7 +138,22 @@ class MultiScaleDiscriminator(nn.Module):
         x = torch.cat([features, images[0]], dim=1)
         x = self.final_attention(x)
         x = self.act(self.final_conv(self.mbstd(x)))
-        h = self.act(self.final_dense(x)).flatten(1)  # (B, final_width)
+        return self.act(self.final_dense(x)).flatten(1)
+
+    def forward(self, images: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self._logits(self._features(images), labels)
+
+    def logits_and_classes(
+        self, images: Sequence[torch.Tensor], labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits ``(B,)`` of :meth:`forward` and the auxiliary classifier's class logits ``(B, num_classes)``
+        from one pass."""
+        if self.class_head is None:
+            raise ValueError("this discriminator has no auxiliary classifier (auxiliary_classifier=False).")
+        h = self._features(images)
+        return self._logits(h, labels), self.class_head(h)
+
+    def _logits(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.logit(h).squeeze(1)
         if self.class_projection is not None:
             if labels is None:

@@ -86,7 +86,11 @@ class MultiScaleGenerator(nn.Module):
 
     Forward:
         ``z``: ``(B, L)`` float latent; ``labels``: ``(B,)`` int64 class indices in ``[0, num_classes)``, required
-        when ``num_classes > 0`` and ignored otherwise. Their values are not read here (no host sync in the
+        when ``num_classes > 0`` and ignored otherwise; ``truncation``: ``psi`` in ``(0, 1]`` scales the
+        pixel-normalised latent before the first (linear) layer, whose pre-activation is then
+        ``mean + psi * (pre - mean)`` with ``mean`` the class's average over latents (the truncation trick of
+        StyleGAN/BigGAN, here without a mapping network): ``psi < 1`` trades diversity for typical images of the
+        class, ``1`` (default) is the trained distribution. Their values are not read here (no host sync in the
         training step): check them where they enter with :func:`check_labels`, as the trainer and
         :class:`InferenceGenerator` do; an out-of-range index fails in the class embedding.
         Returns a list of ``log2(resolution) - 1`` tensors, coarse to fine, item ``i`` of shape
@@ -119,11 +123,15 @@ class MultiScaleGenerator(nn.Module):
             in_width = width
         self.blocks = nn.ModuleList(blocks)
 
-    def _input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    def _input(self, z: torch.Tensor, labels: torch.Tensor | None, truncation: float = 1.0) -> torch.Tensor:
         """Check ``z`` (and ``labels``) and build the ``(B, L)`` or ``(B, 2L)`` input of the first block."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (B, {self.latent_dim}), got {list(z.shape)}.")
+        if not 0.0 < truncation <= 1.0:
+            raise ValueError(f"truncation must lie in (0, 1], got {truncation}.")
         x = self.latent_norm(z)
+        if truncation != 1.0:
+            x = x * truncation
         if self.class_embedding is not None:
             if labels is None:
                 raise ValueError(f"this generator is class-conditional ({self.num_classes} classes): pass labels.")
@@ -132,8 +140,10 @@ class MultiScaleGenerator(nn.Module):
             x = torch.cat([x, self.class_embedding(labels.long())], dim=1)
         return x
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> list[torch.Tensor]:
-        x = self._input(z, labels)
+    def forward(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0
+    ) -> list[torch.Tensor]:
+        x = self._input(z, labels, truncation)
         images: list[torch.Tensor] = []
         for block in self.blocks:
             x = block(x)
@@ -155,7 +165,8 @@ class InferenceGenerator(MultiScaleGenerator):
 
     Forward:
         ``z``: ``(B, L)``; ``labels``: optional ``(B,)`` int64 in ``[0, num_classes)`` (checked, ``ValueError``
-        otherwise). Returns ``(B, C, resolution, resolution)`` in [-1, 1].
+        otherwise); ``truncation``: as :class:`MultiScaleGenerator`. Returns ``(B, C, resolution, resolution)`` in
+        [-1, 1].
     """
 
     def __init__(self, *args: Any, default_class: int = 0, **kwargs: Any) -> None:
@@ -164,12 +175,14 @@ class InferenceGenerator(MultiScaleGenerator):
             raise ValueError(f"default_class must lie in [0, {self.num_classes}), got {default_class}.")
         self.default_class = default_class
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0
+    ) -> torch.Tensor:
         if self.num_classes > 0 and labels is None:
             labels = torch.full((z.shape[0],), self.default_class, dtype=torch.long, device=z.device)
         if labels is not None and self.num_classes > 0:
             check_labels(labels, self.num_classes)
-        x = self._input(z, labels)
+        x = self._input(z, labels, truncation)
         for block in self.blocks:
             x = block(x)
         return self.blocks[-1].to_image(x)
