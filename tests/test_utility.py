@@ -23,11 +23,15 @@ from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.utility import (
     ARMS,
     BASELINE_ARMS,
+    DEFAULT_ARM,
     ClassifierSettings,
+    build_classifier,
     class_balanced_weights,
     class_weights,
+    generate_images,
     metric_names,
     percentile_interval,
+    predict_probabilities,
     run_utility_study,
     score_resamples,
     stratified_resamples,
@@ -36,6 +40,7 @@ from monai_msgsagan.utility import (
 )
 from monai_msgsagan.utility.fidelity import summarize_class_fidelity
 from monai_msgsagan.utility.scoring import hierarchical_means
+from monai_msgsagan.utility.study import FILTER_CLASSIFIER_SEED, MAX_FILTER_CANDIDATES
 
 NET_ARGS = {"resolution": 16, "latent_dim": 8, "channels": [16, 8, 8], "attention_resolutions": [], "num_classes": 2}
 TINY_CLASSIFIER = ClassifierSettings(init_features=8, growth_rate=4, block_config=(2, 2), num_steps=4, batch_size=8)
@@ -233,6 +238,42 @@ def test_every_arm_end_to_end(tmp_path: Path):
     assert len(list(cache.glob("*.pt"))) == len(BASELINE_ARMS) * 3
     for arm in BASELINE_ARMS:
         assert again["arms"][arm]["metrics"] == report["arms"][arm]["metrics"]
+
+
+def test_filtered_truncated_sampling_and_the_default_arm_first(tmp_path: Path):
+    train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
+    test = training_data("", 16, num_phantoms=40, seed=1000)
+    generator = load_generator(save_generator(tmp_path / "models", train))
+    cache = tmp_path / "classifier_cache"
+    arms = ("real_oversampled", "real_plus_synthetic", "real_plus_synthetic_every_class")
+    report = run_utility_study(train, test, generator, tmp_path / "eval", arms=arms, seeds=(0, 1),
+                               classifier=TINY_CLASSIFIER, num_resamples=20, classifier_cache_dir=cache,
+                               truncation=0.7, filter_synthetic=True)  # fmt: skip
+    settings = report["settings"]
+    assert settings["truncation"] == 0.7 and settings["filter_synthetic"] is True
+    # every class got its images; the acceptance is kept / generated, in (0, 1]
+    assert set(settings["filter_acceptance"]) == {"normal", "lung_opacity"}
+    assert all(0 < a <= 1 for a in settings["filter_acceptance"].values())
+    assert len(list(cache.glob(f"real_oversampled_seed{FILTER_CLASSIFIER_SEED}_*.pt"))) == 1  # trained once
+    assert report["default_arm"] == DEFAULT_ARM == "real_plus_synthetic_every_class"
+    assert report["verdict"].splitlines()[0].startswith("real_plus_synthetic_every_class (the default mix) vs ")
+    # the filter keeps only images its classifier calls their class (the rest only when too few pass)
+    keep = _filter(cache, train)
+    images, generated = generate_images(generator, 1, 6, 0, 0.7, keep, "cpu")
+    assert images.shape == (6, 1, 16, 16) and generated >= 6
+    called = predict_probabilities(keep, images).argmax(-1)
+    assert bool((called == 1).all()) or generated == MAX_FILTER_CANDIDATES * 6
+    assert generate_images(generator, 1, 6, 0, 0.7)[1] == 6  # without a filter: the first 6 images
+    with pytest.raises(ValueError, match="default_arm must be a synthetic arm"):
+        run_utility_study(train, test, generator, tmp_path / "e2", arms=arms, default_arm="real")
+
+
+def _filter(cache: Path, train) -> torch.nn.Module:
+    """The cached filter classifier of the study above."""
+    path = next(cache.glob(f"real_oversampled_seed{FILTER_CLASSIFIER_SEED}_*.pt"))
+    net = build_classifier(len(train.class_names), TINY_CLASSIFIER)
+    net.load_state_dict(torch.load(path, weights_only=True))
+    return net.eval()
 
 
 def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):

@@ -123,11 +123,24 @@ def _utility_sections(utility: dict[str, Any] | None, sha256: str) -> list[str]:
         lines.append(f"- {cf.get('note', 'not measured')}")
     lines += ["", "## Utility", "", f"Test split: {utility['test_counts']}; baseline: `{utility['baseline']}`; "
               f"{len(utility['settings']['seeds'])} classifier seeds; intervals: {utility['settings']['bootstrap']}.",
-              "", "| arm | balanced accuracy | vs baseline |", "|---|---|---|"]  # fmt: skip
+              ""]  # fmt: skip
+    default = utility.get("default_arm")
+    settings = utility["settings"]
+    if default:
+        lines += [f"Default synthetic mix: `{default}`, what the MONAI Label hook adds unless told otherwise; "
+                  "`real_plus_synthetic` (the minority classes only) stays an option, measured harmful on real chest "
+                  "X-rays (`bundle/docs/EVALUATION.md`).", ""]  # fmt: skip
+    if settings.get("truncation", 1.0) != 1.0 or settings.get("filter_synthetic"):
+        accepted = settings.get("filter_acceptance")
+        filtering = f"on (kept / generated per class: {accepted})" if settings.get("filter_synthetic") else "off"
+        psi = settings.get("truncation", 1.0)
+        lines += [f"Synthetic sampling: truncation {psi}, classifier filter {filtering}.", ""]
+    lines += ["| arm | balanced accuracy | vs baseline |", "|---|---|---|"]
     for arm, entry in utility["arms"].items():
         diff = utility["differences"].get(arm)
         vs = "baseline" if diff is None else _interval(diff["balanced_accuracy"], signed=True)
-        lines.append(f"| {arm} | {_interval(entry['metrics']['balanced_accuracy'])} | {vs} |")
+        name = f"{arm} (default)" if arm == default else arm
+        lines.append(f"| {name} | {_interval(entry['metrics']['balanced_accuracy'])} | {vs} |")
     lines += ["", "Verdict:", "", *(f"- {v}" for v in utility["verdict"].splitlines()), ""]
     return lines
 

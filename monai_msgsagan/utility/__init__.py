@@ -13,7 +13,7 @@ from .classifier import (
 )
 from .report import utility_table, write_utility_report
 from .scoring import metric_names, percentile_interval, score_resamples, stratified_resamples, summarize
-from .study import ARMS, BASELINE_ARMS, generate_images, run_utility_study
+from .study import ARMS, BASELINE_ARMS, DEFAULT_ARM, generate_images, run_utility_study
 
 __all__ = [
     "ARMS",
@@ -22,6 +22,7 @@ __all__ = [
     "build_classifier",
     "class_balanced_weights",
     "class_weights",
+    "DEFAULT_ARM",
     "generate_images",
     "metric_names",
     "percentile_interval",

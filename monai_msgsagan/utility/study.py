@@ -41,7 +41,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,14 @@ from monai_msgsagan.utility.scoring import (
     summarize,
 )
 
-__all__ = ["ARMS", "BASELINE_ARMS", "MIN_TEST_IMAGES_PER_CLASS", "run_utility_study", "generate_images"]
+__all__ = [
+    "ARMS",
+    "BASELINE_ARMS",
+    "DEFAULT_ARM",
+    "MIN_TEST_IMAGES_PER_CLASS",
+    "run_utility_study",
+    "generate_images",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +108,56 @@ MIN_TEST_PER_CLASS = 10
 MIN_TEST_IMAGES_PER_CLASS = 2
 #: Arms that use no synthetic data (the baseline is the best of them).
 BASELINE_ARMS: tuple[str, ...] = ("real", "real_weighted", "real_oversampled")
+#: The synthetic mix the real-data study supports (``bundle/docs/EVALUATION.md``), which the MONAI Label hook uses
+#: by default and the verdict speaks of first.
+DEFAULT_ARM = "real_plus_synthetic_every_class"
+#: Most candidates per kept image that classifier-filtered sampling generates.
+MAX_FILTER_CANDIDATES = 20
+#: Seed of the filter classifier (``real_oversampled`` training, not one of the study's seeds).
+FILTER_CLASSIFIER_SEED = 1000
 
 
-def generate_images(generator: GeneratorArtifact, class_index: int, count: int, seed: int) -> torch.Tensor:
-    """The first ``count`` synthetic images of a class, ``(count, 1, R, R)`` in [-1, 1]: the images
-    :func:`~monai_msgsagan.generation.generate` (and so the MONAI Label hook) makes for ``seed``."""
+def generate_images(
+    generator: GeneratorArtifact,
+    class_index: int,
+    count: int,
+    seed: int,
+    truncation: float = 1.0,
+    keep: nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, int]:
+    """``count`` synthetic images of a class, ``(count, 1, R, R)`` in [-1, 1], and how many were generated.
+
+    Without ``keep`` they are the first ``count`` images that :func:`~monai_msgsagan.generation.generate` (and so
+    the MONAI Label hook) makes for ``seed`` and ``truncation``. With a classifier ``keep`` (classifier-filtered
+    sampling) images are generated in index order and only those it calls ``class_index`` are kept, up to
+    :data:`MAX_FILTER_CANDIDATES` times ``count`` candidates; if fewer pass, the rest are the candidates it gives
+    the highest probability of the class (logged).
+    """
     if count == 0:
-        return torch.zeros(0, 1, generator.resolution, generator.resolution)
-    return generate(generator.network, count, seed, class_index, batch_size=64)
+        return torch.zeros(0, 1, generator.resolution, generator.resolution), 0
+    if keep is None:
+        return generate(generator.network, count, seed, class_index, batch_size=64, truncation=truncation), count
+    kept, rejected, start = [], [], 0
+    while sum(len(x) for x in kept) < count and start < MAX_FILTER_CANDIDATES * count:
+        num = min(max(64, count), MAX_FILTER_CANDIDATES * count - start)
+        batch = generate(generator.network, num, seed, class_index, start=start, batch_size=64, truncation=truncation)
+        class_probs = predict_probabilities(keep, batch, device=device)
+        accepted, probs = class_probs.argmax(-1) == class_index, class_probs[:, class_index]
+        kept.append(batch[accepted])
+        rejected.append((batch[~accepted], probs[~accepted]))
+        start += num
+    images = torch.cat(kept)
+    if len(images) < count:
+        pool = torch.cat([b for b, _ in rejected])
+        order = torch.cat([p for _, p in rejected]).argsort(descending=True)
+        logger.warning(
+            "utility: the filter classifier called %d of %d synthetic images of class %d their class; the other %d "
+            "are the most probable of the rest",
+            len(images), start, class_index, count - len(images),
+        )  # fmt: skip
+        images = torch.cat([images, pool[order[: count - len(images)]]])
+    return images[:count], start
 
 
 def _check_inputs(train: TrainingData, test: TrainingData, generator: GeneratorArtifact) -> tuple[list[str], list[str]]:
@@ -188,6 +237,9 @@ def run_utility_study(
     device: torch.device | str = "cpu",
     settings: dict | None = None,
     classifier_cache_dir: str | os.PathLike | None = None,
+    default_arm: str = DEFAULT_ARM,
+    truncation: float = 1.0,
+    filter_synthetic: bool = False,
 ) -> dict[str, Any]:
     """Train and score the classifier under every arm; write ``utility.json`` and the plots into ``output_dir``.
 
@@ -214,6 +266,14 @@ def run_utility_study(
         classifier_cache_dir: where the classifiers of the arms without synthetic data are kept, keyed by their
             real train images, settings and seed, so studies of several generators on the same data train them
             once (None: no cache).
+        default_arm: the synthetic arm users get by default (the MONAI Label hook's mix); the verdict speaks of it
+            first.
+        truncation: ``psi`` of the synthetic images (:func:`~monai_msgsagan.generation.generate`), 1 for none.
+        filter_synthetic: classifier-filtered sampling: keep only synthetic images that a classifier trained on
+            the real train split alone (class-balanced, seed :data:`FILTER_CLASSIFIER_SEED`) calls their class
+            (:func:`generate_images`); the probe images of the diagnostics and the class fidelity are drawn the
+            same way. The reference classifiers that measure class fidelity are trained the same way with other
+            seeds, so fidelity measured after filtering is biased upwards: judge filtering by the arms' scores.
 
     Returns:
         the report (also written as ``utility.json``, with the per-seed resampled scores in
@@ -230,6 +290,8 @@ def run_utility_study(
         raise ValueError(f"unknown arms {unknown}; the arms are {list(ARMS)}.")
     if not any(a in BASELINE_ARMS for a in arms):
         raise ValueError(f"at least one arm without synthetic data {list(BASELINE_ARMS)} is needed as the baseline.")
+    if default_arm in BASELINE_ARMS or default_arm not in ARMS:
+        raise ValueError(f"default_arm must be a synthetic arm of {list(ARMS)}, got {default_arm!r}.")
     if not seeds:
         raise ValueError("give at least one classifier seed (three or more for a spread).")
     classifier = classifier or ClassifierSettings()
@@ -246,8 +308,8 @@ def run_utility_study(
     if not 0.0 < synthetic_fraction < 1.0:
         raise ValueError(f"synthetic_fraction must lie in (0, 1), got {synthetic_fraction}.")
     real_counts = torch.bincount(train_labels, minlength=k).tolist()
-    extra = plan_synthetic_counts(real_counts, balance, max_ratio)
-    every_class = [max(real_counts)] * k
+    extra = plan_synthetic_counts(real_counts, balance, max_ratio, mix="minority")
+    every_class = plan_synthetic_counts(real_counts, balance, max_ratio, mix="every_class")
     synthetic_counts = {
         "real": [0] * k,
         "real_weighted": [0] * k,
@@ -257,8 +319,25 @@ def run_utility_study(
         "real_plus_synthetic_every_class": every_class,
     }
     need = [max(synthetic_counts[a][c] for a in arms) for c in range(k)]
+    cache = Path(classifier_cache_dir) if classifier_cache_dir else None
+    settings_key = {**classifier.__dict__, "block_config": list(classifier.block_config)}
+    keep = None
+    if filter_synthetic:
+        key = {"arm": REFERENCE_ARM, "seed": FILTER_CLASSIFIER_SEED, "classifier": settings_key, "train": train_ids,
+               "in_channels": int(train_images.shape[1]), "torch": torch.__version__}  # fmt: skip
+
+        def fit_filter() -> nn.Module:
+            draw = class_balanced_weights(train_labels, k)
+            return train_classifier(train_images, train_labels, k, classifier, FILTER_CLASSIFIER_SEED, draw, None,
+                                    device)  # fmt: skip
+
+        with fixed_threads(classifier.num_threads):
+            keep = _cached_classifier(cache, key, k, classifier, fit_filter)
     start = time.perf_counter()
-    synthetic = [generate_images(generator, c, need[c], synthetic_seed) for c in range(k)]
+    with fixed_threads(classifier.num_threads):
+        drawn = [generate_images(generator, c, need[c], synthetic_seed, truncation, keep, device) for c in range(k)]
+    synthetic = [images for images, _ in drawn]
+    acceptance = {names[c]: round(need[c] / n, 4) for c, (_, n) in enumerate(drawn) if n > 0}
     generation_s = time.perf_counter() - start
 
     def arm_data(arm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -285,8 +364,6 @@ def run_utility_study(
     scores: dict[str, torch.Tensor] = {}
     networks: dict[str, list[torch.nn.Module]] = {}
     timings = {}
-    cache = Path(classifier_cache_dir) if classifier_cache_dir else None
-    settings_key = {**classifier.__dict__, "block_config": list(classifier.block_config)}
     for arm in arms:
         images, labels, draw_weights, loss_weights = arm_data(arm)
         arm_start = time.perf_counter()
@@ -335,6 +412,7 @@ def run_utility_study(
         "arms": {},
         "baseline": baseline,
         "baseline_rule": "the arm without synthetic data with the highest mean balanced accuracy on the test split",
+        "default_arm": default_arm,
         "differences": {},
     }
     for arm in arms:
@@ -362,13 +440,17 @@ def run_utility_study(
                     "excludes_zero": lo is not None and hi is not None and bool(lo > 0 or hi < 0),
                 }
     report["verdict"] = _verdict(report)
-    probe = [generate_images(generator, c, num_probe, synthetic_seed + 1) for c in range(k)]
+
+    def draw(class_index: int, count: int, seed: int) -> torch.Tensor:
+        return generate_images(generator, class_index, count, seed, truncation, keep, device)[0]
+
     with fixed_threads(classifier.num_threads):
+        probe = [draw(c, num_probe, synthetic_seed + 1) for c in range(k)]
         report["diagnostics"] = _diagnostics(
             networks, baseline, probe, synthetic, train_images, train_labels, names, device
         )
         fidelity_samples = _class_fidelity(report, networks, probe, scores, metrics, test_images, test_labels,
-                                           generator, synthetic_seed, bootstrap_seed, device)  # fmt: skip
+                                           draw, synthetic_seed, bootstrap_seed, device)  # fmt: skip
     report["settings"] = {
         "generator": str(generator.path),
         "generator_sha256": generator.sha256,
@@ -378,6 +460,9 @@ def run_utility_study(
         "max_ratio": max_ratio,
         "synthetic_fraction": synthetic_fraction,
         "synthetic_seed": synthetic_seed,
+        "truncation": truncation,
+        "filter_synthetic": filter_synthetic,
+        "filter_acceptance": acceptance if filter_synthetic else None,
         "num_resamples": num_resamples,
         "bootstrap": "hierarchical: classifier seeds with replacement, then test images stratified by true class; "
         "percentile interval; paired across arms (the same draws)",
@@ -408,14 +493,15 @@ def _class_fidelity(
     metrics: list[str],
     test_images: torch.Tensor,
     test_labels: torch.Tensor,
-    generator: GeneratorArtifact,
+    draw: Callable[[int, int, int], torch.Tensor],
     synthetic_seed: int,
     bootstrap_seed: int,
     device: torch.device | str,
 ) -> dict[str, torch.Tensor]:
     """Class fidelity, train-on-synthetic against train-on-real, and the radiograph FID, all with the reference
     classifier (:mod:`~monai_msgsagan.utility.fidelity`), into ``report``; returns each class's bootstrap samples
-    ``(S, B, 2)`` (saved for pooling over generators)."""
+    ``(S, B, 2)`` (saved for pooling over generators). ``draw(class_index, count, seed)`` makes synthetic images
+    the way the arms got them."""
     names = report["classes"]
     if REFERENCE_ARM not in networks:
         report["class_fidelity"] = {"note": f"not measured: the reference classifier is the {REFERENCE_ARM} arm"}
@@ -444,7 +530,7 @@ def _class_fidelity(
             "ci95": list(percentile_interval(ratio[1:] if len(ratio) > 1 else ratio)),
         }
     counts = torch.bincount(test_labels, minlength=len(names)).tolist()
-    matched = torch.cat([generate_images(generator, c, n, synthetic_seed + 2) for c, n in enumerate(counts)])
+    matched = torch.cat([draw(c, n, synthetic_seed + 2) for c, n in enumerate(counts)])
     if len(matched) >= 2:
         out["radiograph_fid"] = {
             **radiograph_fid(reference, test_images, matched, device),
@@ -513,7 +599,10 @@ def _verdict(report: dict[str, Any]) -> str:
             + "; the intervals are not meaningful, so no arm is called better or worse."
         )
     lines = []
-    for arm, diffs in report["differences"].items():
+    default = report.get("default_arm")
+    order = sorted(report["differences"], key=lambda a: a != default)
+    for arm in order:
+        diffs = report["differences"][arm]
         if arm in BASELINE_ARMS:
             continue
         parts = []
@@ -522,5 +611,6 @@ def _verdict(report: dict[str, Any]) -> str:
             lo, hi = d["ci95"]
             word = "better than" if lo > 0 else "worse than" if hi < 0 else "not distinguishable from"
             parts.append(f"{metric} {d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]: {word}")
-        lines.append(f"{arm} vs {report['baseline']}: " + "; ".join(parts))
+        label = f"{arm} (the default mix)" if arm == default else arm
+        lines.append(f"{label} vs {report['baseline']}: " + "; ".join(parts))
     return "\n".join(lines)
