@@ -17,13 +17,17 @@ from monai_msgsagan.artifact import load_generator
 from monai_msgsagan.files import write_png
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label import (
+    DEFAULT_MIX,
+    REPEAT_KEY,
     SPLIT_FILENAME,
+    SYNTHETIC_KEY,
     ClassIndexd,
     SyntheticAugmentedDataset,
     SyntheticAugmenter,
     SyntheticAugmentSettings,
     augment_split,
     class_counts,
+    plan_real_repeats,
     plan_synthetic_counts,
     read_class_index,
 )
@@ -110,7 +114,7 @@ def test_torchscript_and_state_dict_artifacts_agree(tmp_path: Path, torchscript_
 def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: Path):
     generator = load_generator(torchscript_model)
     cache = tmp_path / "cache"
-    augmenter = SyntheticAugmenter(generator, cache, seed=3)
+    augmenter = SyntheticAugmenter(generator, cache, seed=3, mix="minority")
     data = records(5, 2, tmp_path / "data")
     synthetic = augmenter(data)
     assert augmenter.plan(data) == {"COVID-19": 0, "other": 3}
@@ -128,7 +132,7 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     assert np.abs(first.numpy() - expected.numpy()).max() <= 0.5 + 1e-4
     # a second run (new augmenter, same model and settings) reuses every file
     mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")}
-    again = SyntheticAugmenter(load_generator(torchscript_model), cache, CLASSES, seed=3)(data)
+    again = SyntheticAugmenter(load_generator(torchscript_model), cache, CLASSES, seed=3, mix="minority")(data)
     assert again == synthetic
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")} == mtimes
     # a run that needs more images only adds the missing ones
@@ -136,12 +140,41 @@ def test_augmenter_balances_and_reuses_cache(tmp_path: Path, torchscript_model: 
     assert len(more) == 4 and [r["image"] for r in more[:3]] == [r["image"] for r in synthetic]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png") if p in mtimes} == mtimes
     # another seed is another cache folder with other images
-    other = SyntheticAugmenter(generator, cache, seed=4)
+    other = SyntheticAugmenter(generator, cache, seed=4, mix="minority")
     assert other.cache_folder != folder
     img_other = LoadXray()(other(data)[0]["image"])
     assert not np.array_equal(img_other.numpy(), first.numpy())
     # already synthetic records are not counted as real data
     assert augmenter(data + synthetic) == synthetic
+
+
+def test_every_class_mix_makes_generated_say_nothing_about_the_class(tmp_path: Path, torchscript_model: Path):
+    assert plan_synthetic_counts([10, 4, 7], mix="every_class") == [10, 10, 10]
+    assert plan_synthetic_counts([10, 4, 7], balance=0.5, mix="every_class") == [5, 5, 5]
+    assert plan_synthetic_counts([10, 4, 7], max_ratio=1.0, mix="every_class") == [10, 4, 7]
+    assert plan_real_repeats([10, 4, 7], [10, 10, 10]) == [0, 6, 3]
+    assert plan_real_repeats([10, 0], [10, 10]) == [0, 0]  # nothing to repeat
+    with pytest.raises(ValueError, match="mix must be one of"):
+        plan_synthetic_counts([3, 1], mix="majority")
+    augmenter = SyntheticAugmenter(load_generator(torchscript_model), tmp_path / "cache", seed=3)
+    assert augmenter.mix == DEFAULT_MIX
+    data = records(5, 2, tmp_path / "data")
+    added = augmenter(data)
+    synthetic = [r for r in added if r.get(SYNTHETIC_KEY)]
+    repeats = [r for r in added if r.get(REPEAT_KEY)]
+    assert len(added) == len(synthetic) + len(repeats)
+    # every class: 5 synthetic records; "other" (2 real) repeats its real records, cycling, up to 5
+    assert [r["label"] for r in synthetic] == [0] * 5 + [1] * 5
+    real_other = [r for r in data if read_class_index(r["label"], CLASSES) == 1]
+    assert [r["image"] for r in repeats] == [real_other[i % 2]["image"] for i in range(3)]
+    assert all(not r.get(SYNTHETIC_KEY) for r in repeats)
+    # so every class is half synthetic and as large as any other
+    final = data + added
+    for c in (0, 1):
+        members = [r for r in final if read_class_index(r["label"], CLASSES) == c]
+        assert len(members) == 10 and sum(bool(r.get(SYNTHETIC_KEY)) for r in members) == 5
+    # an augmented datalist is not augmented twice: its synthetic records and repeats are not counted as real
+    assert augmenter(final) == added
 
 
 def test_png_orientation_and_values_match_the_loader(tmp_path: Path):
@@ -174,7 +207,7 @@ def test_augmenter_rejects_bad_settings(torchscript_model: Path, tmp_path: Path)
 def test_classes_are_matched_by_name(torchscript_model: Path, tmp_path: Path):
     """A datalist whose label order differs from the generator's gets the generator's images of each name."""
     generator = load_generator(torchscript_model)
-    swapped = SyntheticAugmenter(generator, tmp_path, ["other", "COVID-19"], seed=3)
+    swapped = SyntheticAugmenter(generator, tmp_path, ["other", "COVID-19"], seed=3, mix="minority")
     records_ = swapped([{"image": "a.png", "label": 0}] * 3 + [{"image": "b.png", "label": 1}])
     assert [(r["label"], r["class_name"]) for r in records_] == [(1, "COVID-19")] * 2
     image = LoadXray()(records_[0]["image"])
@@ -206,10 +239,11 @@ def test_dataset_wrapper_on_real_images(figure1_dir: Path, torchscript_model: Pa
         ]
     )
     ds = SyntheticAugmentedDataset(data, augmenter, transform)
-    assert len(ds) == 6 and len(ds.synthetic_data) == 2 and ds.real_data == data
+    # the every-class mix: 3 synthetic images per class, then the one real "other" image repeated twice
+    assert len(ds) == 12 and len(ds.added_data) == 8 and ds.real_data == data
     items = [ds[i] for i in range(len(ds))]
     labels = [int(item["label"]) for item in items]
-    assert labels == [0, 0, 0, 1, 1, 1]
+    assert labels == [0, 0, 0, 1] + [0, 0, 0, 1, 1, 1] + [1, 1]
     for item in items:
         assert item["image"].shape[-2:] == (16, 16)
         assert float(item["image"].min()) >= -1.0 and float(item["image"].max()) <= 1.0
@@ -222,8 +256,14 @@ def test_settings_from_conf(tmp_path: Path, torchscript_model: Path):
     )
     assert settings.max_ratio == 0.5 and settings.seed == 7 and settings.balance == 1.0
     assert settings.classes == tuple(CLASSES)  # from the generator's record
+    assert settings.mix == DEFAULT_MIX == "every_class"  # the mix the real-data study supports
     augmenter = settings.build()
-    assert augmenter.plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 0, "other": 1}
+    # every class gets the largest class's count (6), capped at half its real count
+    assert augmenter.plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 3, "other": 1}
+    minority = SyntheticAugmentSettings.from_conf(
+        {"synthetic_model": str(torchscript_model), "synthetic_mix": "minority"}, tmp_path / "cache"
+    )
+    assert minority.build().plan(records(6, 2, tmp_path / "d")) == {"COVID-19": 0, "other": 4}
     checkpoint = save_generator_artifact(tiny_generator(NET_ARGS), NET_ARGS, CLASSES, tmp_path / "m" / "model.pt")
     from_ckpt = SyntheticAugmentSettings.from_conf({"synthetic_model": str(checkpoint)}, tmp_path, ["other"])
     assert from_ckpt.generator.resolution == 16 and from_ckpt.classes == ("other",)
@@ -240,6 +280,7 @@ def test_settings_from_conf(tmp_path: Path, torchscript_model: Path):
     bad({"synthetic_model": model, "synthetic_ratio": "-1"}, "synthetic_ratio.*>= 0")
     bad({"synthetic_model": model, "synthetic_ratio": "lots"}, "expected a float")
     bad({"synthetic_model": model, "synthetic_balance": "1.5"}, "balance")
+    bad({"synthetic_model": model, "synthetic_mix": "majority"}, "synthetic_mix.*every_class")
     (tmp_path / "m" / "model.json").unlink()
     bad({"synthetic_model": str(checkpoint)}, "generator record not found")
 
@@ -249,10 +290,11 @@ def test_augment_split_keeps_validation_real(tmp_path: Path, torchscript_model: 
     train, val = records(4, 1, tmp_path / "t"), records(1, 1, tmp_path / "v")
     stray = {"image": "s.png", "label": 1, "synthetic": True}
     new_train, new_val, per_class = augment_split(augmenter, train, val + [stray], {}, tmp_path / "out")
-    assert per_class == {"COVID-19": 0, "other": 3}
-    assert len(new_train) == 8 and sum(bool(r.get("synthetic")) for r in new_train) == 3
+    # the every-class mix: 4 synthetic images per class, the single real "other" record repeated 3 times
+    assert per_class == {"COVID-19": 4, "other": 4}
+    assert len(new_train) == 5 + 8 + 3 and sum(bool(r.get("synthetic")) for r in new_train) == 8
     assert new_val == val
     split = json.loads((tmp_path / "out" / SPLIT_FILENAME).read_text())
-    assert split["validation"] == val and len(split["train"]) == 8
+    assert split["validation"] == val and len(split["train"]) == 16
     off, _, none = augment_split(augmenter, train, val, {"synthetic_augment": "false"})
     assert off == train and none == {}

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from monai_msgsagan.artifact import GeneratorArtifact, load_generator
-from monai_msgsagan.label.augment import SyntheticAugmenter, generator_classes, plan_synthetic_counts
+from monai_msgsagan.label.augment import (
+    DEFAULT_MIX,
+    MIXES,
+    SyntheticAugmenter,
+    generator_classes,
+    plan_synthetic_counts,
+)
 
 __all__ = ["SyntheticAugmentSettings"]
 
@@ -29,6 +35,10 @@ class SyntheticAugmentSettings:
         most synthetic images per real image of the same class, ``>= 0`` (default: no cap).
     ``synthetic_classes``
         comma-separated class names that may be augmented (default: all).
+    ``synthetic_mix``
+        ``every_class`` (default: every class gets synthetic images and the smaller classes' real images are
+        repeated, so "generated" says nothing about the class) or ``minority`` (only the minority classes are
+        filled, which the real-data study measured as harmful); see :mod:`monai_msgsagan.label.augment`.
     ``synthetic_seed``, ``synthetic_cache``, ``synthetic_device``
         run seed (default 0), cache folder (default ``default_cache_dir``), torch device (default ``cpu``).
     """
@@ -39,6 +49,7 @@ class SyntheticAugmentSettings:
     balance: float = 1.0
     max_ratio: float | None = None
     augment_classes: tuple[str, ...] | None = None
+    mix: str = DEFAULT_MIX
     seed: int = 0
 
     @classmethod
@@ -84,6 +95,9 @@ class SyntheticAugmentSettings:
             raise ValueError(f"app config 'classes': {e}") from e
         balance = number("balance", float, 1.0)
         max_ratio = number("ratio", float, None)
+        mix = str(conf.get(key("mix")) or DEFAULT_MIX)
+        if mix not in MIXES:
+            raise ValueError(f"app config {key('mix')!r}: expected one of {list(MIXES)}, got {mix!r}.")
         try:
             plan_synthetic_counts([0] * len(classes), balance, max_ratio)
         except ValueError as e:
@@ -103,6 +117,7 @@ class SyntheticAugmentSettings:
             balance=balance,
             max_ratio=max_ratio,
             augment_classes=None if augment is None else tuple(augment),
+            mix=mix,
             seed=number("seed", int, 0),
         )
 
@@ -115,5 +130,6 @@ class SyntheticAugmentSettings:
             balance=self.balance,
             max_ratio=self.max_ratio,
             augment_classes=self.augment_classes,
+            mix=self.mix,
             seed=self.seed,
         )

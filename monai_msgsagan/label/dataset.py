@@ -13,11 +13,11 @@ __all__ = ["SyntheticAugmentedDataset"]
 
 
 class SyntheticAugmentedDataset(Dataset):
-    """A :class:`monai.data.Dataset` over a real datalist plus the synthetic records that balance it.
+    """A :class:`monai.data.Dataset` over a real datalist plus the records its augmenter adds.
 
     The synthetic images are generated (or taken from the augmenter's cache) once, when the dataset is built;
-    items are the real records first, then the synthetic ones (``"synthetic": True``), each passed through
-    ``transform``. For a cached or persistent dataset, build the list with
+    items are the real records first, then the added ones (the synthetic records, ``"synthetic": True``, and in
+    the every-class mix the repeats of real records, ``"repeat": True``), each passed through ``transform``. For a cached or persistent dataset, build the list with
     :meth:`SyntheticAugmenter.augment_datalist` and hand it to that dataset class instead.
 
     Args:
@@ -33,5 +33,5 @@ class SyntheticAugmentedDataset(Dataset):
         transform: Sequence[Callable] | Callable | None = None,
     ) -> None:
         self.real_data = [dict(r) for r in data]
-        self.synthetic_data = augmenter(self.real_data)
-        super().__init__(self.real_data + self.synthetic_data, transform)
+        self.added_data = augmenter(self.real_data)
+        super().__init__(self.real_data + self.added_data, transform)

@@ -11,10 +11,12 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-__all__ = ["SYNTHETIC_KEY", "ClassIndexd", "class_counts", "read_class_index"]
+__all__ = ["REPEAT_KEY", "SYNTHETIC_KEY", "ClassIndexd", "class_counts", "read_class_index"]
 
 #: Datalist key that marks a record as generated, so nothing downstream takes it for real data.
 SYNTHETIC_KEY = "synthetic"
+#: Key marking a record that repeats a real record (the every-class mix), so it can be told from the original.
+REPEAT_KEY = "repeat"
 
 
 def read_class_index(value: Any, classes: Sequence[str], where: str = "label") -> int:
@@ -69,10 +71,10 @@ def _read_label_file(path: Path, classes: Sequence[str]) -> int:
 
 
 def class_counts(datalist: Sequence[Mapping[str, Any]], classes: Sequence[str], label_key: str = "label") -> list[int]:
-    """Number of real (not ``synthetic``) records per class, in class index order."""
+    """Number of real records per class (neither ``synthetic`` nor a ``repeat``), in class index order."""
     counts = [0] * len(classes)
     for i, record in enumerate(datalist):
-        if record.get(SYNTHETIC_KEY):
+        if record.get(SYNTHETIC_KEY) or record.get(REPEAT_KEY):
             continue
         if label_key not in record:
             raise ValueError(f"datalist record {i} ({record.get('image', '?')}) has no {label_key!r} key.")

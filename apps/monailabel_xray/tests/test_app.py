@@ -47,18 +47,22 @@ def test_sync_train_adds_synthetic_records_to_train_only(running_app):
     stats = response.json()
     assert stats["epoch"] == 1 and "train_acc" in stats["train"]["metrics"]
     split = json.loads((model_dir / TRAIN / "train_01" / SPLIT_FILENAME).read_text())
-    real_train = [r for r in split["train"] if not r.get("synthetic")]
+    real_train = [r for r in split["train"] if not r.get("synthetic") and not r.get("repeat")]
+    repeats = [r for r in split["train"] if r.get("repeat")]
     synthetic = [r for r in split["train"] if r.get("synthetic")]
     # validation: real datastore images only
-    assert split["validation"] and not any(r.get("synthetic") for r in split["validation"])
-    assert all(Path(r["image"]).parent == studies.resolve() for r in split["validation"] + real_train)
+    assert split["validation"] and not any(r.get("synthetic") or r.get("repeat") for r in split["validation"])
+    assert all(Path(r["image"]).parent == studies.resolve() for r in split["validation"] + real_train + repeats)
     assert len(real_train) + len(split["validation"]) == 8
-    # train: the minority class filled up to the majority class with generated PNG files
+    # train, the every-class mix: every class gets as many generated PNG files as the largest class has real
+    # images, and the smaller class repeats its real records up to that number
     counts = np.bincount([read_class_index(r["label"], CLASSES) for r in real_train], minlength=2)
     minority = int(np.argmin(counts))
-    assert len(synthetic) == counts.max() - counts.min() > 0
-    assert all(r["label"] == minority and Path(r["image"]).is_file() for r in synthetic)
-    assert stats["synthetic"] == {CLASSES[minority]: len(synthetic), CLASSES[1 - minority]: 0}
+    assert sorted(r["label"] for r in synthetic) == [0] * counts.max() + [1] * counts.max()
+    assert all(Path(r["image"]).is_file() for r in synthetic)
+    assert len(repeats) == counts.max() - counts.min() > 0
+    assert all(read_class_index(r["label"], CLASSES) == minority for r in repeats)
+    assert stats["synthetic"] == {CLASSES[0]: int(counts.max()), CLASSES[1]: int(counts.max())}
     with Image.open(synthetic[0]["image"]) as im:
         assert im.size == (32, 32) and im.mode == "L"
     # a second training run reuses the cached images
