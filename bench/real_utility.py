@@ -65,6 +65,33 @@ QUICK_CLASSIFIER = {"classifier#num_steps": "3", "classifier#batch_size": "8"}
 SYNTHETIC_ARMS = ("real_plus_synthetic", "synthetic_only", "real_plus_synthetic_every_class")
 
 
+@dataclass(frozen=True)
+class Lever:
+    """One class-fidelity lever of the ablation (``bundle/docs/EVALUATION.md``): bundle overrides of training
+    and of the utility study. A lever that changes only the utility study (how synthetic images are sampled)
+    reuses the generator of the run without it."""
+
+    training: dict[str, str] = field(default_factory=dict)
+    utility: dict[str, str] = field(default_factory=dict)
+    epochs_factor: int = 1
+    minority_share: float = 0.0  # last share of the epochs drawn toward the minority classes
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.training) or self.epochs_factor != 1 or self.minority_share > 0
+
+
+#: The levers, named in ``--runs`` as ``MSG-SAGAN+balanced+filter``.
+LEVERS = {
+    "balanced": Lever(training={"class_balanced": "True"}),
+    "acgan": Lever(training={"class_loss_weight": "1.0"}),
+    "finetune": Lever(minority_share=0.2),
+    "long": Lever(epochs_factor=3),
+    "filter": Lever(utility={"filter_synthetic": "True"}),
+    "trunc": Lever(utility={"truncation": "0.7"}),
+}
+
+
 @dataclass
 class Run:
     """One generator of the plan and its bundle root."""
@@ -74,10 +101,27 @@ class Run:
     seed: int
     root: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    levers: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The model and its levers, as in ``--runs``."""
+        return "+".join((self.model, *self.levers))
 
     @property
     def name(self) -> str:
-        return f"{self.setting} {self.model} seed {self.seed}"
+        return f"{self.setting} {self.label} seed {self.seed}"
+
+    @property
+    def sampling_only(self) -> bool:
+        """True when some lever changes only sampling: the run reuses :attr:`generator_root`'s generator."""
+        return any(not LEVERS[x].trains for x in self.levers)
+
+    @property
+    def generator_root(self) -> Path:
+        """The bundle root whose generator this run studies (the run without its sampling levers)."""
+        trained = "+".join((self.model, *(x for x in self.levers if LEVERS[x].trains)))
+        return self.root.parent / f"{trained}_seed{self.seed}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,16 +155,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def plan(spec: str, out: Path) -> list[Run]:
-    """The runs of ``spec`` with the stages they finished already (``<root>/stages.json``)."""
-    runs = []
+    """The runs of ``spec`` with the stages they finished already (``<root>/stages.json``); a run with a sampling
+    lever brings the run that trains its generator into the plan (before it) when the plan lacks it."""
+    runs: list[Run] = []
     for item in (s.strip() for s in spec.split(";") if s.strip()):
-        setting, model, seeds = (x.strip() for x in item.split(":"))
-        if setting not in SETTINGS or model not in MODELS:
-            raise SystemExit(f"{item!r}: settings are {list(SETTINGS)}, models {list(MODELS)}")
+        setting, label, seeds = (x.strip() for x in item.split(":"))
+        model, *levers = label.split("+")
+        if setting not in SETTINGS or model not in MODELS or any(x not in LEVERS for x in levers):
+            raise SystemExit(f"{item!r}: settings are {list(SETTINGS)}, models {list(MODELS)}, levers "
+                             f"{list(LEVERS)} (joined with +)")  # fmt: skip
         for g in seeds.split(","):
-            root = out / setting / f"{model}_seed{g}"
-            done = json.loads((root / "stages.json").read_text()) if (root / "stages.json").is_file() else {}
-            runs.append(Run(setting, model, int(g), root, done))
+            run = Run(setting, model, int(g), out / setting / f"{label}_seed{g}", levers=tuple(levers))
+            if run.sampling_only and all(r.root != run.generator_root for r in runs):
+                trained = tuple(x for x in levers if LEVERS[x].trains)
+                runs.append(Run(setting, model, int(g), run.generator_root, levers=trained))
+            runs.append(run)
+    for run in runs:
+        stages = run.root / "stages.json"
+        run.seconds = json.loads(stages.read_text()) if stages.is_file() else {}
     return runs
 
 
@@ -164,10 +216,17 @@ class Stages:
 
     def training(self, run: Run) -> None:
         train_csv, _ = self.splits[run.setting]
+        levers = [LEVERS[x] for x in run.levers]
+        epochs = self.args.max_epochs
+        for lever in levers:
+            epochs *= lever.epochs_factor
         values = {"dataset_dir": str(train_csv), "label_column": "class", "path_column": "path",
                   "attention_resolutions": self.args.attention if run.model == "MSG-SAGAN" else "[]",
-                  "seed": str(run.seed),
-                  "max_epochs": str(self.args.max_epochs), **self.args.gan}  # fmt: skip
+                  "seed": str(run.seed), "max_epochs": str(epochs), **self.args.gan}  # fmt: skip
+        for lever in levers:
+            values.update(lever.training)
+            if lever.minority_share > 0:
+                values["minority_epochs"] = str(max(1, round(epochs * lever.minority_share)))
         self._done(run, "training", bundle_command(run.root, "training", ["train.json"], values, self.threads))
 
     def utility(self, run: Run) -> None:
@@ -176,6 +235,10 @@ class Stages:
                   "classifier_seeds": self.args.classifier_seeds, "num_resamples": str(self.args.num_resamples),
                   "classifier_cache_dir": str(run.root.parent / "classifier_cache"),
                   **self.args.classifier}  # fmt: skip
+        for lever in run.levers:
+            values.update(LEVERS[lever].utility)
+        if run.sampling_only:
+            values["model_path"] = str(run.generator_root / "models" / "model.pt")
         seconds = bundle_command(run.root, "utility", ["inference.json", "utility.json"], values, self.threads)
         self._done(run, "utility", seconds)
 
@@ -184,12 +247,17 @@ class Stages:
                                  self.threads)  # fmt: skip
         self._done(run, "evaluating", seconds)
 
+    @staticmethod
+    def _stages(run: Run, stages: list[str]) -> list[str]:
+        """A sampling-only run has no training of its own, and no evaluation (its generator's is the same)."""
+        return ["utility"] if run.sampling_only else stages
+
     def run_all(self) -> None:
         """Every unfinished stage, in plan order, a run's stages in order; the first run of a setting does its
         utility study before the others of the setting (it fills the classifier cache they read)."""
         stages = ["training", "utility"] + ([] if self.args.no_evaluate else ["evaluating"])
-        todo = [(r, s) for r in self.runs for s in stages if s not in r.seconds]
-        first = {}
+        todo = [(r, s) for r in self.runs for s in self._stages(r, stages) if s not in r.seconds]
+        first, trainer = {}, {r.root: r for r in self.runs}
         for r in self.runs:
             first.setdefault(r.setting, r)
         running: dict[Future, tuple[Run, str]] = {}
@@ -200,7 +268,10 @@ class Stages:
                     if len(running) >= max(1, self.args.jobs):
                         break
                     run, stage = item
-                    earlier = [s for s in stages[: stages.index(stage)] if s not in run.seconds]
+                    own = self._stages(run, stages)
+                    earlier = [s for s in own[: own.index(stage)] if s not in run.seconds]
+                    if run.sampling_only and "training" not in trainer[run.generator_root].seconds:
+                        earlier.append("training of its generator")
                     waits_for_cache = (
                         stage == "utility" and run is not first[run.setting]
                         and "utility" not in first[run.setting].seconds
@@ -261,7 +332,7 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
     done = [r for r in runs if (r.root / "eval" / "utility_scores.pt").is_file()]
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in done:
-        groups.setdefault((r.setting, r.model), []).append(r)
+        groups.setdefault((r.setting, r.label), []).append(r)
     data: dict = {"cpu": cpu_summary(), "groups": {}}
     lines = ["## Utility on the real held-out test split", "",
              "Mean [95% interval]; differences are paired, against the baseline (the best arm without synthetic "
@@ -314,6 +385,24 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
                     f"{c['real_called_class']:.2f} | {cell(c['fidelity'], *(c['ci95'] or ()))} | "
                     f"{cell(*tstr) if tstr else '-'} | - |"
                 )
+    ablation = ["## Class-fidelity levers (ablation)", "",
+                "Pooled over the GAN seeds listed; differences against the baseline (best arm without synthetic "
+                "data), balanced accuracy unless named.", "",
+                "| setting | GAN + levers | GAN seeds | minority class fidelity | train-on-synthetic / train-on-real "
+                "| minority-only fill | every-class mix | every-class mix, minority recall |",
+                "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (setting, label), group in groups.items():
+        pool = data["groups"][f"{setting} {label}"]["pooled"]
+        minority = json.loads((group[0].root / "eval" / "utility.json").read_text())["minority_classes"][-1]
+        cf, tstr, d = pool["class_fidelity"].get(minority), pool.get("synthetic_only_vs_real"), pool["differences"]
+        fill, mix = d.get("real_plus_synthetic", {}), d.get("real_plus_synthetic_every_class", {})
+        ablation.append(
+            f"| {setting} | {label} | {','.join(str(r.seed) for r in group)} | "
+            f"{cell(cf['fidelity'], *(cf['ci95'] or ())) if cf else '-'} | {cell(*tstr) if tstr else '-'} | "
+            f"{cell(*fill['balanced_accuracy'], signed=True) if fill else '-'} | "
+            f"{cell(*mix['balanced_accuracy'], signed=True) if mix else '-'} | "
+            f"{cell(*mix[f'recall/{minority}'], signed=True) if mix else '-'} |"
+        )
     comparison = ["## MSG-SAGAN against MSG-GAN", "",
                   "| setting | GAN | GAN seed | MS-SSIM synthetic / real (collapse score) | FID InceptionV3 "
                   "| KID x 1000 | radiograph FID | minority class fidelity | every-class mix vs baseline |",
@@ -331,7 +420,7 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
         mix = rep["differences"].get("real_plus_synthetic_every_class", {}).get("balanced_accuracy")
         minority_fidelity = cf.get("classes", {}).get(minority)
         comparison.append(
-            f"| {r.setting} | {r.model} | {r.seed} | "
+            f"| {r.setting} | {r.label} | {r.seed} | "
             + (f"{div['fake']['mean']:.3f} / {div['real']['mean']:.3f} ({div['collapse_score']:.3f})" if div else "-")
             + f" | {_number(fid, 'fid', '{:.1f}')} | {_number(fid.get('kid'), 'mean', '{:.1f}', 1000)}"
             + f" | {_number(cf.get('radiograph_fid'), 'mean', '{:.1f}')} | "
@@ -339,9 +428,10 @@ def tables(runs: list[Run]) -> tuple[str, dict]:
             + f" | {cell(mix['mean'], *mix['ci95'], signed=True) if mix else '-'} |"
         )
         s = r.seconds
-        times.append(f"| {r.setting} | {r.model} | {r.seed} | {s.get('training', '-')} | {s.get('utility', '-')} "
+        times.append(f"| {r.setting} | {r.label} | {r.seed} | {s.get('training', '-')} | {s.get('utility', '-')} "
                      f"| {s.get('evaluating', '-')} |")  # fmt: skip
-    text = "\n".join(lines + [""] + fidelity + [""] + comparison + [""] + times + ["", f"Measured on: {data['cpu']}"])
+    sections = [ablation, lines, fidelity, comparison, times, [f"Measured on: {data['cpu']}"]]
+    text = "\n\n".join("\n".join(section) for section in sections)
     return text, data
 
 

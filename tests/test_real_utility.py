@@ -83,12 +83,29 @@ def test_split_refuses_overlap_and_unreadable_names(tmp_path: Path):
         pneumonia_data.write_setting(tmp_path / "out", "pneumonia10", tmp_path / "out2")
 
 
-@pytest.mark.slow
-def test_bench_quick_runs_every_stage_and_pools_gan_seeds(tmp_path: Path, capsys):
+def load_bench():
     spec = importlib.util.spec_from_file_location("bench_real_utility", REPO_ROOT / "bench" / "real_utility.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # its dataclass looks its module up
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_plan_names_levers_and_brings_the_generator_of_a_sampling_lever(tmp_path: Path):
+    bench = load_bench()
+    runs = bench.plan("viral10:MSG-SAGAN+balanced+filter:0;viral10:MSG-GAN+acgan:1", tmp_path)
+    assert [r.root.name for r in runs] == ["MSG-SAGAN+balanced_seed0", "MSG-SAGAN+balanced+filter_seed0",
+                                           "MSG-GAN+acgan_seed1"]  # fmt: skip
+    trained, filtered, acgan = runs
+    assert not trained.sampling_only and filtered.sampling_only and filtered.generator_root == trained.root
+    assert acgan.label == "MSG-GAN+acgan" and acgan.name == "viral10 MSG-GAN+acgan seed 1"
+    with pytest.raises(SystemExit, match="levers"):
+        bench.plan("viral10:MSG-SAGAN+sharper:0", tmp_path)
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_stage_and_pools_gan_seeds(tmp_path: Path, capsys):
+    bench = load_bench()
     data = write_kermany(tmp_path / "data")
     out = tmp_path / "out"
     runs = "pneumonia10:MSG-SAGAN:0,1;pneumonia10:MSG-GAN:0"
@@ -109,6 +126,8 @@ def test_bench_quick_runs_every_stage_and_pools_gan_seeds(tmp_path: Path, capsys
         assert set(stages) == {"training", "utility", "evaluating"}
         card = (out / "pneumonia10" / root / "eval" / "MODEL_CARD.md").read_text()
         assert "Class fidelity" in card and "Utility" in card
+        assert "Default synthetic mix: `real_plus_synthetic_every_class`" in card
+        assert "| real_plus_synthetic_every_class (default) |" in card
     reports = [json.loads((out / "pneumonia10" / r / "eval" / "utility.json").read_text()) for r in
                ("MSG-SAGAN_seed0", "MSG-GAN_seed0")]  # fmt: skip
     # the arms without synthetic data are the same classifiers for every generator of the setting
@@ -118,3 +137,19 @@ def test_bench_quick_runs_every_stage_and_pools_gan_seeds(tmp_path: Path, capsys
                         "--classifier_seeds", "[0,1]"])  # fmt: skip
     assert again["groups"].keys() == result["groups"].keys()
     assert "] training:" not in capsys.readouterr().out
+    # the class-fidelity levers: a sampling lever reuses the generator trained without it, a training lever trains
+    levers = "pneumonia10:MSG-SAGAN+filter+trunc:0;pneumonia10:MSG-GAN+acgan+finetune:0"
+    ablation = bench.main(["--data", str(data), "--out", str(out), "--quick", "--runs", levers, "--no_evaluate",
+                           "--classifier_seeds", "[0,1]"])  # fmt: skip
+    text = capsys.readouterr().out
+    sampled = out / "pneumonia10" / "MSG-SAGAN+filter+trunc_seed0"
+    assert json.loads((sampled / "stages.json").read_text()).keys() == {"utility"}
+    settings = json.loads((sampled / "eval" / "utility.json").read_text())["settings"]
+    assert settings["truncation"] == 0.7 and settings["filter_synthetic"] is True
+    assert settings["generator"].endswith("MSG-SAGAN_seed0/models/model.pt")
+    record = json.loads((out / "pneumonia10" / "MSG-GAN+acgan+finetune_seed0" / "models" / "model.json").read_text())
+    recipe = record["generator_record"]["recipe"]
+    assert recipe["class_loss_weight"] == 1.0 and recipe["minority_epochs"] == 1
+    assert "## Class-fidelity levers (ablation)" in text and "| pneumonia10 | MSG-SAGAN+filter+trunc | 0 |" in text
+    assert set(ablation["groups"]) == {"pneumonia10 MSG-SAGAN", "pneumonia10 MSG-SAGAN+filter+trunc",
+                                       "pneumonia10 MSG-GAN+acgan+finetune"}  # fmt: skip
