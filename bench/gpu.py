@@ -1,4 +1,4 @@
-"""The prepared GPU check of issue 16: one run, under 8 minutes, one table.
+"""The prepared GPU check: one run, under 8 minutes, one table.
 
 Rows (each measured in its own subprocess with a time limit, so a hung compile or a failed section still leaves
 the rest of the table):
