@@ -34,13 +34,12 @@ import time
 from pathlib import Path
 
 import torch
+from bench_utils import sync
+from bundle_recipe import bundle_recipe
+from bundle_utils import TINY_TRAIN, bundle_env, copy_bundle, save_generator_artifact
 from ignite.engine import Events
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-from bench_utils import sync  # noqa: E402
-from bundle_recipe import bundle_recipe  # noqa: E402
 
 #: the README's 256 px recipe, and its reduced CPU form
 FULL = {"resolution": 256, "channels": [256, 256, 256, 256, 128, 64, 32], "attention": [32, 64], "batch": 32}
@@ -84,8 +83,6 @@ def train_row(net: dict, device: torch.device, bf16: bool, compile: bool, warmup
 
 def deploy_row(net: dict, device: torch.device, num_images: int) -> dict:
     """The Deploy app's generation in float16 on ``device`` against float32 on the CPU."""
-    from bundle_utils import save_generator_artifact
-
     from monai_msgsagan.artifact import load_generator
     from monai_msgsagan.generation import generate
     from monai_msgsagan.networks import InferenceGenerator
@@ -115,8 +112,6 @@ def deploy_row(net: dict, device: torch.device, num_images: int) -> dict:
 
 def ddp_row(smoke: bool, timeout: float) -> dict:
     """tests/ddp_check.py with 2 ranks (NCCL on CUDA, gloo on the CPU smoke)."""
-    from bundle_utils import TINY_TRAIN, bundle_env, copy_bundle
-
     if not smoke and torch.cuda.device_count() < 2:
         return {"value": None, "unit": "", "detail": f"skipped: {torch.cuda.device_count()} GPU, NCCL needs 2"}
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_utils import cpu_summary
+from bundle_recipe import bundle_recipe
 from ignite.engine import Events
 from torch.utils.data import DataLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_utils import cpu_summary  # noqa: E402
-from bundle_recipe import bundle_recipe  # noqa: E402
 
 
 def run(
