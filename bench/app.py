@@ -10,9 +10,9 @@ Two measurements in one run, on an exported (untrained, full-size) InferenceGene
 2. the real app (``python apps/xray_synthesis``) in a subprocess, whose wall time adds Python/Holoscan start-up,
    with the split it reports in ``report.json`` (sending to the same Orthanc by C-STORE).
 
-Orthanc is Debian's (``/usr/sbin/Orthanc``), started by ``tests/orthanc_server.py`` on loopback ports with its own
-temporary storage, so the send times are loopback times to a PACS writing to this machine's disk; without Orthanc
-(or with ``--no-pacs``) the send steps are skipped, saying so.
+Orthanc is Debian's (``/usr/sbin/Orthanc``), started by ``orthanc_server.py`` (beside this script) on loopback
+ports with its own temporary storage, so the send times are loopback times to a PACS writing to this machine's
+disk; without Orthanc (or with ``--no-pacs``) the send steps are skipped, saying so.
 
 Runs on CUDA (float32 and the app's float16) when present, else on the CPU::
 
@@ -40,11 +40,10 @@ from monai_msgsagan.metrics.gate import diversity_gate
 from monai_msgsagan.networks import InferenceGenerator, default_channels
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "apps" / "xray_synthesis"))
 from bench_utils import sync  # noqa: E402
-from bundle_utils import save_generator_artifact  # noqa: E402 - the tests' artifact helper
-from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS helper
+from bundle_utils import save_generator_artifact  # noqa: E402 - the artifact helper shared with the tests
+from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS too
 from output import write_series_atomically  # noqa: E402 - the app's writer
 
 

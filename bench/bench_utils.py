@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts (they import it as ``bench_utils``: a script's own folder is on
-``sys.path``). Helpers shared with the tests live in ``tests/bundle_utils.py``."""
+``sys.path``). Helpers shared with the tests live in ``bundle_utils.py`` and ``orthanc_server.py`` beside it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The paper's comparison: MSG-GAN (no attention) against MSG-SAGAN, same data, budget and seed, through the bundle.
 
 For each model the repository's bundle is copied into ``<out>/<model>`` and run as real subprocesses with the
-tests' helpers (``tests/bundle_utils.py``): ``python -m monai.bundle run training`` (``attention_resolutions``
-``[]`` for MSG-GAN, the given list for MSG-SAGAN; everything else identical), then ``run evaluating`` with
-``inference.json`` + ``evaluate.json`` (generate ``num_images`` per class, score against the training data). The two
-``report.json`` files are read back into a side-by-side table, printed and saved as ``<out>/comparison.json``
-and ``<out>/comparison.md``.
+helpers shared with the tests (``bench/bundle_utils.py``): ``python -m monai.bundle run training``
+(``attention_resolutions`` ``[]`` for MSG-GAN, the given list for MSG-SAGAN; everything else identical), then
+``run evaluating`` with ``inference.json`` + ``evaluate.json`` (generate ``num_images`` per class, score against
+the training data). The two ``report.json`` files are read back into a side-by-side table, printed and saved as
+``<out>/comparison.json`` and ``<out>/comparison.md``.
 
 Training time is the trainer's own "Engine run finished" time (the Ignite engine run, without process start
 and data preparation); the subprocess wall time is reported beside it.
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bundle_utils import bundle_env, copy_bundle, overrides, run_bundle, train_bundle
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-from bundle_utils import bundle_env, copy_bundle, overrides, run_bundle, train_bundle  # noqa: E402
 
 MODELS = ("MSG-GAN", "MSG-SAGAN")
 #: a cheap user feature network for --smoke (InceptionV3 is the default otherwise)
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _timed(log: Path, run: Callable[..., subprocess.CompletedProcess], *args: object) -> tuple[float, str]:
-    """A bundle command of ``tests/bundle_utils`` (no time limit); returns (wall seconds, output), the command and
+    """A bundle command of ``bundle_utils`` (no time limit); returns (wall seconds, output), the command and
     its output also in ``log``. Raises with the output's tail when it fails."""
     start = time.perf_counter()
     proc = run(*args, timeout=None, check=False)

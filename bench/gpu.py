@@ -1,13 +1,13 @@
-"""The prepared GPU check of issue 16: one run, under 8 minutes, one table.
+"""The prepared GPU check: one run, under 8 minutes, one table.
 
 Rows (each measured in its own subprocess with a time limit, so a hung compile or a failed section still leaves
 the rest of the table):
 
-- ``train <precision> <eager|compiled>``: the 256 px MSG-SAGAN recipe of the README (channels
-  ``[256,256,256,256,128,64,32]``, attention at 32 and 64, batch 32, two classes, the bundle's training recipe:
-  logistic loss, lazy R1, adaptive DiffAugment, mode seeking, EMA, fused Adam, channels-last) through
-  ``MultiScaleGanTrainer``, in fp32 and bf16 autocast, eager and ``torch.compile``d: seconds per 1000 images
-  (s/kimg, the target is 5 s/kimg on one H100) over ``--iterations`` iterations after ``--warmup``.
+- ``train <precision> <eager|compiled>``: the 256 px MSG-SAGAN networks of the README (channels
+  ``[256,256,256,256,128,64,32]``, attention at 32 and 64, batch 32, two classes) with the bundle's training recipe
+  (``train.json`` with its EMA handler) through ``MultiScaleGanTrainer``, in fp32 and bf16 autocast, eager and
+  ``torch.compile``d: seconds per 1000 images (s/kimg, the target is 5 s/kimg on one H100) over ``--iterations``
+  iterations after ``--warmup``.
 - ``deploy fp16``: the MONAI Deploy app's generation path (``monai_msgsagan.generate`` on an exported
   256 px generator) in float16 on the GPU against float32 on the CPU, same seed: max |difference| (the app's
   test allows 2e-2) and images/s.
@@ -25,7 +25,6 @@ keeps it working (``tests/test_gpu_check.py``); ``torch.compile`` is left out th
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import subprocess
@@ -35,12 +34,12 @@ import time
 from pathlib import Path
 
 import torch
+from bench_utils import sync
+from bundle_recipe import bundle_recipe
+from bundle_utils import TINY_TRAIN, bundle_env, copy_bundle, save_generator_artifact
 from ignite.engine import Events
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-from bench_utils import sync  # noqa: E402
 
 #: the README's 256 px recipe, and its reduced CPU form
 FULL = {"resolution": 256, "channels": [256, 256, 256, 256, 128, 64, 32], "attention": [32, 64], "batch": 32}
@@ -48,31 +47,22 @@ SMOKE = {"resolution": 32, "channels": [16, 16, 16, 8], "attention": [16], "batc
 
 
 def train_row(net: dict, device: torch.device, bf16: bool, compile: bool, warmup: int, iterations: int) -> dict:
-    """s/kimg of the recipe through the real trainer (data already collated; host-to-device copies included)."""
-    from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
-    from monai_msgsagan.handlers import GeneratorEMA
-    from monai_msgsagan.losses import R1Penalty
-    from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator
-
-    torch.manual_seed(0)
-    kw = {"channels": net["channels"], "attention_resolutions": net["attention"], "num_classes": 2}
-    g = MultiScaleGenerator(net["resolution"], 128, **kw).to(device)
-    d = MultiScaleDiscriminator(net["resolution"], use_spectral_norm=False, **kw).to(device)
-    ema = copy.deepcopy(g)
-    opt_g = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.99), fused=True)
-    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99), fused=True)
+    """s/kimg of the bundle's recipe through the real trainer (data already collated; host-to-device copies
+    included)."""
     b, r = net["batch"], net["resolution"]
     gen = torch.Generator().manual_seed(0)
     batches = [
         {"image": torch.rand(b, 1, r, r, generator=gen) * 2 - 1, "label": torch.arange(b) % 2}
         for _ in range(warmup + iterations)
     ]
-    trainer = MultiScaleGanTrainer(
-        device, 1, batches, g, opt_g, d, opt_d, loss="logistic", penalty=R1Penalty(1.0, 16),
-        augment=PyramidDiffAugment(adaptive=True, probability=0.0), mode_seeking_weight=0.05,
-        amp=bf16, channels_last=True, compile=compile, non_blocking=True,
-        train_handlers=[GeneratorEMA(g, ema, 2000, batch_size=b)],
+    torch.manual_seed(0)
+    parser = bundle_recipe(
+        {"device": device, "max_epochs": 1, "resolution": r, "channels": net["channels"], "batch_size": b,
+         "attention_resolutions": net["attention"], "amp": bf16, "compile": compile,
+         "train#trainer#non_blocking": True},
+        data_loader=batches,
     )  # fmt: skip
+    trainer = parser.get_parsed_content("train#trainer")
     stamps: list[float] = []
 
     def stamp(_engine) -> None:
@@ -93,8 +83,6 @@ def train_row(net: dict, device: torch.device, bf16: bool, compile: bool, warmup
 
 def deploy_row(net: dict, device: torch.device, num_images: int) -> dict:
     """The Deploy app's generation in float16 on ``device`` against float32 on the CPU."""
-    from bundle_utils import save_generator_artifact
-
     from monai_msgsagan.artifact import load_generator
     from monai_msgsagan.generation import generate
     from monai_msgsagan.networks import InferenceGenerator
@@ -124,8 +112,6 @@ def deploy_row(net: dict, device: torch.device, num_images: int) -> dict:
 
 def ddp_row(smoke: bool, timeout: float) -> dict:
     """tests/ddp_check.py with 2 ranks (NCCL on CUDA, gloo on the CPU smoke)."""
-    from bundle_utils import TINY_TRAIN, bundle_env, copy_bundle
-
     if not smoke and torch.cuda.device_count() < 2:
         return {"value": None, "unit": "", "detail": f"skipped: {torch.cuda.device_count()} GPU, NCCL needs 2"}
     with tempfile.TemporaryDirectory() as tmp:

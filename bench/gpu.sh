@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check of issue 16 (bench/gpu.py): 256 px training throughput (fp32/bf16, eager/compiled), the
+# The prepared GPU check (bench/gpu.py): 256 px training throughput (fp32/bf16, eager/compiled), the
 # Deploy app's fp16 path against the CPU, and the 2-rank NCCL DDP test, under 8 minutes, one table.
 # Run from anywhere on the GPU machine; PYTHON selects the interpreter (default: the repository's .venv, else
 # python). Extra arguments go to bench/gpu.py (--cpu-smoke for the reduced CPU form that CI runs).

@@ -3,15 +3,16 @@
 Each recipe trains the real MultiScaleGanTrainer (with EMA, DiversityMonitor every epoch and TrainingHealthMonitor
 every epoch) on procedural chest phantoms and prints the diagnosis timeline and the last check's evidence:
 
-- ``default``: the bundle's recipe (logistic loss + lazy R1, mode seeking 0.05, adaptive DiffAugment,
-  lr G 1e-4 / D 4e-4, Adam betas (0, 0.99)).
+- ``default``: the bundle's recipe (``train.json``: logistic loss + lazy R1, mode seeking 0.05, adaptive
+  DiffAugment, lr G 1e-4 / D 4e-4, Adam betas (0, 0.99)).
 - ``collapse``: meant to collapse: no mode seeking, augmentation or R1, hinge loss, G 50x faster than D
   (lr G 5e-3, D 1e-4), betas (0.5, 0.999).
 - ``vanishing``: meant to starve G: the original saturating minimax loss (G minimises log(1 - D(G(z))), whose
-  gradient fades as D wins; defined here, not in the package), D 5 steps per iteration at lr 2e-3, no R1 or
-  augmentation.
-- ``unstable``: meant not to converge: lr 1e-2 for both, betas (0.9, 0.999), no R1 or augmentation.
+  gradient fades as D wins; defined here, not in the package), D 5 steps per iteration at lr 2e-3, no R1,
+  augmentation or mode seeking.
+- ``unstable``: meant not to converge: lr 1e-2 for both, betas (0.9, 0.999), no R1, augmentation or mode seeking.
 
+The networks are the bundle's at 16 or 32 px (latent 64, widths 32 to 16), on the bundle's phantom data loader.
 Whether a broken recipe really shows its failure within a short CPU run is what the bench measures; the
 diagnosis reports what the signals show, not what the recipe was meant to do.
 
@@ -24,36 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from bundle_recipe import bundle_recipe
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from monai_msgsagan.data import PhantomDataset, real_image_sample  # noqa: E402
-from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
-from monai_msgsagan.handlers import DiversityMonitor, GeneratorEMA, TrainingHealthMonitor  # noqa: E402
-from monai_msgsagan.losses import NonSaturatingLogisticLoss, R1Penalty  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
-
-RECIPES: dict[str, dict] = {
-    "default": dict(
-        loss="logistic", r1=True, augment=True, mode_seeking=0.05, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.99), d_steps=1
-    ),
-    "collapse": dict(
-        loss="hinge", r1=False, augment=False, mode_seeking=0.0, lr_g=5e-3, lr_d=1e-4, betas=(0.5, 0.999), d_steps=1
-    ),
-    "vanishing": dict(
-        loss="minimax", r1=False, augment=False, mode_seeking=0.0, lr_g=1e-4, lr_d=2e-3, betas=(0.0, 0.99), d_steps=5
-    ),
-    "unstable": dict(
-        loss="logistic", r1=False, augment=False, mode_seeking=0.0, lr_g=1e-2, lr_d=1e-2, betas=(0.9, 0.999), d_steps=1
-    ),
-}
+from monai_msgsagan.handlers import TrainingHealthMonitor
+from monai_msgsagan.losses import NonSaturatingLogisticLoss
 
 
 class SaturatingMinimaxLoss(NonSaturatingLogisticLoss):
@@ -64,40 +44,35 @@ class SaturatingMinimaxLoss(NonSaturatingLogisticLoss):
         return -F.softplus(fake_logits).mean()
 
 
+#: overrides of the bundle's recipe (``train.json``); ``default`` is the recipe itself
+UNREGULARISED = {"r1_gamma": 0.0, "diffaugment": False, "mode_seeking_weight": 0.0}
+RECIPES: dict[str, dict] = {
+    "default": {},
+    "collapse": {**UNREGULARISED, "loss": "hinge", "lr_g": 5e-3, "lr_d": 1e-4, "betas": [0.5, 0.999]},
+    "vanishing": {**UNREGULARISED, "train#trainer#loss": SaturatingMinimaxLoss(), "lr_d": 2e-3,
+                  "train#trainer#d_train_steps": 5},
+    "unstable": {**UNREGULARISED, "lr_g": 1e-2, "lr_d": 1e-2, "betas": [0.9, 0.999]},
+}  # fmt: skip
+
+
 def run(name: str, recipe: dict, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
+    per_epoch = args.phantoms // args.batch
     channels = [32, 32, 32, 16][: {16: 3, 32: 4}[args.resolution]]
-    attention = (16,) if args.resolution >= 32 else (8,)
-    g = MultiScaleGenerator(args.resolution, 64, channels=channels, attention_resolutions=attention, num_classes=2)
-    ema = MultiScaleGenerator(args.resolution, 64, channels=channels, attention_resolutions=attention, num_classes=2)
-    d = MultiScaleDiscriminator(args.resolution, channels=channels, attention_resolutions=attention, num_classes=2)
-    opt_g = torch.optim.Adam(g.parameters(), recipe["lr_g"], betas=recipe["betas"])
-    opt_d = torch.optim.Adam(d.parameters(), recipe["lr_d"], betas=recipe["betas"])
-    data = PhantomDataset(args.phantoms, args.resolution, num_classes=2, seed=args.seed)
-    sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
-    loader = DataLoader(data, batch_size=args.batch, sampler=sampler, drop_last=True)
-    per_epoch = len(loader)
-    diversity = DiversityMonitor(ema, num_samples=16, real_images=real_image_sample(data, 32, args.seed))
-    health = TrainingHealthMonitor(
-        interval=per_epoch, window=2 * per_epoch, diversity_monitor=diversity, attach_diversity_monitor=True
-    )
-    trainer = MultiScaleGanTrainer(
-        "cpu",
-        args.epochs,
-        loader,
-        g,
-        opt_g,
-        d,
-        opt_d,
-        loss=SaturatingMinimaxLoss() if recipe["loss"] == "minimax" else recipe["loss"],
-        penalty=R1Penalty(1.0, 16) if recipe["r1"] else None,
-        augment=PyramidDiffAugment(adaptive=True, probability=0.0) if recipe["augment"] else None,
-        mode_seeking_weight=recipe["mode_seeking"],
-        d_train_steps=recipe["d_steps"],
-        seed=args.seed,
-        max_nonfinite_steps=10**6,  # let a broken run keep going so the monitor can see it
-        train_handlers=[GeneratorEMA(g, ema, half_life_images=500, batch_size=args.batch), health],
-    )
+    attention = [16] if args.resolution >= 32 else [8]
+    parser = bundle_recipe(
+        {"device": "cpu", "seed": args.seed, "num_phantoms": args.phantoms, "batch_size": args.batch,
+         "max_epochs": args.epochs, "ema_half_life_images": 500, "resolution": args.resolution, "latent_dim": 64,
+         "channels": channels, "attention_resolutions": attention,
+         "train#diversity_monitor#num_samples": 16, "train#diversity_monitor#epoch_interval": 1,
+         "train#diversity_monitor#summary_writer": None, "train#diversity_monitor#log_path": None,
+         "train#trainer#max_nonfinite_steps": 10**6,  # let a broken run keep going so the monitor can see it
+         **recipe},
+        handlers={"GeneratorEMA": {}, "TrainingHealthMonitor": {"interval": per_epoch, "window": 2 * per_epoch,
+                  "summary_writer": None, "log_path": None, "best_model_path": None, "record": None}},
+    )  # fmt: skip
+    trainer = parser.get_parsed_content("train#trainer")
+    health = next(h for h in parser.get_parsed_content("train#handlers") if isinstance(h, TrainingHealthMonitor))
     start = time.perf_counter()
     trainer.run()
     seconds = time.perf_counter() - start

@@ -1,8 +1,9 @@
 """Network benchmark: MSG-GAN (no attention) vs MSG-SAGAN side by side.
 
 For each resolution prints parameter counts, generator images/s (inference), G+D training-step images/s and peak
-memory. Each configuration runs in its own subprocess so that peak memory (CPU: max RSS; CUDA: max allocated)
-belongs to that configuration alone. On CUDA the training step uses bf16 autocast and channels_last.
+memory, for the bundle's networks, optimizers and loss (``train.json``, two classes) at the default widths. Each
+configuration runs in its own subprocess so that peak memory (CPU: max RSS; CUDA: max allocated) belongs to that
+configuration alone. On CUDA the training step uses bf16 autocast and channels_last.
 
     python bench/networks.py                       # 64, 128, 256 px
     python bench/networks.py --resolutions 64 --batch 4 --steps 3
@@ -16,35 +17,32 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_utils import sync
+from bundle_recipe import bundle_recipe
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from monai_msgsagan.generation import sample_latent
+from monai_msgsagan.losses import get_adversarial_loss
 
-from bench_utils import sync  # noqa: E402
-
-from monai_msgsagan.generation import sample_latent  # noqa: E402
-from monai_msgsagan.losses import RelativisticAverageHingeLoss  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
-
-VARIANTS = {"MSG-GAN": (), "MSG-SAGAN": (32, 64)}
+VARIANTS = {"MSG-GAN": [], "MSG-SAGAN": [32, 64]}
 
 
 def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) -> dict:
-    torch.manual_seed(0)
     dev = torch.device(device)
-    attention = VARIANTS[variant]
-    g = MultiScaleGenerator(resolution, 128, attention_resolutions=attention).to(dev)
-    d = MultiScaleDiscriminator(resolution, attention_resolutions=attention).to(dev)
+    torch.manual_seed(0)
+    parser = bundle_recipe(
+        {"device": dev, "resolution": resolution, "channels": None, "attention_resolutions": VARIANTS[variant]}
+    )
+    g, d = parser.get_parsed_content("train#g_net"), parser.get_parsed_content("train#d_net")
     cuda = dev.type == "cuda"
     if cuda:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats()
-    opt_g = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99))
-    loss = RelativisticAverageHingeLoss()
+    opt_g, opt_d = parser.get_parsed_content("train#g_optimizer"), parser.get_parsed_content("train#d_optimizer")
+    loss = get_adversarial_loss(parser.get_parsed_content("loss"))
     gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(batch, device=dev) % 2
     real = [torch.rand(batch, 1, s, s, device=dev) * 2 - 1 for s in [2**k for k in range(2, resolution.bit_length())]]
 
     def autocast():
@@ -53,13 +51,14 @@ def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) 
     def train_step() -> None:
         z = sample_latent(batch, 128, gen, dev)
         with autocast():
-            fake = g(z)
-            d_loss = loss.discriminator_loss(d(real).float(), d([f.detach() for f in fake]).float())
+            fake = g(z, labels)
+            d_loss = loss.discriminator_loss(d(real, labels).float(), d([f.detach() for f in fake], labels).float())
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         with autocast():
-            g_loss = loss.generator_loss(d(fake).float(), d(real).float())
+            real_logits = d(real, labels).float() if loss.uses_real_in_generator_loss else None
+            g_loss = loss.generator_loss(d(fake, labels).float(), real_logits)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -67,7 +66,7 @@ def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) 
     @torch.no_grad()
     def generate() -> None:
         with autocast():
-            g(sample_latent(batch, 128, gen, dev))
+            g(sample_latent(batch, 128, gen, dev), labels)
 
     results = {}
     for name, fn in (("generate", generate), ("train_step", train_step)):

@@ -1,13 +1,12 @@
 """Which step options win on this machine: channels-last, fused Adam, bf16 autocast (``amp``) and
-``torch.compile`` for the bundle's default networks and recipe (64 px, channels [64,64,64,32,16], attention at 16,
-two classes, batch 16, logistic loss with lazy R1, adaptive DiffAugment, mode seeking, EMA) through
-``MultiScaleGanTrainer``.
+``torch.compile`` for the bundle's default networks and recipe (``train.json`` as it is, on the CPU, with its EMA
+handler) through ``MultiScaleGanTrainer``.
 
-Each configuration is a fresh trainer over the same seeded phantoms; the configurations run in turn, ``--repeats``
-times, so a disturbance by other processes shows as disagreement between repeats. Reported: the median and the
-minimum seconds per iteration after ``--warmup`` iterations, and the warm-up time (compilation included). ``amp``
-is bf16 autocast only on CPUs with native bf16 (AMX or AVX512-BF16, ``cpu_has_native_bf16``); elsewhere the row
-repeats the one above.
+Each configuration is a fresh trainer over the same seeded phantoms (drawn before the timing); the configurations
+run in turn, ``--repeats`` times, so a disturbance by other processes shows as disagreement between repeats.
+Reported: the median and the minimum seconds per iteration after ``--warmup`` iterations, and the warm-up time
+(compilation included). ``amp`` is bf16 autocast only on CPUs with native bf16 (AMX or AVX512-BF16,
+``cpu_has_native_bf16``); elsewhere the row repeats the one above.
 
     OMP_NUM_THREADS=2 python bench/step_options.py                 # eager options, twice
     OMP_NUM_THREADS=2 python bench/step_options.py --compile --repeats 1
@@ -16,26 +15,14 @@ repeats the one above.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_utils import cpu_summary
+from bundle_recipe import bundle_recipe
 from ignite.engine import Events
 from torch.utils.data import DataLoader
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_utils import cpu_summary  # noqa: E402
-
-from monai_msgsagan.data import PhantomDataset  # noqa: E402
-from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
-from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
-from monai_msgsagan.losses import R1Penalty  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
 
 
 def run(
@@ -43,20 +30,12 @@ def run(
 ) -> tuple[float, float, float]:
     """(median, min) seconds per iteration and the warm-up seconds of one configuration."""
     torch.manual_seed(0)
-    kw = {"channels": [64, 64, 64, 32, 16], "attention_resolutions": [16], "num_classes": 2}
-    g = MultiScaleGenerator(64, 128, **kw)
-    d = MultiScaleDiscriminator(64, use_spectral_norm=False, **kw)
-    ema = copy.deepcopy(g)
-    opt_g = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.0, 0.99), fused=fused)
-    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99), fused=fused)
-    data = PhantomDataset(16 * (iterations + warmup), 64, num_classes=2, seed=0)
-    loader = DataLoader([data[i] for i in range(len(data))], batch_size=16, drop_last=True)
-    trainer = MultiScaleGanTrainer(
-        "cpu", 1, loader, g, opt_g, d, opt_d, loss="logistic", penalty=R1Penalty(1.0, 16),
-        augment=PyramidDiffAugment(adaptive=True, probability=0.0), mode_seeking_weight=0.05,
-        channels_last=channels_last, compile=compile, amp=amp,
-        train_handlers=[GeneratorEMA(g, ema, 2000, batch_size=16)],
-    )  # fmt: skip
+    options = {"channels_last": channels_last, "compile": compile, "amp": amp}
+    options |= {"train#g_optimizer#fused": fused, "train#d_optimizer#fused": fused}
+    parser = bundle_recipe({"device": "cpu", "max_epochs": 1, "num_phantoms": 16 * (iterations + warmup), **options})
+    data = parser.get_parsed_content("train#dataset")
+    parser["train#dataloader"] = DataLoader([data[i] for i in range(len(data))], batch_size=16, drop_last=True)
+    trainer = parser.get_parsed_content("train#trainer")
     stamps: list[float] = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: stamps.append(time.perf_counter()))
     start = time.perf_counter()

@@ -1,10 +1,11 @@
 """Training throughput of MultiScaleGanTrainer: MSG-GAN vs MSG-SAGAN, against a plain eager fp32 loop.
 
-For each resolution and variant, runs the real trainer (its default logistic loss, adaptive DiffAugment, EMA
-handler) on in-memory images for a fixed number of iterations and prints images/s,
-seconds per 1000 real images shown (s/kimg) and peak memory. The baseline is a plain eager fp32 loop over the same
-networks and loss with no engine, no augmentation, no EMA and no finiteness checks: the ratio shows what the engine
-costs. The trainer also runs with channels_last (and, on CUDA, bf16 autocast and fused Adam), and on CUDA with
+For each resolution and variant, runs the real trainer with the bundle's recipe (``train.json`` with its EMA
+handler, widths capped at 128) on in-memory images for a fixed number of iterations and prints images/s, seconds
+per 1000 real images shown (s/kimg) and peak memory. The baseline is a plain eager fp32 loop over the same
+networks, optimizers and loss with no engine, no augmentation, no R1, no mode seeking, no EMA and no finiteness
+checks: the ratio shows what the engine and the recipe's regularisers cost. The trainer also runs with
+channels-last, fused Adam and bf16 autocast (``amp``: on CUDA and on CPUs with native bf16), and on CUDA with
 ``torch.compile`` too.
 
     python bench/train.py                                  # 64 and 256 px
@@ -14,37 +15,44 @@ costs. The trainer also runs with channels_last (and, on CUDA, bf16 autocast and
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_utils import sync
+from bundle_recipe import bundle_recipe
 from ignite.engine import Events
-from torch.utils.data import DataLoader
+from monai.bundle import ConfigParser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_utils import sync  # noqa: E402
-
-from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment  # noqa: E402
-from monai_msgsagan.generation import sample_latent  # noqa: E402
-from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
-from monai_msgsagan.losses import get_adversarial_loss  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
-from monai_msgsagan.networks.blocks import default_channels  # noqa: E402
-from monai_msgsagan.transforms import image_pyramid  # noqa: E402
+from monai_msgsagan.generation import sample_latent
+from monai_msgsagan.losses import get_adversarial_loss
+from monai_msgsagan.networks.blocks import default_channels
+from monai_msgsagan.transforms import image_pyramid
 
 VARIANTS = {"MSG-GAN": [], "MSG-SAGAN": [32, 64]}
 
 
-def networks(resolution: int, attention: list[int], device: torch.device):
-    channels = default_channels(resolution, channel_base=4096, max_channels=128)
-    g = MultiScaleGenerator(resolution, 128, channels=channels, attention_resolutions=attention).to(device)
-    d = MultiScaleDiscriminator(resolution, channels=channels, attention_resolutions=attention).to(device)
-    return g, d
+def recipe(
+    resolution: int, attention: list[int], batch: int, iterations: int, device: torch.device, fast: bool, compile: bool
+) -> ConfigParser:
+    """The bundle's recipe at ``resolution`` (widths capped at 128) over ``iterations + 1`` batches of random
+    two-class images in [-1, 1]; ``fast``: channels-last, fused Adam and bf16 autocast (where it applies)."""
+    gen = torch.Generator().manual_seed(0)
+    batches = [
+        {"image": torch.rand(batch, 1, resolution, resolution, generator=gen) * 2 - 1, "label": torch.arange(batch) % 2}
+        for _ in range(iterations + 1)
+    ]
+    torch.manual_seed(0)
+    return bundle_recipe(
+        {"device": device, "max_epochs": 1, "resolution": resolution, "attention_resolutions": attention,
+         "channels": default_channels(resolution, channel_base=4096, max_channels=128), "batch_size": batch,
+         "amp": fast, "channels_last": fast, "compile": compile,
+         "train#g_optimizer#fused": fast, "train#d_optimizer#fused": fast},
+        data_loader=batches,
+    )  # fmt: skip
 
 
 def peak_memory_mib(device: torch.device) -> float:
@@ -54,24 +62,25 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def plain_loop(resolution: int, attention: list[int], batch: int, iterations: int, device: torch.device) -> float:
-    """Seconds for ``iterations`` eager fp32 G+D steps with nothing but the losses and optimizers."""
-    torch.manual_seed(0)
-    g, d = networks(resolution, attention, device)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99))
-    loss = get_adversarial_loss("logistic")
+    """Seconds for ``iterations`` eager fp32 G+D steps of the recipe's networks, optimizers and loss, nothing else."""
+    parser = recipe(resolution, attention, batch, iterations, device, fast=False, compile=False)
+    g, d = parser.get_parsed_content("train#g_net"), parser.get_parsed_content("train#d_net")
+    opt_g, opt_d = parser.get_parsed_content("train#g_optimizer"), parser.get_parsed_content("train#d_optimizer")
+    loss = get_adversarial_loss(parser.get_parsed_content("loss"))
+    labels = torch.arange(batch, device=device) % 2
     real = image_pyramid(torch.rand(batch, 1, resolution, resolution, device=device) * 2 - 1, len(g.blocks))
 
     def step() -> None:
         with torch.no_grad():
-            fake = g(sample_latent(batch, 128, device=device))
-        d_loss = loss.discriminator_loss(d(real), d(fake))
+            fake = g(sample_latent(batch, 128, device=device), labels)
+        d_loss = loss.discriminator_loss(d(real, labels), d(fake, labels))
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
-        fake = g(sample_latent(batch, 128, device=device))
+        fake = g(sample_latent(batch, 128, device=device), labels)
         d.requires_grad_(False)
-        g_loss = loss.generator_loss(d(fake), d(real) if loss.uses_real_in_generator_loss else None)
+        real_logits = d(real, labels) if loss.uses_real_in_generator_loss else None
+        g_loss = loss.generator_loss(d(fake, labels), real_logits)
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
@@ -90,19 +99,9 @@ def trainer_run(
     resolution: int, attention: list[int], batch: int, iterations: int, device: torch.device, fast: bool, compile: bool
 ) -> float:
     """Seconds for ``iterations`` MultiScaleGanTrainer iterations (after one warm-up iteration)."""
-    torch.manual_seed(0)
-    g, d = networks(resolution, attention, device)
-    ema = copy.deepcopy(g)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.0, 0.99), fused=fast)
-    opt_d = torch.optim.Adam(d.parameters(), 4e-4, betas=(0.0, 0.99), fused=fast)
-    data = [{"image": torch.rand(1, resolution, resolution) * 2 - 1} for _ in range(batch * (iterations + 1))]
-    loader = DataLoader(data, batch_size=batch, shuffle=False)
+    parser = recipe(resolution, attention, batch, iterations, device, fast, compile)
+    trainer = parser.get_parsed_content("train#trainer")
     times: list[float] = []
-    trainer = MultiScaleGanTrainer(
-        device, 1, loader, g, opt_g, d, opt_d, augment=PyramidDiffAugment(adaptive=True, probability=0.2),
-        amp=fast, channels_last=fast, compile=compile,
-        train_handlers=[GeneratorEMA(g, ema, batch_size=batch)],
-    )  # fmt: skip
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _stamp(_engine) -> None:
@@ -147,7 +146,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args, int(args.one[0]), args.one[1], args.one[2])))
         return
-    modes = ["plain", "trainer", "trainer-bf16-cl"]  # bf16 on CUDA only: channels_last + fused Adam on the CPU
+    modes = ["plain", "trainer", "trainer-bf16-cl"]  # bf16 where amp applies (CUDA, CPUs with native bf16)
     if args.device.startswith("cuda"):
         modes += ["trainer-bf16-cl-compile"]
     print(f"device={args.device} batch={args.batch} iterations={args.iterations} threads={torch.get_num_threads()}")

@@ -36,15 +36,13 @@ import csv
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bundle_utils import copy_bundle, overrides, run_bundle, train_bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-from bundle_utils import copy_bundle, overrides, run_bundle, train_bundle  # noqa: E402
 
 MODELS = {"MSG-SAGAN": "[16]", "MSG-GAN": "[]"}
 

@@ -20,6 +20,7 @@ from monai_msgsagan import (
     transforms,
     utility,
 )
+from monai_msgsagan._version import __version__
 from monai_msgsagan.artifact import GeneratorArtifact, GeneratorRecord, ModelError, load_generator
 from monai_msgsagan.data import PhantomDataset, build_datalist, training_data
 from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
@@ -42,8 +43,6 @@ from monai_msgsagan.networks import (
 )
 from monai_msgsagan.transforms import LoadXray, LoadXrayd, MultiScalePyramid, MultiScalePyramidd
 
-__version__ = "0.5.0"
-
 __all__ = [
     "GeneratorArtifact",
     "GeneratorRecord",
@@ -65,6 +64,7 @@ __all__ = [
     "RelativisticAverageHingeLoss",
     "SelfAttention2d",
     "WassersteinLoss",
+    "__version__",
     "artifact",
     "build_datalist",
     "collapse_score",

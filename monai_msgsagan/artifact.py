@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from monai_msgsagan._version import __version__
 from monai_msgsagan.data.sources import TrainingData, training_data
 from monai_msgsagan.files import atomic_write_text, file_sha256
 from monai_msgsagan.networks import InferenceGenerator
@@ -366,8 +367,6 @@ def training_record(
         data: the training set; its settings and the identity of each of its images are recorded.
         recipe: training settings to keep with the model.
     """
-    from monai_msgsagan import __version__
-
     network = dict(network)
     ids, names = data.identities()
     return GeneratorRecord(

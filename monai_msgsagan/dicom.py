@@ -38,7 +38,7 @@ import torch
 from monai.utils import optional_import
 from pydicom.uid import generate_uid
 
-from monai_msgsagan import __version__
+from monai_msgsagan._version import __version__
 from monai_msgsagan.generation import RANGE_TOLERANCE
 
 hd, _has_highdicom = optional_import("highdicom")

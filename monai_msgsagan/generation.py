@@ -91,7 +91,7 @@ def generate(
             :class:`~monai_msgsagan.networks.InferenceGenerator`, its TorchScript export, the network of a
             :class:`~monai_msgsagan.artifact.GeneratorArtifact`) or a coarse-to-fine list of scales (a
             :class:`~monai_msgsagan.networks.MultiScaleGenerator` while training; the finest is kept). It runs in
-            eval mode; its mode is restored.
+            eval mode on ``device``; its mode, device and float32 dtype are restored.
         num_images: how many images, at least 1.
         seed: run seed (see the module docstring).
         class_index: class of a class-conditional generator, in ``[0, num_classes)``; ``None``: its
@@ -125,13 +125,15 @@ def generate(
     if not 0.0 < truncation <= 1.0:
         raise ValueError(f"truncation must lie in (0, 1], got {truncation}.")
     params = next(iter(network.parameters()), None)
-    dev = torch.device(device) if device is not None else (params.device if params is not None else torch.device("cpu"))
+    home = params.device if params is not None else torch.device("cpu")
+    dev = torch.device(device) if device is not None else home
     dtype = torch.float16 if half_precision and dev.type == "cuda" else torch.float32
     z_all = image_latents(int(network.latent_dim), seed, class_index or 0, range(start, start + num_images))
     channels, resolution = int(getattr(network, "image_channels", 1)), int(network.resolution)
     was_training = network.training
     network.eval()
-    if device is not None or dtype != torch.float32:
+    moved = device is not None or dtype != torch.float32
+    if moved:
         network.to(device=dev, dtype=dtype)
     out = []
     try:
@@ -143,8 +145,8 @@ def generate(
             out.append(_checked(images, (z.shape[0], channels, resolution, resolution)))
     finally:
         network.train(was_training)
-        if dtype != torch.float32:
-            network.float()
+        if moved:
+            network.to(device=home, dtype=torch.float32)
     return torch.cat(out)
 
 

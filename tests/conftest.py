@@ -14,6 +14,9 @@ META_SCHEMA = SHARED_DIR / "schemas" / "meta_schema_20240725.json"
 #: ``python apps/xray_synthesis`` imports them.
 DEPLOY_APP_DIR = REPO_ROOT / "apps" / "xray_synthesis"
 sys.path.insert(0, str(DEPLOY_APP_DIR))
+# the helpers the tests share with the benchmarks (bundle_utils, orthanc_server); last, so that no benchmark script
+# shadows a module of the app
+sys.path.append(str(REPO_ROOT / "bench"))
 
 
 @pytest.fixture(scope="session")

@@ -324,7 +324,7 @@ def test_output_dir_checks(tmp_path: Path) -> None:
         check_output_dir(blocker)
 
 
-# ---------------------------------------------------------------- hostile inputs (issue 15, item 3)
+# ---------------------------------------------------------------- hostile inputs
 
 
 def _reports(output_dir: Path) -> list[dict]:

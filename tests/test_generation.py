@@ -46,6 +46,14 @@ def test_one_seeding_policy_whatever_the_batch_or_the_request():
     assert net.training  # mode restored
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generate_on_another_device_leaves_the_network_where_it_was():
+    net = tiny_multiscale()
+    images = generate(net, 2, device="cuda", half_precision=True)
+    assert images.device.type == "cpu" and images.dtype == torch.float32
+    assert all(p.device.type == "cpu" and p.dtype == torch.float32 for p in net.parameters())
+
+
 def test_generate_per_class_blocks_and_the_inference_network():
     net = tiny_multiscale()
     images, labels = generate_per_class(net, 3, seed=5, batch_size=4)

@@ -13,6 +13,8 @@ import yaml
 from bundle_utils import save_generator_artifact
 from test_deploy_app import CLASSES, DEFAULTS, NETWORK, _tiny_generator
 
+from monai_msgsagan import __version__
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "apps" / "packaging" / "map_build_context.py"
 # the packager environment (holoscan-cli 4.0.0, see apps/xray_synthesis/README.md)
@@ -67,6 +69,7 @@ def test_build_context_is_complete_and_runs(tmp_path: Path) -> None:
     ):
         assert line in dockerfile, line
     assert (out / "app" / "monai_msgsagan" / "dicom.py").is_file() and (out / "app" / "__main__.py").is_file()
+    assert (out / "app" / f"monai_msgsagan-{__version__}.dist-info" / "METADATA").is_file()  # the copy's version
 
     # the packaged app runs from the context as the image would run it: package from the app folder, not PYTHONPATH
     (tmp_path / "input").mkdir()

@@ -9,7 +9,7 @@ import torch
 from metrics_helpers import TinyFeatures, load_xrays
 from PIL import Image
 
-from monai_msgsagan.metrics import evaluate_synthesis, load_training_log, pairwise_ms_ssim, write_report
+from monai_msgsagan.metrics import evaluate_synthesis, load_training_log, pairwise_ms_ssim, write_evaluation_report
 
 
 def test_report_files_exist_and_hold_the_numbers(figure1_dir, tmp_path):
@@ -19,7 +19,7 @@ def test_report_files_exist_and_hold_the_numbers(figure1_dir, tmp_path):
     net = TinyFeatures()
     result = evaluate_synthesis(real, fake, net, nearest_k=3, kid_kwargs={"subsets": 10})
     log = [{"iteration": i * 10, "loss_g": 1.0 / (i + 1), "ms_ssim": 0.3 + 0.01 * i} for i in range(5)]
-    files = write_report(result, tmp_path, real=real, fake=fake, training_log=log)
+    files = write_evaluation_report(result, tmp_path, real=real, fake=fake, training_log=log)
     assert set(files) == {"report", "samples", "ms_ssim_histogram", "nearest_neighbours", "training_metrics"}
     for name, path in files.items():
         if name != "report":
@@ -56,7 +56,7 @@ def test_evaluate_without_features_and_errors(tmp_path):
     real = torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1
     result = evaluate_synthesis(real, real.flip(-1), fidelity=False)
     assert result["fidelity"] is None and "feature_distance" not in result["memorization"]
-    files = write_report(result, tmp_path)
+    files = write_evaluation_report(result, tmp_path)
     assert set(files) == {"report", "ms_ssim_histogram"}
     with pytest.raises(ValueError, match="evaluate_synthesis needs at least 2 images, got 1"):
         evaluate_synthesis(real, real[:1], fidelity=False)

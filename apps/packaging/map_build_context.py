@@ -14,6 +14,7 @@ and on a machine with Docker build the image from ``OUT`` with the command it pr
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -34,12 +35,17 @@ def stage_application(stage: Path) -> Path:
 
     The package goes inside the application folder (``/opt/holoscan/app`` in the image, the first entry of
     ``sys.path`` when the app runs) rather than through ``--add``, which would put every sub-folder of the package
-    on ``PYTHONPATH`` and let modules such as ``metrics`` or ``dicom`` shadow top-level names.
+    on ``PYTHONPATH`` and let modules such as ``metrics`` or ``dicom`` shadow top-level names. The package is copied,
+    not installed, so its distribution metadata (the version, from ``pyproject.toml``) is written beside it.
     """
     app = stage / "xray_synthesis"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(APP, app, ignore=ignore)
     shutil.copytree(REPO / "monai_msgsagan", app / "monai_msgsagan", ignore=ignore)
+    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    info = app / f"monai_msgsagan-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: monai-msgsagan\nVersion: {version}\n")
     return app
 
 

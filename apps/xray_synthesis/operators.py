@@ -1,9 +1,10 @@
 """Holoscan operators of the synthesis app, one concern each: request -> generate -> gate -> DICOM -> send -> report.
 
-A run's state is one dict passed along the chain. An operator whose step fails records ``status`` "failed" (or
-"refused" for the gate) and the reason; later operators pass the state on untouched, and the report operator
-writes the report and sets the application's exit code. Sending never changes ``status``: the files are written
-whatever the PACS does, and what it did is in the report's ``send`` section (and exit code 4 when not all sent).
+A run's state is one :class:`RunState` passed along the chain. An operator whose step fails records ``status``
+"failed" (or "refused" for the gate) and the reason; later operators pass the state on untouched, and the report
+operator writes the report and sets the application's exit code. Sending never changes ``status``: the files are
+written whatever the PACS does, and what it did is in the report's ``send`` section (and exit code 4 when not all
+sent).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,10 @@ from destinations import SendSettings
 from holoscan.conditions import CountCondition
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 from output import new_run_id, remove_stale_partials, write_run_report, write_series_atomically
-from request import DEFAULT_MAX_REQUEST_BYTES, load_request
+from request import DEFAULT_MAX_REQUEST_BYTES, SynthesisRequest, load_request
 
 from monai_msgsagan import __version__
-from monai_msgsagan.artifact import ModelError, load_generator
+from monai_msgsagan.artifact import GeneratorArtifact, ModelError, load_generator
 from monai_msgsagan.dicom_send import send_c_store, send_stow_rs
 from monai_msgsagan.generation import generate
 from monai_msgsagan.metrics.gate import diversity_gate
@@ -32,19 +34,45 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SENT = 0, 1, 3, 4
 logger = logging.getLogger(APP_NAME)
 
 
-def _run_step(state: dict[str, Any], name: str, step: Callable[[], None]) -> None:
+@dataclass
+class RunState:
+    """One run's state; each operator fills in its part (``None``: that step has not set it)."""
+
+    run_id: str
+    #: "running", then "written", "failed" or "refused" (the gate)
+    status: str = "running"
+    reason: str | None = None
+    timing_s: dict[str, float] = field(default_factory=dict)
+    request: SynthesisRequest | None = None
+    generator: GeneratorArtifact | None = None
+    #: the generator's identity (name, version, SHA-256, ...)
+    model: dict[str, Any] | None = None
+    device: str | None = None
+    precision: str | None = None
+    class_name: str | None = None
+    #: ``(N, 1, R, R)`` float32 in [-1, 1]
+    images: torch.Tensor | None = None
+    diversity: dict[str, Any] | None = None
+    #: written DICOM files, relative to the output folder
+    files: list[str] = field(default_factory=list)
+    send: dict[str, Any] | None = None
+    removed_stale: list[str] = field(default_factory=list)
+    cleanup_error: str | None = None
+
+
+def _run_step(state: RunState, name: str, step: Callable[[], None]) -> None:
     """Run ``step`` unless the run already failed; time it and record a failure with its reason."""
-    if state["status"] != "running":
+    if state.status != "running":
         return
     start = time.perf_counter()
     try:
         step()
     except Exception as e:  # every failure ends in report.json and a non-zero exit, never a bare stack trace
-        state["status"] = "failed"
-        state["reason"] = f"{name}: {e}" if isinstance(e, (ValueError, OSError)) else f"{name}: {type(e).__name__}: {e}"
-        logger.error(state["reason"])
+        state.status = "failed"
+        state.reason = f"{name}: {e}" if isinstance(e, (ValueError, OSError)) else f"{name}: {type(e).__name__}: {e}"
+        logger.error(state.reason)
     finally:
-        state["timing_s"][name] = round(time.perf_counter() - start, 6)
+        state.timing_s[name] = round(time.perf_counter() - start, 6)
 
 
 class StateOperator(Operator):
@@ -73,14 +101,7 @@ class RequestOperator(Operator):
         spec.output("state")
 
     def compute(self, op_input, op_output, context) -> None:
-        state: dict[str, Any] = {
-            "run_id": new_run_id(),
-            "status": "running",
-            "reason": None,
-            "timing_s": {},
-            "files": [],
-            "removed_stale": [],
-        }
+        state = RunState(new_run_id())
 
         def step() -> None:
             request = load_request(
@@ -90,7 +111,7 @@ class RequestOperator(Operator):
                 int(self.limits["max_batch_size"]),
                 int(self.limits.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)),
             )
-            state["request"] = request
+            state.request = request
 
         _run_step(state, "request", step)
         op_output.emit(state, "state")
@@ -126,19 +147,19 @@ class GeneratorOperator(StateOperator):
         super().__init__(fragment, *args, **kwargs)
 
     def compute(self, op_input, op_output, context) -> None:
-        state = op_input.receive("state")
-        state["device"] = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        state["precision"] = "float16" if self.half_precision else "float32"
+        state: RunState = op_input.receive("state")
+        state.device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        state.precision = "float16" if self.half_precision else "float32"
 
         def load() -> None:
-            state["generator"] = load_generator(find_model_file(self.model_path), self.device)
-            state["model"] = state["generator"].identity()
+            state.generator = load_generator(find_model_file(self.model_path), self.device)
+            state.model = state.generator.identity()
 
         def run() -> None:
-            request, generator = state["request"], state["generator"]
+            request, generator = state.request, state.generator
             index = generator.class_index(request.class_name)
-            state["class"] = generator.class_name(index)
-            state["images"] = generate(
+            state.class_name = generator.class_name(index)
+            state.images = generate(
                 generator.network,
                 request.num_images,
                 request.seed,
@@ -166,13 +187,13 @@ class DiversityGateOperator(StateOperator):
         super().__init__(fragment, *args, **kwargs)
 
     def compute(self, op_input, op_output, context) -> None:
-        state = op_input.receive("state")
+        state: RunState = op_input.receive("state")
 
         def step() -> None:
-            result = diversity_gate(state["images"], self.threshold, self.max_pairs, seed=state["request"].seed)
-            state["diversity"] = result.to_dict()
+            result = diversity_gate(state.images, self.threshold, self.max_pairs, seed=state.request.seed)
+            state.diversity = result.to_dict()
             if not result.passed:
-                state["status"], state["reason"] = "refused", result.reason
+                state.status, state.reason = "refused", result.reason
                 logger.error(result.reason)
 
         _run_step(state, "gate", step)
@@ -192,28 +213,28 @@ class DicomWriterOperator(StateOperator):
         super().__init__(fragment, *args, **kwargs)
 
     def compute(self, op_input, op_output, context) -> None:
-        state = op_input.receive("state")
+        state: RunState = op_input.receive("state")
         try:
-            state["removed_stale"] = remove_stale_partials(self.output_path)
-            if state["removed_stale"]:
-                logger.warning(f"removed the unfinished series of killed runs: {', '.join(state['removed_stale'])}")
+            state.removed_stale = remove_stale_partials(self.output_path)
+            if state.removed_stale:
+                logger.warning(f"removed the unfinished series of killed runs: {', '.join(state.removed_stale)}")
         except OSError as e:  # not this run's failure: report it and write the series all the same
             logger.warning(str(e))
-            state["cleanup_error"] = str(e)
+            state.cleanup_error = str(e)
 
         def step() -> None:
-            generator = state["generator"]
+            generator = state.generator
             paths = write_series_atomically(
-                state["images"],
+                state.images,
                 self.output_path,
                 generator.name,
                 generator.version,
-                run_id=state["run_id"],
-                class_name=state["class"],
+                run_id=state.run_id,
+                class_name=state.class_name,
                 model_sha256=generator.sha256,
                 bits_allocated=self.bits_allocated,
             )
-            state["files"] = [str(p.relative_to(self.output_path)) for p in paths]
+            state.files = [str(p.relative_to(self.output_path)) for p in paths]
 
         _run_step(state, "write", step)
         op_output.emit(state, "state")
@@ -267,19 +288,18 @@ class SendOperator(StateOperator):
         return out
 
     def compute(self, op_input, op_output, context) -> None:
-        state = op_input.receive("state")
-        state["send"] = None
+        state: RunState = op_input.receive("state")
         if self.settings.enabled:
-            if state["status"] != "running" or not state["files"]:
-                state["send"] = {"destinations": self.settings.describe(), "status": "nothing to send"}
+            if state.status != "running" or not state.files:
+                state.send = {"destinations": self.settings.describe(), "status": "nothing to send"}
             else:
                 start = time.perf_counter()
-                state["send"] = self._send([self.output_path / f for f in state["files"]])
-                state["timing_s"]["send"] = round(time.perf_counter() - start, 6)
-                level = logging.INFO if state["send"]["status"] == "sent" else logging.ERROR
+                state.send = self._send([self.output_path / f for f in state.files])
+                state.timing_s["send"] = round(time.perf_counter() - start, 6)
+                level = logging.INFO if state.send["status"] == "sent" else logging.ERROR
                 logger.log(
                     level,
-                    f"send: {state['send']['status']}, {state['send']['sent']}/{len(state['files'])} instance(s) "
+                    f"send: {state.send['status']}, {state.send['sent']}/{len(state.files)} instance(s) "
                     f"acknowledged; the files stay in {self.output_path}",
                 )
         op_output.emit(state, "state")
@@ -303,33 +323,32 @@ class ReportOperator(Operator):
         spec.input("state")
 
     def compute(self, op_input, op_output, context) -> None:
-        state = op_input.receive("state")
-        if state["status"] == "running":
-            state["status"] = "written"
-        request = state.get("request")
+        state: RunState = op_input.receive("state")
+        if state.status == "running":
+            state.status = "written"
         report = {
             "app": {"name": APP_NAME, "version": __version__},
-            "run_id": state["run_id"],
-            "status": state["status"],
-            "reason": state["reason"],
-            "request": request.to_dict() if request is not None else None,
-            "model": state.get("model"),
-            "device": state.get("device"),
-            "precision": state.get("precision"),
-            "class": state.get("class"),
-            "timing_s": {**state["timing_s"], "total_in_graph": round(time.perf_counter() - self.started, 6)},
-            "diversity": state.get("diversity"),
-            "gate": None if "diversity" not in state else ("passed" if state["diversity"]["passed"] else "refused"),
-            "files": state["files"],
-            "send": state.get("send"),
-            "removed_stale": state["removed_stale"],
+            "run_id": state.run_id,
+            "status": state.status,
+            "reason": state.reason,
+            "request": state.request.to_dict() if state.request is not None else None,
+            "model": state.model,
+            "device": state.device,
+            "precision": state.precision,
+            "class": state.class_name,
+            "timing_s": {**state.timing_s, "total_in_graph": round(time.perf_counter() - self.started, 6)},
+            "diversity": state.diversity,
+            "gate": None if state.diversity is None else ("passed" if state.diversity["passed"] else "refused"),
+            "files": state.files,
+            "send": state.send,
+            "removed_stale": state.removed_stale,
         }
-        if "cleanup_error" in state:
-            report["cleanup_error"] = state["cleanup_error"]
-        write_run_report(report, self.output_path, state["run_id"])
+        if state.cleanup_error is not None:
+            report["cleanup_error"] = state.cleanup_error
+        write_run_report(report, self.output_path, state.run_id)
         codes = {"written": EXIT_OK, "refused": EXIT_REFUSED}
-        code = codes.get(state["status"], EXIT_FAILED)
-        if code == EXIT_OK and state.get("send") and state["send"]["status"] != "sent":
+        code = codes.get(state.status, EXIT_FAILED)
+        if code == EXIT_OK and state.send and state.send["status"] != "sent":
             code = EXIT_NOT_SENT
         self.on_exit_code(code)
-        logger.info(f"{APP_NAME}: {state['status']}, {len(state['files'])} DICOM file(s) in {self.output_path}")
+        logger.info(f"{APP_NAME}: {state.status}, {len(state.files)} DICOM file(s) in {self.output_path}")

@@ -204,20 +204,16 @@ class MultiScaleGanTrainer(Trainer):
         return int(self._g_updates)
 
     # ------------------------------------------------------------------ distributed
-    @staticmethod
-    def _distributed() -> bool:
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
     def _sync_ranks(self, _engine: Any = None) -> None:
         """Broadcast G and D parameters and buffers from rank 0 (identical start, identical spectral norms)."""
-        if not self._distributed():
+        if not is_distributed():
             return
         for net in (self.g_network, self.d_network):
             for tensor in list(net.parameters()) + list(net.buffers()):
                 dist.broadcast(tensor.data, src=0)
 
     def _average_gradients(self, network: torch.nn.Module) -> None:
-        if not self._distributed():
+        if not is_distributed():
             return
         world = dist.get_world_size()
         for p in network.parameters():

@@ -29,7 +29,7 @@ from monai_msgsagan.metrics.fidelity import (
     prdc_from_features,
 )
 from monai_msgsagan.metrics.memorization import memorization
-from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
+from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_evaluation_report
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
@@ -57,5 +57,5 @@ __all__ = [
     "prdc_from_features",
     "sample_pairs",
     "write_model_card",
-    "write_report",
+    "write_evaluation_report",
 ]

@@ -5,7 +5,7 @@ This is what the bundle's ``evaluate.json`` runs (configs hold wiring only): the
 class (:func:`~monai_msgsagan.generation.generate_per_class`, the images inference makes with the same seed);
 they are scored against real images with :func:`~monai_msgsagan.metrics.evaluate_synthesis` (pairwise MS-SSIM,
 collapse score, FID, KID, precision/recall/density/coverage, memorisation), and
-:func:`~monai_msgsagan.metrics.write_report` writes ``report.json`` and the PNG plots.
+:func:`~monai_msgsagan.metrics.write_evaluation_report` writes ``report.json`` and the PNG plots.
 
 Cost on CPU: the default InceptionV3 features run at 299 x 299, roughly 0.1-0.3 s per image on one core, so
 keep ``num_per_class`` and the real sample modest there (tens to a few hundred images); on a GPU use thousands
@@ -24,7 +24,7 @@ from monai_msgsagan.artifact import GeneratorArtifact
 from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.metrics.card import write_model_card
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
-from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_report
+from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_evaluation_report
 
 __all__ = ["evaluate_generator"]
 
@@ -110,7 +110,7 @@ def evaluate_generator(
             "changes": changes,
             "log": str(health),
         }
-    result["files"] = write_report(
+    result["files"] = write_evaluation_report(
         result,
         output_dir,
         real=real,

@@ -21,7 +21,7 @@ from monai_msgsagan.metrics.utils import check_images, check_same_size
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["evaluate_synthesis", "load_training_log", "write_report"]
+__all__ = ["evaluate_synthesis", "load_training_log", "write_evaluation_report"]
 
 _STEP_KEYS = ("iteration", "step", "epoch")
 
@@ -156,7 +156,7 @@ def _plot_grid(ax_rows, images: torch.Tensor, title: str) -> None:
     ax_rows[0].set_title(title, loc="left", fontsize=9)
 
 
-def write_report(
+def write_evaluation_report(
     result: dict,
     out_dir: str | Path,
     real: torch.Tensor | None = None,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-
-from monai_msgsagan.transforms.pyramid import check_resolution, pyramid_sizes
 
 __all__ = [
     "SelfAttention2d",
@@ -22,17 +21,35 @@ __all__ = [
     "he_init",
     "default_channels",
     "network_sides",
+    "check_resolution",
+    "resolve_scales",
+    "DEFAULT_ATTENTION_RESOLUTIONS",
 ]
 
 #: the finest sides the networks support
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 
 
+def check_resolution(value: int, name: str = "resolution", minimum: int = 4, maximum: int | None = None) -> int:
+    """The one validation of image sides in the package: ``value`` must be an ``int`` power of two in
+    ``[minimum, maximum]`` (no upper bound when ``maximum`` is ``None``). Returns ``log2(value)``; raises
+    ``ValueError`` naming ``name`` otherwise."""
+    upper = "" if maximum is None else f", {maximum}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+        or value & (value - 1)
+    ):
+        raise ValueError(f"{name} must be a power of two in [{minimum}{upper or ', ...'}], got {value!r}.")
+    return value.bit_length() - 1
+
+
 def network_sides(resolution: int) -> list[int]:
     """The scales of a network of finest side ``resolution`` (a power of two in [16, 1024]), coarse to fine:
     ``[4, 8, ..., resolution]``; index ``i`` is side ``4 * 2**i`` in both networks."""
-    check_resolution(resolution, "resolution", MIN_RESOLUTION, MAX_RESOLUTION)
-    return pyramid_sizes(resolution)
+    return [1 << k for k in range(2, check_resolution(resolution, "resolution", MIN_RESOLUTION, MAX_RESOLUTION) + 1)]
 
 
 def default_channels(resolution: int, channel_base: int = 4096, max_channels: int = 256) -> list[int]:
@@ -42,6 +59,42 @@ def default_channels(resolution: int, channel_base: int = 4096, max_channels: in
     that halves the width each time the side doubles once the cap is no longer reached.
     """
     return [max(8, min(max_channels, channel_base // side)) for side in network_sides(resolution)]
+
+
+#: SAGAN-style attention at the middle scales, used when ``attention_resolutions`` is ``None``: only the scales a
+#: network has are kept (a 16 px network gets none). A given sequence must name scales the network has.
+DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
+
+
+def resolve_scales(
+    resolution: int,
+    channels: Sequence[int] | None,
+    attention_resolutions: Sequence[int] | None,
+    image_channels: int = 1,
+    num_classes: int = 0,
+) -> tuple[list[int], list[int], set[int]]:
+    """Validate the arguments the generator and discriminator share.
+
+    Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
+    scales (``None``: :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has); raises ``ValueError`` saying
+    what was expected.
+    """
+    if image_channels < 1 or num_classes < 0:
+        raise ValueError(f"image_channels must be >= 1 and num_classes >= 0, got {image_channels}, {num_classes}.")
+    sides = network_sides(resolution)
+    widths = list(channels) if channels is not None else default_channels(resolution)
+    if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
+        raise ValueError(
+            f"channels must give one positive width per scale {sides} (coarse to fine), got {list(widths)}."
+        )
+    if attention_resolutions is None:
+        attention = {s for s in DEFAULT_ATTENTION_RESOLUTIONS if s in sides}
+    else:
+        attention = set(attention_resolutions)
+        missing = sorted(attention - set(sides))
+        if missing:
+            raise ValueError(f"attention_resolutions {missing} are not scales of this network; it has {sides}.")
+    return sides, [int(c) for c in widths], attention
 
 
 LayerT = TypeVar("LayerT", nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -55,8 +108,7 @@ def he_init(layer: LayerT, fan_in: int | None = None) -> LayerT:
 
     ``std = sqrt(2 / (1 + 0.2**2)) / sqrt(fan_in)`` keeps activations at unit scale through the plain convolution
     stacks of both networks (ProGAN / MSG-GAN). PyTorch's default initialisation shrinks them by about 1/sqrt(3)
-    a layer (12 layers: RMS 0.025 against 0.58, see the tests). With it, the spectral-normalised discriminator of
-    bundle 0.1.0 could not tell phantoms from blurred copies in 200 steps; He-initialised, it does
+    a layer (see the tests), too weak a discriminator to tell phantoms from blurred copies
     (``bench/discriminator_capacity.py``). ``fan_in`` defaults to ``in_features`` (linear) or
     ``in_channels * kernel area`` (convolutions); pass it for a transposed convolution on a 1x1 input, where each
     output sees ``in_channels`` values.
@@ -141,7 +193,7 @@ class SelfAttention2d(nn.Module):
         pad = v.shape[-1] - q.shape[-1]
         if pad > 0:
             # zero-padding q and k leaves q k^T unchanged but gives the fused (flash) kernels the equal head
-            # sizes they need: on CPU this is ~7x faster than the math fallback and keeps memory O(HW)
+            # sizes they need, faster than the math fallback and with memory O(HW)
             q = F.pad(q, (0, pad))
             k = F.pad(k, (0, pad))
         attended = F.scaled_dot_product_attention(q, k, v, scale=1.0)

@@ -15,8 +15,8 @@ from monai_msgsagan.networks.blocks import (
     SelfAttention2d,
     he_init,
     maybe_spectral_norm,
+    resolve_scales,
 )
-from monai_msgsagan.networks.generator import resolve_scales
 
 __all__ = ["MultiScaleDiscriminator"]
 

@@ -8,18 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, default_channels, network_sides
+from monai_msgsagan.networks.blocks import GeneratorBlock, PixelNorm, resolve_scales
 
 __all__ = [
     "MultiScaleGenerator",
     "InferenceGenerator",
     "check_labels",
-    "DEFAULT_ATTENTION_RESOLUTIONS",
 ]
-
-#: SAGAN-style attention at the middle scales, used when ``attention_resolutions`` is ``None``: only the scales a
-#: network has are kept (a 16 px network gets none). A given sequence must name scales the network has.
-DEFAULT_ATTENTION_RESOLUTIONS: tuple[int, ...] = (32, 64)
 
 
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:
@@ -33,37 +28,6 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values from {int(labels.min())} to {int(labels.max())}."
         )
-
-
-def resolve_scales(
-    resolution: int,
-    channels: Sequence[int] | None,
-    attention_resolutions: Sequence[int] | None,
-    image_channels: int = 1,
-    num_classes: int = 0,
-) -> tuple[list[int], list[int], set[int]]:
-    """Validate the arguments the generator and discriminator share.
-
-    Returns the scale sides ``[4, 8, ..., resolution]``, one channel width per scale and the set of attention
-    scales (``None``: :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has); raises ``ValueError`` saying
-    what was expected.
-    """
-    if image_channels < 1 or num_classes < 0:
-        raise ValueError(f"image_channels must be >= 1 and num_classes >= 0, got {image_channels}, {num_classes}.")
-    sides = network_sides(resolution)
-    widths = list(channels) if channels is not None else default_channels(resolution)
-    if len(widths) != len(sides) or any(int(c) < 1 for c in widths):
-        raise ValueError(
-            f"channels must give one positive width per scale {sides} (coarse to fine), got {list(widths)}."
-        )
-    if attention_resolutions is None:
-        attention = {s for s in DEFAULT_ATTENTION_RESOLUTIONS if s in sides}
-    else:
-        attention = set(attention_resolutions)
-        missing = sorted(attention - set(sides))
-        if missing:
-            raise ValueError(f"attention_resolutions {missing} are not scales of this network; it has {sides}.")
-    return sides, [int(c) for c in widths], attention
 
 
 class MultiScaleGenerator(nn.Module):
@@ -80,7 +44,7 @@ class MultiScaleGenerator(nn.Module):
         channels: feature width of each scale, coarse to fine (``len == log2(resolution) - 1``); default
             :func:`~monai_msgsagan.networks.blocks.default_channels`.
         attention_resolutions: scales that get a self-attention layer after their convolutions; ``None``:
-            :data:`DEFAULT_ATTENTION_RESOLUTIONS` that the network has, ``()``: none (MSG-GAN).
+            :data:`~monai_msgsagan.networks.DEFAULT_ATTENTION_RESOLUTIONS` that the network has, ``()``: none (MSG-GAN).
         num_classes: ``> 0`` makes the generator class-conditional: a learned class embedding of size ``L`` is
             concatenated to the (pixel-normalised) latent.
 

@@ -17,7 +17,7 @@ from .intensity import (
     XrayBorderCleanupd,
 )
 from .io import XRAY_EXTENSIONS, XRAY_META_KEYS, LoadXray, LoadXrayd, XrayReadError, read_xray
-from .pyramid import MultiScalePyramid, MultiScalePyramidd, check_resolution, image_pyramid, pyramid_sizes
+from .pyramid import MultiScalePyramid, MultiScalePyramidd, image_pyramid, pyramid_sizes
 
 __all__ = [
     "XRAY_EXTENSIONS",
@@ -35,7 +35,6 @@ __all__ = [
     "XrayBorderCleanup",
     "XrayBorderCleanupd",
     "XrayReadError",
-    "check_resolution",
     "image_pyramid",
     "pyramid_sizes",
     "read_xray",

@@ -33,7 +33,7 @@ from monai.transforms import (
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import optional_import
 
-from .pyramid import check_resolution
+from monai_msgsagan.networks.blocks import check_resolution
 
 ndimage, _ = optional_import("scipy.ndimage")
 

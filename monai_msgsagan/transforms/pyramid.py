@@ -1,4 +1,4 @@
-"""The image pyramid, coarse to fine, as the MSG-SAGAN discriminator takes it, and the one check of image sides."""
+"""The image pyramid, coarse to fine, as the MSG-SAGAN discriminator takes it."""
 
 from __future__ import annotations
 
@@ -11,23 +11,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["MultiScalePyramid", "MultiScalePyramidd", "check_resolution", "image_pyramid", "pyramid_sizes"]
+from monai_msgsagan.networks.blocks import check_resolution
 
-
-def check_resolution(value: int, name: str = "resolution", minimum: int = 4, maximum: int | None = None) -> int:
-    """The one validation of image sides in the package: ``value`` must be an ``int`` power of two in
-    ``[minimum, maximum]`` (no upper bound when ``maximum`` is ``None``). Returns ``log2(value)``; raises
-    ``ValueError`` naming ``name`` otherwise."""
-    upper = "" if maximum is None else f", {maximum}"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-        or value & (value - 1)
-    ):
-        raise ValueError(f"{name} must be a power of two in [{minimum}{upper or ', ...'}], got {value!r}.")
-    return value.bit_length() - 1
+__all__ = ["MultiScalePyramid", "MultiScalePyramidd", "image_pyramid", "pyramid_sizes"]
 
 
 def pyramid_sizes(resolution: int, min_size: int = 4) -> list[int]:

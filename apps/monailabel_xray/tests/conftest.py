@@ -25,7 +25,7 @@ CLASSES = ["COVID-19", "other"]
 NO_MONAILABEL = "MONAI Label is not installed here: run `bash scripts/test_monailabel.sh` (it builds .venv-monailabel)"
 GENERATOR_ARGS = {"resolution": 32, "latent_dim": 8, "channels": [16, 16, 8, 8], "attention_resolutions": [],
                   "num_classes": 2}  # fmt: skip
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # the repository's test helpers
+sys.path.append(str(REPO_ROOT / "bench"))  # the repository's test helpers (bench/bundle_utils.py)
 sys.path.insert(0, str(APP_DIR))  # what `monailabel start_server` does, so main.py and the tests find lib/
 
 
