@@ -17,8 +17,9 @@ class SyntheticAugmentedDataset(Dataset):
 
     The synthetic images are generated (or taken from the augmenter's cache) once, when the dataset is built;
     items are the real records first, then the added ones (the synthetic records, ``"synthetic": True``, and in
-    the every-class mix the repeats of real records, ``"repeat": True``), each passed through ``transform``. For a cached or persistent dataset, build the list with
-    :meth:`SyntheticAugmenter.augment_datalist` and hand it to that dataset class instead.
+    the every-class mix the repeats of real records, ``"repeat": True``), each passed through ``transform``. For a
+    cached or persistent dataset, build the list with :meth:`SyntheticAugmenter.augment_datalist` and hand it to
+    that dataset class instead.
 
     Args:
         data: real records with an image and a class label (see :class:`SyntheticAugmenter`).
