@@ -18,6 +18,7 @@ from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrid
 
 from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, save_record, training_record
 from monai_msgsagan.data import training_data, write_phantom_folder
+from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator
 from monai_msgsagan.utility import (
@@ -251,19 +252,21 @@ def test_filtered_truncated_sampling_and_the_default_arm_first(tmp_path: Path):
                                truncation=0.7, filter_synthetic=True)  # fmt: skip
     settings = report["settings"]
     assert settings["truncation"] == 0.7 and settings["filter_synthetic"] is True
-    # every class got its images; the acceptance is kept / generated, in (0, 1]
+    # every class got its images; the acceptance is accepted / generated, in [0, 1]
     assert set(settings["filter_acceptance"]) == {"normal", "lung_opacity"}
-    assert all(0 < a <= 1 for a in settings["filter_acceptance"].values())
+    assert all(0 <= a <= 1 for a in settings["filter_acceptance"].values())
     assert len(list(cache.glob(f"real_oversampled_seed{FILTER_CLASSIFIER_SEED}_*.pt"))) == 1  # trained once
     assert report["default_arm"] == DEFAULT_ARM == "real_plus_synthetic_every_class"
     assert report["verdict"].splitlines()[0].startswith("real_plus_synthetic_every_class (the default mix) vs ")
     # the filter keeps only images its classifier calls their class (the rest only when too few pass)
     keep = _filter(cache, train)
-    images, generated = generate_images(generator, 1, 6, 0, 0.7, keep, "cpu")
-    assert images.shape == (6, 1, 16, 16) and generated >= 6
+    images, accepted = generate_images(generator, 1, 6, 0, 0.7, keep, "cpu")
+    assert images.shape == (6, 1, 16, 16) and 0.0 <= accepted <= 1.0
     called = predict_probabilities(keep, images).argmax(-1)
-    assert bool((called == 1).all()) or generated == MAX_FILTER_CANDIDATES * 6
-    assert generate_images(generator, 1, 6, 0, 0.7)[1] == 6  # without a filter: the first 6 images
+    # all kept images are called their class, unless too few of the 20 x 6 candidates passed
+    assert bool((called == 1).all()) or accepted < 6 / (MAX_FILTER_CANDIDATES * 6)
+    unfiltered, rate = generate_images(generator, 1, 6, 0, 0.7)
+    assert rate == 1.0 and torch.equal(unfiltered, generate(generator.network, 6, 0, 1, truncation=0.7))
     with pytest.raises(ValueError, match="default_arm must be a synthetic arm"):
         run_utility_study(train, test, generator, tmp_path / "e2", arms=arms, default_arm="real")
 

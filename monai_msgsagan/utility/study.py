@@ -125,8 +125,9 @@ def generate_images(
     truncation: float = 1.0,
     keep: nn.Module | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, int]:
-    """``count`` synthetic images of a class, ``(count, 1, R, R)`` in [-1, 1], and how many were generated.
+) -> tuple[torch.Tensor, float]:
+    """``count`` synthetic images of a class, ``(count, 1, R, R)`` in [-1, 1], and the share of the generated
+    candidates the filter accepted (1.0 without a filter).
 
     Without ``keep`` they are the first ``count`` images that :func:`~monai_msgsagan.generation.generate` (and so
     the MONAI Label hook) makes for ``seed`` and ``truncation``. With a classifier ``keep`` (classifier-filtered
@@ -135,9 +136,9 @@ def generate_images(
     the highest probability of the class (logged).
     """
     if count == 0:
-        return torch.zeros(0, 1, generator.resolution, generator.resolution), 0
+        return torch.zeros(0, 1, generator.resolution, generator.resolution), 1.0
     if keep is None:
-        return generate(generator.network, count, seed, class_index, batch_size=64, truncation=truncation), count
+        return generate(generator.network, count, seed, class_index, batch_size=64, truncation=truncation), 1.0
     kept, rejected, start = [], [], 0
     while sum(len(x) for x in kept) < count and start < MAX_FILTER_CANDIDATES * count:
         num = min(max(64, count), MAX_FILTER_CANDIDATES * count - start)
@@ -156,8 +157,11 @@ def generate_images(
             "are the most probable of the rest",
             len(images), start, class_index, count - len(images),
         )  # fmt: skip
+        accepted = len(images)
         images = torch.cat([images, pool[order[: count - len(images)]]])
-    return images[:count], start
+    else:
+        accepted = len(images)
+    return images[:count], accepted / start
 
 
 def _check_inputs(train: TrainingData, test: TrainingData, generator: GeneratorArtifact) -> tuple[list[str], list[str]]:
@@ -337,7 +341,7 @@ def run_utility_study(
     with fixed_threads(classifier.num_threads):
         drawn = [generate_images(generator, c, need[c], synthetic_seed, truncation, keep, device) for c in range(k)]
     synthetic = [images for images, _ in drawn]
-    acceptance = {names[c]: round(need[c] / n, 4) for c, (_, n) in enumerate(drawn) if n > 0}
+    acceptance = {names[c]: round(rate, 4) for c, (_, rate) in enumerate(drawn)}
     generation_s = time.perf_counter() - start
 
     def arm_data(arm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -462,7 +466,7 @@ def run_utility_study(
         "synthetic_seed": synthetic_seed,
         "truncation": truncation,
         "filter_synthetic": filter_synthetic,
-        "filter_acceptance": acceptance if filter_synthetic else None,
+        "filter_acceptance": acceptance if filter_synthetic else None,  # accepted / generated per class
         "num_resamples": num_resamples,
         "bootstrap": "hierarchical: classifier seeds with replacement, then test images stratified by true class; "
         "percentile interval; paired across arms (the same draws)",
