@@ -320,6 +320,29 @@ def test_unconditional_training_and_accumulation(tmp_path):
     assert g.num_classes == 0 and trainer.state.output["skipped"] == 0.0
 
 
+@pytest.mark.parametrize("d_train_steps,accumulation_steps,forwards", [(1, 1, 1), (2, 1, 2), (1, 2, 4)])
+def test_the_g_step_reuses_the_last_d_steps_fakes(tmp_path, d_train_steps, accumulation_steps, forwards):
+    """With one micro-batch G runs once per D step and not again for its own step; the D step's fakes are the
+    G step's (same latents, paired labels); with accumulation each micro-batch is generated again."""
+    trainer, g, d, _ = build(tmp_path / "run", max_epochs=1, mode_seeking_weight=0.5, augment=False)
+    trainer.d_train_steps, trainer.accumulation_steps = d_train_steps, accumulation_steps
+    g_outputs, d_fake_inputs = [], []
+    g.register_forward_hook(lambda _m, _i, out: g_outputs.append(out[-1].detach().clone()))
+    d.register_forward_pre_hook(lambda _m, args: d_fake_inputs.append((args[0][-1].clone(), args[1].clone())))
+    counted = []
+    trainer.add_event_handler(GanIterationEvents.G_STEP_COMPLETED, lambda e: counted.append(len(g_outputs)))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: e.terminate())
+    trainer.run()
+    assert counted == [forwards]
+    if accumulation_steps == 1:
+        # D's inputs: real then fake per D step, then the G step's fake (and real, for the relativistic loss)
+        d_step_fake, g_step_fake = d_fake_inputs[2 * d_train_steps - 1], d_fake_inputs[2 * d_train_steps]
+        torch.testing.assert_close(d_step_fake[0], g_step_fake[0], rtol=0, atol=0)
+        torch.testing.assert_close(d_step_fake[1], g_step_fake[1], rtol=0, atol=0)
+        half = g_step_fake[1].shape[0] // 2
+        assert torch.equal(g_step_fake[1][:half], g_step_fake[1][half : 2 * half])  # paired for mode seeking
+
+
 def test_conditional_training_requires_labels(tmp_path):
     data = [{"image": torch.zeros(1, RES, RES)} for _ in range(8)]
     trainer, *_ = build(tmp_path, max_epochs=1, dataset=data)

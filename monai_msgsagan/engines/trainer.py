@@ -97,7 +97,11 @@ class MultiScaleGanTrainer(Trainer):
             classes apart in real ones. D's head never learns from fakes, so it cannot learn generated artefacts
             as a class cue.
         d_train_steps: discriminator updates per iteration (each on the same real batch, fresh fakes).
-        accumulation_steps: split every batch into this many micro-batches and accumulate their gradients.
+        accumulation_steps: split every batch into this many micro-batches and accumulate their gradients. With
+            one micro-batch the G step reuses the fakes of the last D step (same latents and labels, their graph
+            kept: G is unchanged in between; the original MSG-GAN code also uses one latent batch for both), so G
+            runs forward once per D step; with more, every micro-batch is generated again for the G step so
+            memory stays bounded by it.
         seed: seed of the trainer's ``torch.Generator`` (latents, augmentation, WGAN-GP mixing).
         amp: bf16 autocast on CUDA, and on CPUs that compute bf16 natively (:func:`cpu_has_native_bf16`: AMX or
             AVX512-BF16); ignored on other CPUs, where it would be emulated and slower. ``False`` is float32
@@ -224,9 +228,6 @@ class MultiScaleGanTrainer(Trainer):
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> AbstractContextManager:
         return torch.autocast(self.state.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
-
-    def _fakes(self, batch_size: int, labels: torch.Tensor | None) -> list[torch.Tensor]:
-        return self._fakes_and_latents(batch_size, labels)[0]
 
     def _fakes_and_latents(
         self, batch_size: int, labels: torch.Tensor | None
@@ -383,16 +384,26 @@ class MultiScaleGanTrainer(Trainer):
             + (keys.D_CLASS_LOSS,),
             zero,
         )
+        # fakes are drawn with the labels of the G step (paired for mode seeking); with one micro-batch the last D
+        # step generates them with their graph and the G step reuses them, as G has not changed in between
+        # (one G forward less per iteration; with accumulation the G step generates each micro-batch again, so
+        # memory stays bounded by the micro-batch)
+        mode_seeking = self.mode_seeking_weight > 0 and batch_size // chunks >= 2
+        fake_label_chunks = [self._paired_labels(y) if mode_seeking else y for y in label_chunks]
+        shared: tuple[list[torch.Tensor], torch.Tensor] | None = None
         for step in range(self.d_train_steps):
             self.d_network.requires_grad_(True)
             d_losses = []
             apply_penalty = self.penalty is not None and self.penalty.is_due(self.d_steps_done)
-            for real, labels in zip(real_chunks, label_chunks):
+            share = chunks == 1 and step == self.d_train_steps - 1
+            for real, labels, fake_labels in zip(real_chunks, label_chunks, fake_label_chunks):
                 with self._autocast():
-                    with torch.no_grad():
-                        fake = self._fakes(real[0].shape[0], labels)
+                    with torch.set_grad_enabled(share):
+                        fake_with_graph, z = self._fakes_and_latents(real[0].shape[0], fake_labels)
+                    shared = (fake_with_graph, z) if share else None
+                    fake = [f.detach() for f in fake_with_graph]
                     real_logits, class_loss = self._d_logits_and_class_loss(real, labels)
-                    fake_logits = self._d_logits(fake, labels)
+                    fake_logits = self._d_logits(fake, fake_labels)
                     d_loss = self.loss.discriminator_loss(real_logits, fake_logits)
                     penalty = zero
                     if apply_penalty and isinstance(self.penalty, R1Penalty):
@@ -425,11 +436,9 @@ class MultiScaleGanTrainer(Trainer):
         self.d_network.requires_grad_(False)
         g_losses = []
         scale_norms = torch.zeros(self.num_scales, device=device)
-        for real, labels in zip(real_chunks, label_chunks):
-            mode_seeking = self.mode_seeking_weight > 0 and real[0].shape[0] >= 2
-            fake_labels = self._paired_labels(labels) if mode_seeking else labels
+        for real, labels, fake_labels in zip(real_chunks, label_chunks, fake_label_chunks):
             with self._autocast():
-                fake, z = self._fakes_and_latents(real[0].shape[0], fake_labels)
+                fake, z = shared if shared is not None else self._fakes_and_latents(real[0].shape[0], fake_labels)
                 fake_logits, g_class_loss = self._d_logits_and_class_loss(fake, fake_labels)
                 real_logits = self._d_logits(real, labels) if self.loss.uses_real_in_generator_loss else None
                 g_loss = self.loss.generator_loss(fake_logits, real_logits)
