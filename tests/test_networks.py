@@ -16,7 +16,7 @@ from monai_msgsagan.networks import (
     PixelNorm,
     SelfAttention2d,
 )
-from monai_msgsagan.networks.blocks import default_channels, he_init
+from monai_msgsagan.networks.blocks import default_channels, he_init, upsample_conv3x3
 from monai_msgsagan.networks.generator import check_labels
 
 LATENT = 16
@@ -162,6 +162,30 @@ def test_pixel_norm_is_the_same_formula_in_every_layout():
         torch.testing.assert_close(xl.grad, ref.grad)
     z = torch.randn(3, 8)
     torch.testing.assert_close(norm(z), z * torch.rsqrt(z.pow(2).mean(dim=1, keepdim=True) + 1e-8))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_upsample_conv3x3_is_nearest_upsampling_then_the_convolution(bias):
+    """Values and gradients (input, weight, bias) of the one transposed convolution equal those of nearest 2x
+    upsampling followed by the 3x3 convolution, in both memory layouts, at odd sizes too."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 7, 6, dtype=torch.float64)
+    conv = torch.nn.Conv2d(5, 4, 3, padding=1, bias=bias).double()
+    grad = torch.randn(3, 4, 14, 12, dtype=torch.float64)
+    expected = conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    (expected * grad).sum().backward()
+    expected_grads = [p.grad.clone() for p in conv.parameters()]
+    for layout in (torch.contiguous_format, torch.channels_last):
+        conv.zero_grad()
+        xl = x.clone(memory_format=layout).requires_grad_()
+        out = upsample_conv3x3(xl, conv.weight, conv.bias)
+        torch.testing.assert_close(out, expected)
+        (out * grad).sum().backward()
+        for got, want in zip([p.grad for p in conv.parameters()], expected_grads):
+            torch.testing.assert_close(got, want)
+        xr = x.clone().requires_grad_()
+        (conv(F.interpolate(xr, scale_factor=2.0, mode="nearest")) * grad).sum().backward()
+        torch.testing.assert_close(xl.grad, xr.grad)
 
 
 def test_seeded_determinism():

@@ -225,8 +225,27 @@ class MinibatchStdDev(nn.Module):
         return torch.cat([x, y], dim=1)
 
 
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv2d(interpolate(x, scale_factor=2, mode="nearest"), weight, bias, padding=1)`` as one stride-2
+    transposed convolution at the input's resolution, with 4x4 the arithmetic of 9x9 (the same function up to
+    float rounding; ``tests/test_networks.py`` checks values and gradients against the two-step form).
+
+    Along each axis, the even output ``2i`` sees input ``i-1`` through tap 0 and input ``i`` through taps 1 + 2, the
+    odd output ``2i+1`` input ``i`` through taps 0 + 1 and input ``i+1`` through tap 2: the 3-tap kernel
+    ``(k0, k1, k2)`` becomes the 4-tap transposed kernel ``(k2, k1 + k2, k0 + k1, k0)``.
+
+    ``x``: ``(B, C_in, H, W)``; ``weight``: ``(C_out, C_in, 3, 3)``; ``bias``: ``(C_out,)`` or None.
+    Returns ``(B, C_out, 2H, 2W)``.
+    """
+    w = torch.stack(
+        [weight[:, :, 2], weight[:, :, 1] + weight[:, :, 2], weight[:, :, 0] + weight[:, :, 1], weight[:, :, 0]], 2
+    )
+    w = torch.stack([w[..., 2], w[..., 1] + w[..., 2], w[..., 0] + w[..., 1], w[..., 0]], 3)
+    return F.conv_transpose2d(x, w.transpose(0, 1), bias, stride=2, padding=1)
+
+
 class GeneratorBlock(nn.Module):
-    """One generator scale: (optional 2x upsample) -> two 3x3 convolutions -> optional self-attention.
+    """One generator scale: (optional nearest 2x upsample) -> two 3x3 convolutions -> optional self-attention.
 
     The first block (``first=True``) maps the latent vector ``(B, L)`` to a ``4x4`` map with a 4x4 transposed
     convolution as in ProGAN/MSG-GAN. Every block keeps LeakyReLU(0.2) + pixel norm after each convolution and
@@ -250,10 +269,10 @@ class GeneratorBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.first:
-            x = x.reshape(x.shape[0], x.shape[1], 1, 1)
-        else:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.norm(self.act(self.conv1(x)))
+            x = self.conv1(x.reshape(x.shape[0], x.shape[1], 1, 1))
+        else:  # nearest 2x upsampling, then conv1
+            x = upsample_conv3x3(x, self.conv1.weight, self.conv1.bias)
+        x = self.norm(self.act(x))
         x = self.norm(self.act(self.conv2(x)))
         return self.attention(x)
 
