@@ -31,7 +31,7 @@ from bundle_utils import (
     train_bundle,
 )
 from conftest import DEPLOY_APP_DIR, META_SCHEMA
-from monai.bundle import ConfigWorkflow
+from monai.bundle import ConfigParser, ConfigWorkflow
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
@@ -94,6 +94,20 @@ def test_multi_gpu_config_is_a_patch_over_train():
     patch = json.loads((CONFIGS / "multi_gpu_train.json").read_text())
     assert patch["train#sampler"]["_target_"] == "monai_msgsagan.data.ClassBalancedSampler"  # a DistributedSampler
     assert "dist.init_process_group" in " ".join(patch["initialize"])
+
+
+@pytest.mark.parametrize(
+    "overrides,penalty,augment",
+    [({}, "R1Penalty", 0.0), ({"ada": False}, "R1Penalty", 1.0), ({"r1_gamma": 0.0, "diffaugment": False}, None, None)],
+)
+def test_penalty_and_augmentation_are_components_the_settings_turn_off(overrides, penalty, augment):
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.json")
+    parser.update(overrides)
+    built_penalty = parser.get_parsed_content("train#penalty")
+    built_augment = parser.get_parsed_content("train#augment")
+    assert (type(built_penalty).__name__ if built_penalty is not None else None) == penalty
+    assert (built_augment.probability if built_augment is not None else None) == augment
 
 
 @pytest.fixture(scope="module")
