@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,9 @@ from pathlib import Path
 
 import torch
 import yaml
+from bench_utils import sync
+from bundle_utils import save_generator_artifact  # the artifact helper shared with the tests
+from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # the tests' PACS too
 
 from monai_msgsagan.artifact import load_generator
 from monai_msgsagan.dicom_send import DicomNode, send_c_store, send_stow_rs
@@ -40,11 +44,8 @@ from monai_msgsagan.metrics.gate import diversity_gate
 from monai_msgsagan.networks import InferenceGenerator, default_channels
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "apps" / "xray_synthesis"))
-from bench_utils import sync  # noqa: E402
-from bundle_utils import save_generator_artifact  # noqa: E402 - the artifact helper shared with the tests
-from orthanc_server import CLIENT_AE_TITLE, OrthancServer, find_orthanc  # noqa: E402 - the tests' PACS too
-from output import write_series_atomically  # noqa: E402 - the app's writer
+#: the app's writer (apps/xray_synthesis is a script folder, not a package: its module is run from its file)
+write_series_atomically = runpy.run_path(str(REPO / "apps" / "xray_synthesis" / "output.py"))["write_series_atomically"]
 
 
 def export_generator(folder: Path, resolution: int) -> Path:

@@ -127,8 +127,7 @@ def folder_bytes(folder: Path) -> int:
 _RSS_PROBE = """
 import sys
 from monai_msgsagan.data import XrayStoreDataset
-sys.path.insert(0, sys.argv[3])
-from data import read_rate
+from data import read_rate  # this file: the probe runs in its folder
 rate = read_rate(XrayStoreDataset(sys.argv[1]), int(sys.argv[2]), num_workers=0)
 peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
 print(int(peak) / 1024.0, rate)
@@ -140,8 +139,9 @@ def peak_rss(store: Path, num_reads: int) -> tuple[float, float]:
     (``VmHWM`` of Linux's ``/proc/self/status``: unlike ``ru_maxrss`` it does not carry the parent's peak over
     ``exec``)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-c", _RSS_PROBE, str(store), str(num_reads), str(Path(__file__).parent)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
+    cmd = [sys.executable, "-c", _RSS_PROBE, str(Path(store).resolve()), str(num_reads)]
+    probe = subprocess.run(cmd, env=env, cwd=Path(__file__).parent, capture_output=True, text=True, check=True)
+    out = probe.stdout.split()
     return float(out[-2]), float(out[-1])
 
 

@@ -19,21 +19,17 @@ logit (0.5 is chance). The variants, all in one run:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from monai_msgsagan.data.phantoms import make_phantom  # noqa: E402
-from monai_msgsagan.losses import get_adversarial_loss  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator  # noqa: E402
-from monai_msgsagan.transforms import image_pyramid  # noqa: E402
+from monai_msgsagan.data.phantoms import make_phantom
+from monai_msgsagan.losses import get_adversarial_loss
+from monai_msgsagan.networks import MultiScaleDiscriminator
+from monai_msgsagan.transforms import image_pyramid
 
 RESOLUTION, CHANNELS, ATTENTION = 64, [64, 64, 64, 32, 16], (16,)
 

@@ -21,19 +21,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import resource
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
+from bench_utils import cpu_summary
+from step_vs_msggan import batches, ours_candidate, reference_candidate
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_utils import cpu_summary  # noqa: E402
-from step_vs_msggan import batches, ours_candidate, reference_candidate  # noqa: E402
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 

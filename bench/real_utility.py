@@ -48,15 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from bench_utils import cpu_summary
+from pneumonia_data import SETTINGS, write_setting
+
+from monai_msgsagan.utility.fidelity import summarize_class_fidelity
+from monai_msgsagan.utility.scoring import hierarchical_means, percentile_interval
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-sys.path.insert(0, str(REPO_ROOT))
-from bench_utils import cpu_summary  # noqa: E402
-from pneumonia_data import SETTINGS, write_setting  # noqa: E402
-
-from monai_msgsagan.utility.fidelity import summarize_class_fidelity  # noqa: E402
-from monai_msgsagan.utility.scoring import hierarchical_means, percentile_interval  # noqa: E402
 
 MODELS = ("MSG-SAGAN", "MSG-GAN")
 DEFAULT_RUNS = "pneumonia10:MSG-SAGAN:0,1,2;pneumonia10:MSG-GAN:0,1;pneumonia4:MSG-SAGAN:0;viral10:MSG-SAGAN:0"

@@ -21,9 +21,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def competitor() -> None:
@@ -38,7 +35,6 @@ def competitor() -> None:
 
 def worker(iterations: int, warmup: int) -> None:
     """Print the median seconds per iteration of the default step (last line of stdout)."""
-    sys.path.insert(0, str(HERE))
     from step_options import run
 
     median, _, _ = run(True, True, False, True, iterations, warmup)
@@ -59,7 +55,6 @@ def main() -> None:
     if args.worker:
         worker(args.iterations, args.warmup)
         return
-    sys.path.insert(0, str(HERE))
     from bench_utils import cpu_summary
 
     cores = os.cpu_count() or 1

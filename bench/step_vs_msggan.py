@@ -23,19 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from bench_utils import cpu_summary
 from ignite.engine import Events
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_utils import cpu_summary  # noqa: E402
-from msggan_reference import (  # noqa: E402
+from msggan_reference import (
     Discriminator,
     Generator,
     RelativisticAverageHingeGAN,
@@ -43,9 +37,9 @@ from msggan_reference import (  # noqa: E402
     update_average,
 )
 
-from monai_msgsagan.engines import MultiScaleGanTrainer  # noqa: E402
-from monai_msgsagan.handlers import GeneratorEMA  # noqa: E402
-from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator  # noqa: E402
+from monai_msgsagan.engines import MultiScaleGanTrainer
+from monai_msgsagan.handlers import GeneratorEMA
+from monai_msgsagan.networks import MultiScaleDiscriminator, MultiScaleGenerator
 
 CHANNELS = 3  # the reference's RGB images
 

@@ -29,7 +29,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +52,12 @@ __all__ = [
     "GeneratorArtifact",
     "GeneratorRecord",
     "ModelError",
+    "UnknownClassError",
     "check_no_leakage",
     "find_overlap",
     "load_generator",
     "record_path",
+    "resolve_class",
     "save_record",
     "training_record",
 ]
@@ -103,6 +105,39 @@ class ModelError(ValueError):
 
 class DataLeakageError(ValueError):
     """Images that a generator was trained on were given as held-out test images."""
+
+
+class UnknownClassError(ValueError):
+    """A requested class that is not one of the classes; the message names the valid ones."""
+
+
+def resolve_class(
+    requested: int | str | None, class_names: Sequence[str], where: str = "class"
+) -> tuple[int, str | None]:
+    """The one class resolution: ``(index, name)`` of a requested class.
+
+    Args:
+        requested: a class index in ``[0, len(class_names))``, a class name, or ``None`` for the default class,
+            the first one (index 0).
+        class_names: the classes in class index order (a generator's :attr:`GeneratorRecord.class_names`; empty for
+            an unconditional generator, which takes only ``None`` and gives ``(0, None)``).
+        where: what the error message names (a request field, a datalist record).
+
+    Raises:
+        UnknownClassError: any other request, naming the valid classes.
+    """
+    names = list(class_names)
+    if requested is None:
+        return 0, names[0] if names else None
+    if isinstance(requested, int) and not isinstance(requested, bool) and 0 <= requested < len(names):
+        return requested, names[requested]
+    if isinstance(requested, str) and requested in names:
+        return names.index(requested), requested
+    if not names:
+        raise UnknownClassError(f"{where} {_shown(requested)} asked of an unconditional generator (it has no classes).")
+    raise UnknownClassError(
+        f"{where} {_shown(requested)} is not one of the classes {names} (a name, or an index in [0, {len(names)}))."
+    )
 
 
 def record_path(model_path: str | os.PathLike) -> Path:
@@ -272,25 +307,6 @@ class GeneratorRecord:
         }
         return {**defaults, **{k: v for k, v in self.training_data["settings"].items() if k in _DATA_KEYS}}
 
-    def class_index(self, requested: str | int | None) -> int:
-        """The class index of a class name or index; ``None``: class 0 (the default class, or unconditional).
-
-        Raises:
-            ModelError: a class for an unconditional generator, or a class it does not know (naming its classes).
-        """
-        num_classes = int(self.network["num_classes"])
-        if requested is None:
-            return 0
-        if num_classes == 0:
-            raise ModelError(f"class {requested!r} asked of an unconditional generator.")
-        if isinstance(requested, int) and not isinstance(requested, bool):
-            if not 0 <= requested < num_classes:
-                raise ModelError(f"class index {requested} is outside [0, {num_classes}).")
-            return requested
-        if requested not in self.class_names:
-            raise ModelError(f"class {requested!r} is not one of the generator's classes {self.class_names}.")
-        return self.class_names.index(requested)
-
     def to_dict(self) -> dict[str, Any]:
         """``{"generator_record": {...}}``: the content of ``model.json``."""
         return {RECORD_KEY: asdict(self)}
@@ -422,37 +438,13 @@ class GeneratorArtifact:
     def class_names(self) -> list[str]:
         return list(self.record.class_names)
 
-    def class_index(self, requested: str | int | None) -> int | None:
-        """The class index of a requested class name or index (``None`` stays ``None``: the default class).
-
-        Raises:
-            ModelError: a class for an unconditional generator, or a class it does not know (naming the file).
-        """
-        if requested is None:
-            return None
-        try:
-            return self.record.class_index(requested)
-        except ModelError as e:
-            raise ModelError(f"{self.path}: {e}") from None
-
-    def network_for_class(self, requested: str | int | None) -> nn.Module:
-        """The network, set to generate the class ``requested`` (name or index; ``None``: its default class) when
-        it is called with latents only, ``z`` ``(B, latent_dim)`` -> ``(B, 1, R, R)`` in [-1, 1]: what the bundle's
-        inference evaluator feeds it.
-
-        Raises:
-            ModelError: a class for an unconditional generator, or a class it does not know (naming the file).
-        """
-        index = self.class_index(requested)
-        if index is not None and self.num_classes > 0:
+    def network_for_class(self, index: int) -> nn.Module:
+        """The network, set to generate class ``index`` (from :func:`resolve_class`) when it is called with latents
+        only, ``z`` ``(B, latent_dim)`` -> ``(B, 1, R, R)`` in [-1, 1]: what the bundle's inference evaluator feeds
+        it."""
+        if self.num_classes > 0:
             self.network.default_class = index  # an InferenceGenerator's, or its TorchScript export's, attribute
         return self.network
-
-    def class_name(self, index: int | None) -> str | None:
-        """The name of a class index (``None``: the default class); ``None`` for an unconditional generator."""
-        if self.num_classes == 0:
-            return None
-        return self.class_names[int(getattr(self.network, "default_class", 0)) if index is None else index]
 
     def identity(self) -> dict[str, Any]:
         """JSON-ready description of the model (no weights, no training image list)."""

@@ -74,7 +74,7 @@ def generate(
     network: nn.Module,
     num_images: int,
     seed: int = 0,
-    class_index: int | None = None,
+    class_index: int = 0,
     *,
     start: int = 0,
     batch_size: int = 32,
@@ -94,8 +94,8 @@ def generate(
             eval mode on ``device``; its mode, device and float32 dtype are restored.
         num_images: how many images, at least 1.
         seed: run seed (see the module docstring).
-        class_index: class of a class-conditional generator, in ``[0, num_classes)``; ``None``: its
-            ``default_class`` (0 when it has none). Ignored (must be ``None`` or 0) for an unconditional one.
+        class_index: class of a class-conditional generator, in ``[0, num_classes)`` (resolve a class name or the
+            default class with :func:`~monai_msgsagan.artifact.resolve_class`); 0 for an unconditional one.
         start: index of the first image.
         batch_size: images per forward pass.
         device: where to run the network (default: where its parameters are).
@@ -116,19 +116,15 @@ def generate(
             f"num_images and batch_size must be >= 1 and start >= 0, got {num_images}, {batch_size}, {start}."
         )
     num_classes = int(network.num_classes)
-    if num_classes > 0:
-        class_index = int(getattr(network, "default_class", 0)) if class_index is None else class_index
-        if not 0 <= class_index < num_classes:
-            raise ValueError(f"class index {class_index} is outside [0, {num_classes}).")
-    elif class_index not in (None, 0):
-        raise ValueError(f"class index {class_index} given for an unconditional generator.")
+    if not 0 <= class_index < max(num_classes, 1):
+        raise ValueError(f"class index {class_index} is outside [0, {max(num_classes, 1)}) (0 when unconditional).")
     if not 0.0 < truncation <= 1.0:
         raise ValueError(f"truncation must lie in (0, 1], got {truncation}.")
     params = next(iter(network.parameters()), None)
     home = params.device if params is not None else torch.device("cpu")
     dev = torch.device(device) if device is not None else home
     dtype = torch.float16 if half_precision and dev.type == "cuda" else torch.float32
-    z_all = image_latents(int(network.latent_dim), seed, class_index or 0, range(start, start + num_images))
+    z_all = image_latents(int(network.latent_dim), seed, class_index, range(start, start + num_images))
     channels, resolution = int(getattr(network, "image_channels", 1)), int(network.resolution)
     was_training = network.training
     network.eval()

@@ -172,8 +172,8 @@ def test_verify_net_in_out_and_ckpt_export_with_the_record(trained_bundle, tmp_p
 def test_inference_writes_the_generated_images(trained_bundle, tmp_path):
     out = tmp_path / "png"
     run_bundle("run", trained_bundle, "inferring", "--config_file", str(trained_bundle / "configs" / "inference.json"),
-               "--bundle_root", str(trained_bundle), "--output_dir", str(out), "--num_images", "5", "--class_index",
-               "1", "--seed", "7")  # fmt: skip
+               "--bundle_root", str(trained_bundle), "--output_dir", str(out), "--num_images", "5", "--class", "1",
+               "--seed", "7")  # fmt: skip
     files = sorted(out.glob("*.png"))
     assert [f.name for f in files] == [f"synthetic_class1_seed7_{i:05d}.png" for i in range(5)]
     expected = generate(load_generator(trained_bundle / "models" / "model.pt").network, 5, 7, 1)
@@ -316,7 +316,7 @@ def test_non_default_model_serves_everywhere_without_overrides(tmp_path):
     generator = load_generator(model)
     assert generator.record.network["latent_dim"] == 64 and generator.record.network["attention_resolutions"] == [8]
     assert generator.class_names == ["lung_opacity", "normal"]  # sorted class names of the CSV
-    expected = generate(generator.network, 4, 7, generator.class_index("normal"))
+    expected = generate(generator.network, 4, 7, generator.class_names.index("normal"))
     configs = bundle / "configs"
 
     # bundle inference, by class name

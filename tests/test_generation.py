@@ -15,8 +15,10 @@ from monai_msgsagan.artifact import (
     RECORD_NAME,
     GeneratorRecord,
     ModelError,
+    UnknownClassError,
     load_generator,
     record_path,
+    resolve_class,
     save_record,
 )
 from monai_msgsagan.generation import GenerationError, generate, generate_per_class, image_latents, image_seed
@@ -79,15 +81,23 @@ def test_generate_refuses_bad_requests_and_bad_output():
         generate(net, 2)
 
 
+def test_one_class_resolution():
+    """A name, an index or None (the first class) -> (index, name); anything else names the classes."""
+    assert resolve_class("lung_opacity", CLASSES) == (1, "lung_opacity") == resolve_class(1, CLASSES)
+    assert resolve_class(None, CLASSES) == (0, "normal") and resolve_class(None, []) == (0, None)
+    for bad in ("pneumothorax", 2, -1, True, ""):
+        with pytest.raises(UnknownClassError, match=r"is not one of the classes \['normal', 'lung_opacity'\]"):
+            resolve_class(bad, CLASSES)
+    with pytest.raises(UnknownClassError, match="request class 0 asked of an unconditional generator"):
+        resolve_class(0, [], "request class")
+
+
 def test_state_dict_artifact_round_trip_and_refusals(tmp_path: Path):
     model = save_generator_artifact(InferenceGenerator(**ARGS), ARGS, CLASSES, tmp_path / "models" / "model.pt")
     artifact = load_generator(model)
     assert artifact.record.network == ARGS and artifact.class_names == CLASSES
     assert (artifact.latent_dim, artifact.num_classes, artifact.resolution) == (128, 2, 32)
-    assert artifact.class_index("lung_opacity") == 1 and artifact.class_index(None) is None
-    assert artifact.class_name(None) == "normal" and artifact.identity()["sha256"] == artifact.sha256
-    with pytest.raises(ModelError, match=r"model\.pt: class 'pneumothorax' is not one of"):
-        artifact.class_index("pneumothorax")
+    assert artifact.identity()["sha256"] == artifact.sha256
     record = artifact.record
     # weights that do not fit the record (bound to it, as a careless export would)
     torch.save(InferenceGenerator(**{**ARGS, "channels": [8, 8, 8, 8]}).state_dict(), model)
@@ -126,7 +136,7 @@ def test_record_format_1_reads_with_data_settings_defaults(tmp_path: Path):
     (tmp_path / "model.json").write_text(json.dumps(flat))
     record = GeneratorRecord.load(tmp_path / "model.json")
     assert record.data_settings["dataset_dir"] == "/data/cxr.csv" and record.data_settings["num_phantoms"] == 512
-    assert record.class_index(None) == 0 and record.class_index("lung_opacity") == 1
+    assert record.class_names == CLASSES
 
 
 def test_weights_and_record_of_different_runs_are_refused_naming_both(tmp_path: Path):

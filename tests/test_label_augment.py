@@ -13,7 +13,7 @@ import torch
 from bundle_utils import save_generator_artifact, tiny_generator
 from monai.transforms import Compose, SelectItemsd
 
-from monai_msgsagan.artifact import load_generator
+from monai_msgsagan.artifact import UnknownClassError, load_generator
 from monai_msgsagan.files import write_png
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label import (
@@ -79,9 +79,9 @@ def test_read_class_index_forms_and_errors(tmp_path: Path):
     (tmp_path / "b.json").write_text('{"label": 1}')
     (tmp_path / "c.txt").write_text("other\n")
     assert [read_class_index(str(tmp_path / f), CLASSES) for f in ("a.cls.json", "b.json", "c.txt")] == [0, 1, 1]
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(UnknownClassError, match=r"label: class 2 is not one of the classes"):
         read_class_index(2, CLASSES)
-    with pytest.raises(ValueError, match="neither a class"):
+    with pytest.raises(UnknownClassError, match=r"record 3: class \"pneumothorax\" is not one of"):
         read_class_index("pneumothorax", CLASSES, where="record 3")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json"):

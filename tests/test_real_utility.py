@@ -10,14 +10,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pneumonia_data  # bench/, which tests/conftest.py puts on sys.path
 import pytest
 from bundle_utils import REPO_ROOT
 from PIL import Image
 
 from monai_msgsagan.data.phantoms import make_phantom
-
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-import pneumonia_data  # noqa: E402
 
 
 def write_kermany(root: Path, seed: int = 0) -> Path:

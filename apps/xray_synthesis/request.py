@@ -47,7 +47,8 @@ class SynthesisRequest:
 
     Attributes:
         num_images: images to generate, in [2, max_images] (the diversity gate compares pairs).
-        class_name: class name or index (as given) for a class-conditional generator, None for its default class.
+        class_name: class name or index (as given; :func:`~monai_msgsagan.artifact.resolve_class` resolves it with the
+            generator's classes), None for the default class (the first).
         seed: seed of the latent sampler; the same seed gives the same images.
         batch_size: images per generator call, in [1, max_batch_size].
     """
@@ -96,8 +97,6 @@ def parse_request(
         raise RequestError(
             f"{source}: field 'class' must be a class name, a class index or null, got {_echo(class_name)}."
         )
-    if isinstance(class_name, str) and not class_name.strip():
-        raise RequestError(f"{source}: field 'class' must not be empty.")
     if isinstance(class_name, str) and len(class_name) > _MAX_CLASS_CHARS:
         raise RequestError(
             f"{source}: field 'class' must be at most {_MAX_CLASS_CHARS} characters, got {_echo(class_name)}."

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_msgsagan.artifact import GeneratorArtifact
+from monai_msgsagan.artifact import GeneratorArtifact, resolve_class
 from monai_msgsagan.files import atomic_write_text, write_png
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label.records import REPEAT_KEY, SYNTHETIC_KEY, class_counts, read_class_index
@@ -202,7 +202,7 @@ class SyntheticAugmenter:
 
     def generate(self, name: str, count: int) -> list[Path]:
         """The first ``count`` cached PNG files of a class, generating those not in the cache yet."""
-        class_index = self.generator.class_index(name)
+        class_index = resolve_class(name, self.generator.class_names)[0]
         folder = self.cache_folder / f"{class_index:03d}"
         files = [folder / f"{i:05d}.png" for i in range(count)]
         missing = [i for i, f in enumerate(files) if not f.is_file()]

@@ -11,6 +11,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from monai_msgsagan.artifact import resolve_class
+
 __all__ = ["REPEAT_KEY", "SYNTHETIC_KEY", "ClassIndexd", "class_counts", "read_class_index"]
 
 #: Datalist key that marks a record as generated, so nothing downstream takes it for real data.
@@ -25,49 +27,36 @@ def read_class_index(value: Any, classes: Sequence[str], where: str = "label") -
     Args:
         value: an ``int`` class index (or a 1-element tensor, or the index as text); a class name from ``classes``;
             or the path of a label file: ``*.json`` holding ``{"label": <index or name>}`` (the MONAI Label
-            datastore form used by ``apps/monailabel_xray``), or a text file holding the index or the name.
+            datastore form used by ``apps/monailabel_xray``), or a text file holding the index or the name. The
+            index or name is resolved by :func:`~monai_msgsagan.artifact.resolve_class`.
         classes: class names, in the generator's and classifier's index order.
         where: what to name in error messages (a record id or a file).
 
     Raises:
-        ValueError: unknown class name, index out of range, or an unreadable label file, naming ``where``.
+        ValueError: no label, an unknown class (:class:`~monai_msgsagan.artifact.UnknownClassError`), or an
+            unreadable label file, naming ``where`` or the file.
     """
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{where}: a class label tensor must hold one value, got shape {list(value.shape)}.")
         value = int(value.item())
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: a class label must be an index or a class name, got {value!r}.")
-    if isinstance(value, int):
-        if not 0 <= value < len(classes):
-            raise ValueError(
-                f"{where}: class index {value} is outside [0, {len(classes)}) for classes {list(classes)}."
-            )
-        return value
-    if isinstance(value, (str, Path)):
-        text = str(value)
-        if text in classes:
-            return list(classes).index(text)
-        if text.lstrip("-").isdigit():  # an index written as text (CSV columns, form fields)
-            return read_class_index(int(text), classes, where)
-        path = Path(text)
-        if path.is_file():
-            return _read_label_file(path, classes)
-        raise ValueError(f"{where}: {text!r} is neither a class of {list(classes)} nor an existing label file.")
-    raise ValueError(f"{where}: a class label must be an index, a class name or a label file, got {type(value)}.")
+    value = str(value) if isinstance(value, Path) else value
+    if isinstance(value, str) and value not in classes and not value.lstrip("-").isdigit() and Path(value).is_file():
+        value, where = _label_file_content(Path(value)), value
+    if isinstance(value, str) and value not in classes and value.lstrip("-").isdigit():  # an index as text (CSV)
+        value = int(value)
+    if value is None:
+        raise ValueError(f"{where}: no class label.")
+    return resolve_class(value, classes, f"{where}: class")[0]
 
 
-def _read_label_file(path: Path, classes: Sequence[str]) -> int:
+def _label_file_content(path: Path) -> Any:
+    """The label a label file holds: ``{"label": ...}`` of a ``.json`` file, the stripped text of any other."""
     try:
         text = path.read_text(encoding="utf-8").strip()
-        content: Any = json.loads(text)["label"] if path.suffix == ".json" else text
+        return json.loads(text)["label"] if path.suffix == ".json" else text
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: cannot read a class label ({type(e).__name__}: {e}).") from e
-    if (isinstance(content, int) and not isinstance(content, bool)) or (
-        isinstance(content, str) and (content in classes or content.lstrip("-").isdigit())
-    ):
-        return read_class_index(content, classes, where=str(path))
-    raise ValueError(f"{path}: the label must be a class index or one of {list(classes)}, got {content!r}.")
 
 
 def class_counts(datalist: Sequence[Mapping[str, Any]], classes: Sequence[str], label_key: str = "label") -> list[int]:

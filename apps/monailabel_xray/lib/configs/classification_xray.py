@@ -55,7 +55,7 @@ class ClassificationXray(TaskConfig):
     def infer(self) -> dict[str, InferTask]:
         if self.settings is None:
             return {}
-        return {f"{self.name}_synthesis": XraySynthesisInfer(self.settings.generator, self.labels)}
+        return {f"{self.name}_synthesis": XraySynthesisInfer(self.settings.generator)}
 
     def trainer(self) -> TrainTask:
         augmenter = self.settings.build() if self.settings is not None else None
