@@ -112,23 +112,24 @@ class UnknownClassError(ValueError):
 
 
 def resolve_class(
-    requested: int | str | None, class_names: Sequence[str], where: str = "class"
+    requested: int | str | None, class_names: Sequence[str], where: str = "class", default: int = 0
 ) -> tuple[int, str | None]:
     """The one class resolution: ``(index, name)`` of a requested class.
 
     Args:
-        requested: a class index in ``[0, len(class_names))``, a class name, or ``None`` for the default class,
-            the first one (index 0).
+        requested: a class index in ``[0, len(class_names))``, a class name, or ``None`` for the default class.
         class_names: the classes in class index order (a generator's :attr:`GeneratorRecord.class_names`; empty for
             an unconditional generator, which takes only ``None`` and gives ``(0, None)``).
         where: what the error message names (a request field, a datalist record).
+        default: the index ``None`` stands for: the first class, or a model's
+            :attr:`GeneratorArtifact.default_class` (the class a TorchScript export was made for).
 
     Raises:
         UnknownClassError: any other request, naming the valid classes.
     """
     names = list(class_names)
     if requested is None:
-        return 0, names[0] if names else None
+        return (default, names[default]) if names else (0, None)
     if isinstance(requested, int) and not isinstance(requested, bool) and 0 <= requested < len(names):
         return requested, names[requested]
     if isinstance(requested, str) and requested in names:
@@ -437,6 +438,12 @@ class GeneratorArtifact:
     @property
     def class_names(self) -> list[str]:
         return list(self.record.class_names)
+
+    @property
+    def default_class(self) -> int:
+        """The class the network generates when called with latents only: the one a TorchScript export was made
+        for (``--class`` at export), else 0."""
+        return int(getattr(self.network, "default_class", 0)) if self.num_classes > 0 else 0
 
     def network_for_class(self, index: int) -> nn.Module:
         """The network, set to generate class ``index`` (from :func:`resolve_class`) when it is called with latents

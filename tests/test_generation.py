@@ -85,6 +85,7 @@ def test_one_class_resolution():
     """A name, an index or None (the first class) -> (index, name); anything else names the classes."""
     assert resolve_class("lung_opacity", CLASSES) == (1, "lung_opacity") == resolve_class(1, CLASSES)
     assert resolve_class(None, CLASSES) == (0, "normal") and resolve_class(None, []) == (0, None)
+    assert resolve_class(None, CLASSES, default=1) == (1, "lung_opacity") == resolve_class(1, CLASSES, default=0)
     for bad in ("pneumothorax", 2, -1, True, ""):
         with pytest.raises(UnknownClassError, match=r"is not one of the classes \['normal', 'lung_opacity'\]"):
             resolve_class(bad, CLASSES)
@@ -220,6 +221,19 @@ def test_a_torchscript_export_carrying_a_bad_record_is_refused(tmp_path: Path, e
     reason = "generator record: field training_data.num_images: says 2" if edit == "emptied" else "nested deeper"
     with pytest.raises(ModelError, match=rf"model\.ts( \(model\.json\))?: {reason}"):
         load_generator(ts)
+
+
+def test_a_torchscript_export_for_a_class_makes_it_the_default_class(tmp_path: Path):
+    """A request without a class gets the class the model was exported for (``--class`` at export)."""
+    pt = save_generator_artifact(tiny_generator(), ARGS, CLASSES, tmp_path / "model.pt", training_ids=["phantom:0:0"])
+    net = tiny_generator()
+    net.default_class = 1
+    save_net_with_metadata(
+        torch.jit.script(net), str(tmp_path / "model"), more_extra_files={RECORD_NAME: record_path(pt).read_bytes()}
+    )
+    artifact = load_generator(tmp_path / "model.ts")
+    assert artifact.default_class == 1 and load_generator(pt).default_class == 0
+    assert resolve_class(None, artifact.class_names, default=artifact.default_class) == (1, "lung_opacity")
 
 
 def test_truncation_is_part_of_the_one_seeding_policy():

@@ -157,7 +157,9 @@ class GeneratorOperator(StateOperator):
 
         def run() -> None:
             request, generator = state.request, state.generator
-            index, state.class_name = resolve_class(request.class_name, generator.class_names)
+            index, state.class_name = resolve_class(
+                request.class_name, generator.class_names, default=generator.default_class
+            )
             state.images = generate(
                 generator.network,
                 request.num_images,

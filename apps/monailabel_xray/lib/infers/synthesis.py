@@ -19,7 +19,8 @@ class XraySynthesisInfer(InferTask):
     """MONAI Label infer task (type ``others``): one synthetic image of a class, reproducible from a seed.
 
     Request params: ``class`` (a name or an index of the generator's classes, resolved by
-    :func:`~monai_msgsagan.artifact.resolve_class`; default its first class) and ``seed`` (int, default 0). The
+    :func:`~monai_msgsagan.artifact.resolve_class`; default the class the model was exported for, else its first)
+    and ``seed`` (int, default 0). The
     image is image 0 of :func:`~monai_msgsagan.generation.generate` for that seed and class (the first image bundle
     inference and the Deploy app make for them). The ``image`` of the request is ignored (MONAI Label's infer
     endpoint requires one: pass any image id of the datastore). Returns a PNG of the generator's resolution (the
@@ -52,7 +53,9 @@ class XraySynthesisInfer(InferTask):
         requested = request.get("class")
         if isinstance(requested, list):  # the config default offers all classes: the default class
             requested = None
-        class_index, class_name = resolve_class(requested, self.generator.class_names, "infer param 'class'")
+        class_index, class_name = resolve_class(
+            requested, self.generator.class_names, "infer param 'class'", self.generator.default_class
+        )
         try:
             seed = int(request.get("seed", 0))
         except (TypeError, ValueError):
