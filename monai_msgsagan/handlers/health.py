@@ -18,7 +18,7 @@ from monai.utils.enums import StrEnum
 
 from monai_msgsagan.artifact import GeneratorRecord, save_record
 from monai_msgsagan.files import atomic_write_bytes
-from monai_msgsagan.handlers.checkpoint import (
+from monai_msgsagan.handlers.integrity import (
     atomic_torch_save,
     generator_output_problem,
     nonfinite_entries,
