@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,34 +25,20 @@ from monai_msgsagan.handlers.integrity import (
     NonFiniteWeightsError,
     VerifiedDiskSaver,
     atomic_torch_save,
-    checkpoint_iteration,
     checkpoints,
-    generator_output_problem,
+    is_generator,
     load_checkpoint,
     newest_intact_checkpoint,
     nonfinite_entries,
     remove_stale_files,
     verify_checkpoint,
+    weights_problems,
     write_on_rank,
 )
 
-__all__ = ["GanCheckpointSaver", "save_generator", "weights_problems"]
+__all__ = ["GanCheckpointSaver", "save_generator"]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_generator(obj: Any) -> bool:
-    return isinstance(obj, torch.nn.Module) and hasattr(obj, "latent_dim") and hasattr(obj, "num_classes")
-
-
-def weights_problems(name: str, network: torch.nn.Module) -> list[str]:
-    """Why ``network``'s weights must not be saved: its non-finite entries or, when all are finite and it is a
-    generator, its failure to render a fixed check batch ``(4, C, R, R)`` finitely; ``[]`` when they may be."""
-    problems = nonfinite_entries(network.state_dict(), name)
-    if problems or not _is_generator(network):
-        return problems
-    problem = generator_output_problem(name, network)
-    return [problem] if problem is not None else []
 
 
 def save_generator(
@@ -62,22 +49,22 @@ def save_generator(
 ) -> None:
     """Write ``network``'s flat state dict (on the CPU) to ``path`` atomically, then, with ``record``, its record
     naming the weights' SHA-256 (:func:`~monai_msgsagan.artifact.save_record`, ``extra``: more keys of it): the
-    record never describes weights that are not on disk. Check the weights with :func:`weights_problems` first."""
+    record never describes weights that are not on disk. Check the weights with
+    :func:`~monai_msgsagan.handlers.integrity.weights_problems` first."""
     atomic_torch_save({k: v.detach().cpu() for k, v in network.state_dict().items()}, path)
     if record is not None:
         save_record(record, path, extra)
 
 
+@dataclass(eq=False)
 class GanCheckpointSaver:
     """Save a verified exact-resume checkpoint and the exported generator every ``epoch_interval`` epochs.
 
     The resume checkpoint ``{save_dir}/checkpoint_{iteration}.pt`` holds every object of ``save_dict`` (G, D, EMA
     G, optimizers, the trainer with its RNG and augmentation state,
-    :class:`~monai_msgsagan.handlers.GlobalRandomState`) and has its SHA-256 in ``checkpoint_{iteration}.pt.sha256``.
-    ``model_path`` then receives the flat state dict of ``model`` (the EMA generator), loadable into
-    :class:`~monai_msgsagan.networks.InferenceGenerator`, and then, with ``record``, its record (``model.json``)
-    naming the weights' SHA-256 (:func:`save_generator`). All files are written atomically, so a run killed at any
-    moment leaves the previous checkpoint intact.
+    :class:`~monai_msgsagan.handlers.GlobalRandomState`), with its SHA-256 sidecar
+    (:mod:`~monai_msgsagan.handlers.integrity`). Then ``model_path`` receives ``model`` (the EMA generator, loadable
+    into :class:`~monai_msgsagan.networks.InferenceGenerator`) and its record (:func:`save_generator`).
 
     Guarantees:
 
@@ -115,31 +102,23 @@ class GanCheckpointSaver:
             time the weights are (``None``: weights only).
     """
 
-    def __init__(
-        self,
-        save_dir: str | os.PathLike,
-        save_dict: dict[str, Any],
-        model: torch.nn.Module,
-        model_path: str | os.PathLike,
-        epoch_interval: int = 1,
-        n_saved: int = 2,
-        engine_key: str | None = "trainer",
-        enabled: bool = True,
-        record: GeneratorRecord | None = None,
-    ) -> None:
-        if epoch_interval < 1 or n_saved < 1:
+    save_dir: str | os.PathLike
+    save_dict: dict[str, Any]
+    model: torch.nn.Module
+    model_path: str | os.PathLike
+    epoch_interval: int = 1
+    n_saved: int = 2
+    engine_key: str | None = "trainer"
+    enabled: bool = True
+    record: GeneratorRecord | None = None
+    last_saved_iteration: int | None = field(default=None, init=False)
+    _exported_updates: int = field(default=0, init=False)  # the engine's generator_updates at this run's last export
+
+    def __post_init__(self) -> None:
+        if self.epoch_interval < 1 or self.n_saved < 1:
             raise ValueError("epoch_interval and n_saved must be >= 1.")
-        self.save_dir = Path(save_dir)
-        self.save_dict = save_dict
-        self.model = model
-        self.model_path = Path(model_path)
-        self.epoch_interval = epoch_interval
-        self.n_saved = n_saved
-        self.engine_key = engine_key
-        self.enabled = enabled
-        self.record = record
-        self.last_saved_iteration: int | None = None
-        self._exported_updates = 0  # the engine's generator_updates at the last export of this process
+        self.save_dir = Path(self.save_dir)
+        self.model_path = Path(self.model_path)
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:
@@ -157,10 +136,10 @@ class GanCheckpointSaver:
 
     def _problems(self, checkpoint: dict[str, Any]) -> list[str]:
         """This rank's reasons not to write ``checkpoint`` and ``model``: non-finite values in the checkpoint, else
-        :func:`weights_problems` of ``model`` and of every generator in ``save_dict``."""
+        the :func:`~monai_msgsagan.handlers.integrity.weights_problems` of ``model`` and of every generator in it."""
         problems = nonfinite_entries(checkpoint)
         if not problems:
-            networks = {id(obj): (name, obj) for name, obj in self.save_dict.items() if _is_generator(obj)}
+            networks = {id(obj): (name, obj) for name, obj in self.save_dict.items() if is_generator(obj)}
             networks.setdefault(id(self.model), (self.model_path.name, self.model))
             problems = [p for name, net in networks.values() for p in weights_problems(name, net)]
         return problems
@@ -220,7 +199,7 @@ class GanCheckpointSaver:
             return
         newest = newest_intact_checkpoint(self.save_dir) if get_rank() == 0 else None
         newest = broadcast_object(str(newest) if newest is not None else None)
-        if newest is None or checkpoint_iteration(newest) != iteration:
+        if newest is None or Path(newest).name != f"{CHECKPOINT_PREFIX}_{iteration}.pt":
             self(engine)  # training ended between checkpoint intervals
         elif get_rank() == 0:
             self._export_from(Path(newest))

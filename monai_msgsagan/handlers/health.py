@@ -18,8 +18,9 @@ from monai.utils.enums import StrEnum
 
 from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.files import atomic_write_bytes
-from monai_msgsagan.handlers.checkpoint_saver import save_generator, weights_problems
+from monai_msgsagan.handlers.checkpoint_saver import save_generator
 from monai_msgsagan.handlers.diversity import DiversityMonitor
+from monai_msgsagan.handlers.integrity import weights_problems
 
 __all__ = ["Diagnosis", "HealthThresholds", "TrainingHealthMonitor", "diagnose", "diversity_retained"]
 

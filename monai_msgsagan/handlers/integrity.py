@@ -32,15 +32,15 @@ __all__ = [
     "NonFiniteWeightsError",
     "VerifiedDiskSaver",
     "atomic_torch_save",
-    "checkpoint_iteration",
     "checkpoints",
-    "generator_output_problem",
+    "is_generator",
     "load_checkpoint",
     "newest_intact_checkpoint",
     "nonfinite_entries",
     "remove_stale_files",
     "save_checkpoint",
     "verify_checkpoint",
+    "weights_problems",
     "write_on_rank",
 ]
 
@@ -216,17 +216,11 @@ def load_checkpoint(
     return checkpoint
 
 
-def checkpoint_iteration(path: str | os.PathLike) -> int | None:
-    """The iteration in a name ``checkpoint_{iteration}.pt``, or ``None`` for any other name."""
-    match = _CHECKPOINT_NAME.match(Path(path).name)
-    return int(match.group(1)) if match else None
-
-
 def checkpoints(save_dir: str | os.PathLike) -> list[Path]:
     """The files ``checkpoint_{iteration}.pt`` of ``save_dir``, newest (highest iteration) first, verified or not."""
     if not Path(save_dir).is_dir():
         return []
-    found = [(i, p) for p in Path(save_dir).iterdir() if (i := checkpoint_iteration(p)) is not None]
+    found = [(int(m.group(1)), p) for p in Path(save_dir).iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
     return [p for _, p in sorted(found, reverse=True)]
 
 
@@ -276,11 +270,20 @@ def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def generator_output_problem(name: str, network: torch.nn.Module) -> str | None:
-    """Why ``network`` fails to render a fixed check batch ``(4, C, R, R)`` with finite values
-    (:func:`~monai_msgsagan.generation.generate`), or ``None``."""
+def is_generator(obj: Any) -> bool:
+    """Whether ``obj`` is a generator network (a module with ``latent_dim`` and ``num_classes``)."""
+    return isinstance(obj, torch.nn.Module) and hasattr(obj, "latent_dim") and hasattr(obj, "num_classes")
+
+
+def weights_problems(name: str, network: torch.nn.Module) -> list[str]:
+    """Why ``network``'s weights must not be saved: its non-finite entries or, when all are finite and it is a
+    generator, its failure to render a fixed check batch ``(4, C, R, R)`` with finite values
+    (:func:`~monai_msgsagan.generation.generate`); ``[]`` when they may be."""
+    problems = nonfinite_entries(network.state_dict(), name)
+    if problems or not is_generator(network):
+        return problems
     try:
         generate(network, CHECK_BATCH_SIZE, CHECK_BATCH_SEED)
     except GenerationError as e:
-        return f"{name}: {e}"
-    return None
+        return [f"{name}: {e}"]
+    return []
