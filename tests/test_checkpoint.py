@@ -17,7 +17,7 @@ from test_trainer import assert_same, build, deterministic, states  # noqa: F401
 from monai_msgsagan.engines import NonFiniteLossError
 from monai_msgsagan.handlers import GanCheckpointSaver
 
-CKPT_LOGGER = "monai_msgsagan.handlers.checkpoint"
+CKPT_LOGGER = "monai_msgsagan.handlers.checkpoint_loader"
 
 
 def _set_lr_after_resume(trainer, optimizer, lr: float) -> None:
@@ -200,7 +200,7 @@ def test_full_disk_says_no_space_and_names_the_file(tmp_path):
     script = textwrap.dedent(
         f"""
         import torch
-        from monai_msgsagan.handlers import atomic_torch_save, save_checkpoint
+        from monai_msgsagan.handlers.integrity import atomic_torch_save, save_checkpoint
         try:
             atomic_torch_save({{"w": torch.zeros(1_000_000)}}, "{disk}/checkpoint_4.pt")
         except OSError as e:

@@ -17,13 +17,8 @@ from monai_msgsagan.engines import (
     PyramidDiffAugment,
     cpu_has_native_bf16,
 )
-from monai_msgsagan.handlers import (
-    GanCheckpointSaver,
-    GeneratorEMA,
-    GlobalRandomState,
-    ResumeFromLatest,
-    latest_checkpoint,
-)
+from monai_msgsagan.handlers import GanCheckpointSaver, GeneratorEMA, GlobalRandomState, ResumeFromLatest
+from monai_msgsagan.handlers.integrity import checkpoints
 from monai_msgsagan.losses import GradientPenalty, R1Penalty
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleDiscriminator, MultiScaleGenerator
 from monai_msgsagan.transforms import image_pyramid
@@ -265,7 +260,7 @@ def test_exact_resume_matches_uninterrupted_run(tmp_path):
 
     first, *_ = build(part_dir, max_epochs=2)
     first.run()
-    assert latest_checkpoint(part_dir).name == "checkpoint_6.pt"  # 3 iterations per epoch
+    assert checkpoints(part_dir)[0].name == "checkpoint_6.pt"  # 3 iterations per epoch
     del first
     resumed, g2, d2, ema2 = build(part_dir, max_epochs=4)  # a fresh process would build exactly this
     resumed.run()
@@ -310,7 +305,7 @@ def test_non_finite_steps_are_skipped_then_stop(tmp_path):
     assert_same([{k: v.detach() for k, v in p.items()} for p in params], before)  # no step touched the weights
     # spectral-norm power iterations run on the weights, not the data, so they stay finite
     assert all(torch.isfinite(b).all() for b in d.buffers())
-    assert latest_checkpoint(tmp_path) is None
+    assert checkpoints(tmp_path) == []
 
 
 def test_unconditional_training_and_accumulation(tmp_path):
@@ -466,7 +461,7 @@ def test_non_finite_guard_reads_the_device_at_the_check_interval(tmp_path):
     before = states(g)
     with pytest.raises(NonFiniteLossError, match=r"at least 3 consecutive .*\(8 in a row by iteration 4\)"):
         trainer.run()
-    assert trainer.state.iteration == 4 and latest_checkpoint(tmp_path) is None
+    assert trainer.state.iteration == 4 and checkpoints(tmp_path) == []
     assert_same(states(g), before)
 
 

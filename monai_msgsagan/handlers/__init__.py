@@ -1,22 +1,17 @@
-"""Ignite handlers for MSG-SAGAN training: EMA, checkpoints and resume, samples, diversity, progress, health."""
+"""Ignite handlers for MSG-SAGAN training: EMA, checkpoints and resume, samples, diversity, progress, health.
 
-from monai_msgsagan.handlers.checkpoint import (
-    CheckpointIntegrityError,
-    GanCheckpointSaver,
-    GlobalRandomState,
-    NonFiniteWeightsError,
-    ResumeFromLatest,
-    atomic_torch_save,
-    latest_checkpoint,
-    load_checkpoint,
-    newest_intact_checkpoint,
-    save_checkpoint,
-    verify_checkpoint,
-)
+Checkpointing is split by concern: ``integrity`` (SHA-256-bound atomic files, verified loads, finite weights),
+``checkpoint_saver``, ``checkpoint_loader`` and ``random_state``.
+"""
+
+from monai_msgsagan.handlers.checkpoint_loader import ResumeFromLatest
+from monai_msgsagan.handlers.checkpoint_saver import GanCheckpointSaver
 from monai_msgsagan.handlers.diversity import DiversityMonitor
 from monai_msgsagan.handlers.ema import GeneratorEMA
 from monai_msgsagan.handlers.health import Diagnosis, HealthThresholds, TrainingHealthMonitor, diagnose
+from monai_msgsagan.handlers.integrity import CheckpointIntegrityError, NonFiniteWeightsError
 from monai_msgsagan.handlers.progress import TrainingProgress
+from monai_msgsagan.handlers.random_state import GlobalRandomState
 from monai_msgsagan.handlers.samples import SampleGridSaver, image_grid
 
 __all__ = [
@@ -32,12 +27,6 @@ __all__ = [
     "SampleGridSaver",
     "TrainingHealthMonitor",
     "TrainingProgress",
-    "atomic_torch_save",
     "diagnose",
     "image_grid",
-    "latest_checkpoint",
-    "load_checkpoint",
-    "newest_intact_checkpoint",
-    "save_checkpoint",
-    "verify_checkpoint",
 ]

@@ -16,14 +16,11 @@ import torch
 from ignite.engine import Engine, Events
 from monai.utils.enums import StrEnum
 
-from monai_msgsagan.artifact import GeneratorRecord, save_record
+from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.files import atomic_write_bytes
-from monai_msgsagan.handlers.checkpoint import (
-    atomic_torch_save,
-    generator_output_problem,
-    nonfinite_entries,
-)
+from monai_msgsagan.handlers.checkpoint_saver import save_generator
 from monai_msgsagan.handlers.diversity import DiversityMonitor
+from monai_msgsagan.handlers.integrity import weights_problems
 
 __all__ = ["Diagnosis", "HealthThresholds", "TrainingHealthMonitor", "diagnose", "diversity_retained"]
 
@@ -167,8 +164,9 @@ class TrainingHealthMonitor:
     A check diagnosed ``mode_collapse``, or weights that are not finite or render non-finite images, never count,
     nor do weights no generator update was applied to since the last best (a trainer's ``generator_updates``).
     ``best_model_path`` with ``.json`` instead of ``.pt`` records the epoch, iteration, criterion and value and,
-    with ``record``, is the best weights' generator record (:func:`~monai_msgsagan.artifact.save_record`, written
-    after the weights, naming their SHA-256), which :func:`~monai_msgsagan.artifact.load_generator` reads.
+    with ``record``, is the best weights' generator record (written after the weights, naming their SHA-256:
+    :func:`~monai_msgsagan.handlers.checkpoint_saver.save_generator`), which
+    :func:`~monai_msgsagan.artifact.load_generator` reads.
 
     Attach after the :class:`DiversityMonitor` (same ``EPOCH_COMPLETED``), or let this handler attach it
     (``attach_diversity_monitor``; what the bundle does, as MONAI's bundle checks expect every item of
@@ -363,15 +361,12 @@ class TrainingHealthMonitor:
             same = self.best["criterion"] == criterion
             if (same and value >= self.best["value"]) or (not same and criterion != "fid"):
                 return
-        network = monitor.network
-        state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
-        if nonfinite_entries(state) or generator_output_problem("generator", network):
+        if weights_problems("generator", monitor.network):
             return
-        atomic_torch_save(state, self.best_model_path)
-        self.best = {"epoch": latest["epoch"], "iteration": latest["iteration"], "criterion": criterion, "value": value}
+        best = {"epoch": latest["epoch"], "iteration": latest["iteration"], "criterion": criterion, "value": value}
+        save_generator(monitor.network, self.best_model_path, self.record, extra=best)
+        self.best = best
         self._best_updates = int(updates) if updates is not None else 0
-        if self.record is not None:
-            save_record(self.record, self.best_model_path, extra=self.best)
-        else:
+        if self.record is None:
             atomic_write_bytes(json.dumps(self.best, indent=2).encode(), self.best_model_path.with_suffix(".json"))
         logger.info("best model so far (%s %.4f) saved to %s", criterion, value, self.best_model_path)
