@@ -28,7 +28,7 @@ from monai_msgsagan.data import (
     training_data,
 )
 from monai_msgsagan.files import file_sha256
-from monai_msgsagan.transforms import xray_preprocess_transforms
+from monai_msgsagan.transforms import XrayPreprocessSettings, xray_preprocess_transforms
 
 
 def write_mixed_folder(folder: Path, per_class: int = 4) -> dict[str, Path]:
@@ -88,9 +88,13 @@ def test_other_settings_or_files_are_refused(tmp_path):
         preprocess_store(tmp_path / "src", store, 64, labels_from_subfolders=True)
     with pytest.raises(StoreSettingsError, match="normalize_mode: store has 'percentile', asked for 'minmax'"):
         preprocess_store(
-            tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings={"normalize_mode": "minmax"}
+            tmp_path / "src",
+            store,
+            32,
+            labels_from_subfolders=True,
+            transform_settings=XrayPreprocessSettings(normalize_mode="minmax"),
         )
-    same = {"normalize_mode": "percentile", "lower": 0.5, "window": None}  # the defaults, given explicitly
+    same = XrayPreprocessSettings(normalize_mode="percentile", lower=0.5, window=None)  # the defaults, given explicitly
     again = preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings=same)
     assert again.shards_reused == 1 and again.num_images == 5
     write_png(tmp_path / "src" / "a" / "new.png", ramp(40, 40, 255, seed=5))

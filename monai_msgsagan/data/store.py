@@ -27,7 +27,6 @@ with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import logging
@@ -36,7 +35,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from monai.transforms import apply_transform
 
 from monai_msgsagan.data.datalist import DatalistReport, SkippedItem, build_datalist
 from monai_msgsagan.files import atomic_write_bytes, atomic_write_text, file_sha256
-from monai_msgsagan.transforms import XrayReadError, xray_preprocess_transforms
+from monai_msgsagan.transforms import XrayPreprocessSettings, XrayReadError, xray_preprocess_transforms
 
 __all__ = [
     "preprocess_store",
@@ -107,22 +106,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     raise StoreError(f"{path}: unreadable store file ({reason}).")
 
 
-_NOT_SETTINGS = ("resolution", "keys", "load", "label_key")  # arguments of the pipeline that are not store settings
-
-
-def _transform_settings(resolution: int, transform_settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Every setting of :func:`xray_preprocess_transforms` (its defaults, then ``transform_settings``), as JSON
-    values, so a store made with a default and one made with the same value given explicitly compare equal."""
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(xray_preprocess_transforms).parameters.items()
-        if name not in _NOT_SETTINGS
-    }
-    given = dict(transform_settings or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"preprocess_store: unknown transform settings {unknown}; known: {sorted(defaults)}")
-    return json.loads(json.dumps({"resolution": int(resolution), **defaults, **given}))
+def _transform_settings(resolution: int, transform_settings: XrayPreprocessSettings | None) -> dict[str, Any]:
+    """The resolution and every pipeline setting (``None``: the defaults), as JSON values, so a store made with a
+    default and one made with the same value given explicitly compare equal."""
+    return json.loads(
+        json.dumps({"resolution": int(resolution), **asdict(transform_settings or XrayPreprocessSettings())})
+    )
 
 
 def _datalist_settings(
@@ -147,9 +136,8 @@ _PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process a
 def _pipeline(settings: dict[str, Any]) -> Callable:
     key = json.dumps(settings, sort_keys=True)
     if key not in _PIPELINES:
-        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], **{
-            k: v for k, v in settings.items() if k != "resolution"
-        })  # fmt: skip
+        pipeline = XrayPreprocessSettings(**{k: v for k, v in settings.items() if k != "resolution"})
+        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], settings=pipeline)
     return _PIPELINES[key]
 
 
@@ -312,7 +300,7 @@ def preprocess_store(
     labels_from_subfolders: bool = False,
     num_workers: int = 1,
     shard_size: int | None = None,
-    transform_settings: Mapping[str, Any] | None = None,
+    transform_settings: XrayPreprocessSettings | None = None,
     report_path: str | os.PathLike | None = None,
 ) -> PreprocessSummary:
     """Decode, check, normalise and resize every file of a datalist once, into a store at training resolution.
@@ -332,16 +320,15 @@ def preprocess_store(
         label_column, path_column, classes, labels_from_subfolders: passed to ``build_datalist``.
         num_workers: worker processes (1: decode in this process).
         shard_size: images per shard (``None``: 16 MiB of uint16 images, ``2**23 // R**2``).
-        transform_settings: arguments of :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` other
-            than ``resolution`` (``normalize_mode``, ``lower``, ``upper``, ``window``, ``resize_mode``,
-            ``border_cleanup``, ``remove_text``, ``jpeg_draft``); the training pipeline's defaults when ``None``.
+        transform_settings: the pipeline's :class:`~monai_msgsagan.transforms.XrayPreprocessSettings`; the
+            training pipeline's defaults when ``None``.
         report_path: also write the datalist report there (the store keeps its own copy).
 
     Returns:
         :class:`PreprocessSummary`.
 
     Raises:
-        ValueError: ``dataset_dir`` or ``store_dir`` is empty, or an unknown transform setting.
+        ValueError: ``dataset_dir`` or ``store_dir`` is empty.
         StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
         NoUsableImagesError: the source has no candidate file at all (before any decode).
         StoreError: every file was unreadable (the report says why for each).
