@@ -33,7 +33,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +44,8 @@ import torch
 from monai.data import Dataset
 from monai.transforms import apply_transform
 
-from monai_msgsagan.data.datalist import DatalistReport, SkippedItem, build_datalist
+from monai_msgsagan.data.datalist import DatalistReport, SkippedItem
+from monai_msgsagan.data.spec import SELECTION_FIELDS, DataSpec
 from monai_msgsagan.files import atomic_write_bytes, atomic_write_text, file_sha256
 from monai_msgsagan.transforms import XrayPreprocessSettings, XrayReadError, xray_preprocess_transforms
 
@@ -114,20 +115,11 @@ def _transform_settings(resolution: int, transform_settings: XrayPreprocessSetti
     )
 
 
-def _datalist_settings(
-    source: str | os.PathLike,
-    label_column: str | None,
-    path_column: str | None,
-    classes: Sequence[str] | None,
-    labels_from_subfolders: bool,
-) -> dict[str, Any]:
-    return {
-        "source": str(Path(source).resolve()),
-        "label_column": label_column,
-        "path_column": path_column,
-        "classes": None if classes is None else list(classes),
-        "labels_from_subfolders": bool(labels_from_subfolders),
-    }
+def _datalist_settings(spec: DataSpec) -> dict[str, Any]:
+    """How a store's manifest names the files it holds: ``spec.dataset_dir`` (as ``source``) and the fields that
+    select files out of it, as JSON values."""
+    fields = asdict(spec)
+    return json.loads(json.dumps({"source": spec.dataset_dir, **{k: fields[k] for k in SELECTION_FIELDS}}))
 
 
 _PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process and settings
@@ -291,13 +283,8 @@ class PreprocessSummary:
 
 
 def preprocess_store(
-    dataset_dir: str | os.PathLike,
-    store_dir: str | os.PathLike,
+    spec: DataSpec,
     resolution: int,
-    label_column: str | None = None,
-    path_column: str | None = None,
-    classes: Sequence[str] | None = None,
-    labels_from_subfolders: bool = False,
     num_workers: int = 1,
     shard_size: int | None = None,
     transform_settings: XrayPreprocessSettings | None = None,
@@ -313,11 +300,10 @@ def preprocess_store(
     (8-bit sources) or uint16.
 
     Args:
-        dataset_dir: a folder of radiographs or a CSV of paths and labels (see
-            :func:`~monai_msgsagan.data.build_datalist`).
-        store_dir: the store folder (created; an existing store must have been made with the same settings).
+        spec: the images: ``spec.dataset_dir`` (a folder of radiographs or a CSV of paths and labels) with its
+            datalist settings, and the store folder ``spec.store_dir`` (created; an existing store must have been
+            made with the same settings).
         resolution: square power-of-two training side ``R``.
-        label_column, path_column, classes, labels_from_subfolders: passed to ``build_datalist``.
         num_workers: worker processes (1: decode in this process).
         shard_size: images per shard (``None``: 16 MiB of uint16 images, ``2**23 // R**2``).
         transform_settings: the pipeline's :class:`~monai_msgsagan.transforms.XrayPreprocessSettings`; the
@@ -328,28 +314,18 @@ def preprocess_store(
         :class:`PreprocessSummary`.
 
     Raises:
-        ValueError: ``dataset_dir`` or ``store_dir`` is empty.
-        StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
+        ValueError: ``spec.dataset_dir`` or ``spec.store_dir`` is empty.
+        FileNotFoundError: ``spec.dataset_dir`` does not exist.
+        StoreSettingsError: ``spec.store_dir`` holds a store made with other settings or from other files.
         NoUsableImagesError: the source has no candidate file at all (before any decode).
         StoreError: every file was unreadable (the report says why for each).
     """
     start = time.perf_counter()
-    for name, value in (("dataset_dir", dataset_dir), ("store_dir", store_dir)):
-        if value is None or str(value).strip() == "":
-            raise ValueError(
-                f"preprocess_store: {name} is empty; name the folder or CSV of images and the store folder."
-            )
-    folder = Path(store_dir)
-    source = Path(dataset_dir)
+    if spec.dataset_dir is None or spec.store_dir is None:
+        raise ValueError("preprocess_store: dataset_dir or store_dir is empty; name the images and the store folder.")
+    folder = Path(spec.store_dir)
     settings = _transform_settings(resolution, transform_settings)
-    datalist = build_datalist(
-        source,
-        label_column=label_column,
-        path_column=path_column,
-        classes=classes,
-        labels_from_subfolders=labels_from_subfolders,
-        check_readable=False,
-    )
+    datalist = spec.datalist(check_readable=False)
     items = [(str(it["image"]), int(it["label"])) for it in datalist.train]
     digest = hashlib.sha256("\n".join(f"{p}\t{lb}" for p, lb in items).encode()).hexdigest()
     size = int(shard_size) if shard_size else max(1, (_SHARD_BYTES // 2) // (int(resolution) ** 2))
@@ -357,7 +333,7 @@ def preprocess_store(
         "format": STORE_FORMAT,
         "settings": settings,
         "datalist": {
-            **_datalist_settings(source, label_column, path_column, classes, labels_from_subfolders),
+            **_datalist_settings(spec),
             "num_files": len(items),
             "files_sha256": digest,
         },
@@ -400,7 +376,7 @@ def preprocess_store(
                     raise
 
     report = DatalistReport(
-        source=str(source), num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
+        source=spec.dataset_dir, num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
     )
     num_images = 0
     for k in range(num_shards):
@@ -513,17 +489,10 @@ class XrayStoreDataset(Dataset):
             )
         self._verified.add(shard)
 
-    def check_datalist(
-        self,
-        dataset_dir: str | os.PathLike,
-        label_column: str | None = None,
-        path_column: str | None = None,
-        classes: Sequence[str] | None = None,
-        labels_from_subfolders: bool = False,
-    ) -> None:
-        """Refuse, with :class:`StoreSettingsError`, a store made from another source or datalist settings."""
-        wanted = _datalist_settings(dataset_dir, label_column, path_column, classes, labels_from_subfolders)
-        _compare(self.folder / MANIFEST, self.manifest["datalist"], wanted)
+    def check_datalist(self, spec: DataSpec) -> None:
+        """Refuse, with :class:`StoreSettingsError`, a store made from another source or datalist settings than
+        ``spec``'s."""
+        _compare(self.folder / MANIFEST, self.manifest["datalist"], _datalist_settings(spec))
 
     @property
     def labels(self) -> list[int]:
