@@ -105,12 +105,7 @@ def run_model(name: str, args: argparse.Namespace) -> dict:
         common["label_column"] = args.label_column
     train = {**common, "max_epochs": str(args.max_epochs), "checkpoint_interval": str(args.max_epochs)}
     train_wall, train_out = _timed(root / "train.log", train_bundle, root, train)
-    evaluate = {
-        **common,
-        "num_images": str(args.num_images),
-        "num_real": str(args.num_real),
-        "data_seed": str(args.seed),
-    }
+    evaluate = {**common, "num_images": str(args.num_images), "num_real": str(args.num_real)}  # data: the record's
     if args.feature_extractor:
         evaluate["feature_extractor"] = args.feature_extractor
     configs = root / "configs"

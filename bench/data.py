@@ -41,7 +41,7 @@ import torch
 from monai.data import DataLoader, LMDBDataset, PersistentDataset
 from PIL import Image
 
-from monai_msgsagan.data import ClassBalancedSampler, XrayStoreDataset, make_phantom, preprocess_store
+from monai_msgsagan.data import ClassBalancedSampler, DataSpec, XrayStoreDataset, make_phantom, preprocess_store
 from monai_msgsagan.transforms import xray_preprocess_transforms
 
 MIMIC_CXR_IMAGES = 377_110
@@ -172,7 +172,8 @@ def main() -> None:
         p = args.processes
 
         def preprocess(source: Path, name: str, resolution: int, workers: int):
-            return preprocess_store(source, stores / name, resolution, label_column="label", num_workers=workers)
+            spec = DataSpec(source, label_column="label", store_dir=stores / name)
+            return preprocess_store(spec, resolution, num_workers=workers)
 
         one = preprocess(subset_csv, "subset_256_1p", 256, 1)
         many = preprocess(subset_csv, f"subset_256_{p}p", 256, p)

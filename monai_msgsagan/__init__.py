@@ -22,7 +22,7 @@ from monai_msgsagan import (
 )
 from monai_msgsagan._version import __version__
 from monai_msgsagan.artifact import GeneratorArtifact, GeneratorRecord, ModelError, load_generator
-from monai_msgsagan.data import PhantomDataset, build_datalist, training_data
+from monai_msgsagan.data import DataSpec, PhantomDataset, build_datalist, training_data
 from monai_msgsagan.engines import MultiScaleGanTrainer, PyramidDiffAugment
 from monai_msgsagan.generation import generate, sample_latent
 from monai_msgsagan.losses import (
@@ -44,6 +44,7 @@ from monai_msgsagan.networks import (
 from monai_msgsagan.transforms import LoadXray, LoadXrayd, MultiScalePyramid, MultiScalePyramidd
 
 __all__ = [
+    "DataSpec",
     "GeneratorArtifact",
     "GeneratorRecord",
     "GradientPenalty",

@@ -23,7 +23,6 @@ phantom is a pure function of its data set seed and index, whatever the resoluti
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import pickle
@@ -38,7 +37,8 @@ import torch
 from torch import nn
 
 from monai_msgsagan._version import __version__
-from monai_msgsagan.data.sources import TrainingData, training_data
+from monai_msgsagan.data.sources import TrainingData
+from monai_msgsagan.data.spec import DataSpec
 from monai_msgsagan.files import atomic_write_text, file_sha256
 from monai_msgsagan.networks import InferenceGenerator
 
@@ -78,19 +78,6 @@ RECORD_KEY = "generator_record"
 _METADATA_FILE = "metadata.json"
 
 _NETWORK_KEYS = ("resolution", "latent_dim", "channels", "attention_resolutions", "num_classes")
-#: The training_data arguments that select the images (not how they are cached or where reports go).
-_DATA_KEYS = (
-    "dataset_dir",
-    "label_column",
-    "path_column",
-    "classes",
-    "labels_from_subfolders",
-    "num_phantoms",
-    "phantom_classes",
-    "phantom_class_ratio",
-    "seed",
-    "store_dir",
-)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EXPORT_HINT = (
     "export it with python -m monai.bundle ckpt_export network_def --filepath models/model.ts "
@@ -207,8 +194,8 @@ class GeneratorRecord:
             ``latent_dim``, ``channels``, ``attention_resolutions``, ``num_classes``).
         class_names: class names in class index order (empty for an unconditional generator).
         training_data: ``{"source": <folder, CSV or "phantoms">, "settings": {...}, "num_images": N,
-            "item_ids": [...], "item_names": [...]}``: the :func:`~monai_msgsagan.data.training_data` arguments
-            that select the images, and the identity (see the module docstring) and a readable name of every
+            "item_ids": [...], "item_names": [...]}``: the :class:`~monai_msgsagan.data.DataSpec` of the images
+            (``asdict``; :attr:`data_spec`), and the identity (see the module docstring) and a readable name of every
             training image, in the same order.
         recipe: the training settings (loss, learning rates, batch size, epochs, ...), for the reader.
         version: ``monai_msgsagan.__version__`` of the training run.
@@ -218,7 +205,8 @@ class GeneratorRecord:
     Raises:
         ModelError: naming the field and the reason, for a record that cannot be right: a missing or mistyped
             field, class names that are empty, repeated or not ``num_classes`` of them, a ``num_images`` or an
-            ``item_names`` list that does not match ``item_ids``, a malformed SHA-256.
+            ``item_names`` list that does not match ``item_ids``, data settings that are not a ``DataSpec``, a
+            malformed SHA-256.
     """
 
     network: dict[str, Any]
@@ -287,10 +275,13 @@ class GeneratorRecord:
         source = data.get("source", "phantoms")
         if not isinstance(source, str):
             raise _fail("training_data.source", f"expected a string, got {_shown(source)}")
-        settings = data.setdefault("settings", {})
+        settings = data.get("settings", {})
         if not isinstance(settings, dict):
             raise _fail("training_data.settings", f"expected an object, got {_shown(settings)}")
-        settings.setdefault("dataset_dir", "" if source == "phantoms" else source)
+        try:  # format 1 has no settings: its source names the data
+            data["settings"] = asdict(DataSpec(**{"dataset_dir": "" if source == "phantoms" else source, **settings}))
+        except TypeError as e:
+            raise _fail("training_data.settings", f"not a data specification ({e})") from None
 
     @property
     def training_ids(self) -> set[str]:
@@ -298,15 +289,10 @@ class GeneratorRecord:
         return set(self.training_data["item_ids"])
 
     @property
-    def data_settings(self) -> dict[str, Any]:
-        """Every :func:`~monai_msgsagan.data.training_data` argument that selects the training images (those a
-        record does not hold, as in format 1, at their defaults)."""
-        defaults = {
-            k: p.default
-            for k, p in inspect.signature(training_data).parameters.items()
-            if k in _DATA_KEYS and p.default is not inspect.Parameter.empty
-        }
-        return {**defaults, **{k: v for k, v in self.training_data["settings"].items() if k in _DATA_KEYS}}
+    def data_spec(self) -> DataSpec:
+        """Which images the generator was trained on (fields a record does not hold, as in format 1, at their
+        defaults)."""
+        return DataSpec(**self.training_data["settings"])
 
     def to_dict(self) -> dict[str, Any]:
         """``{"generator_record": {...}}``: the content of ``model.json``."""
@@ -381,7 +367,7 @@ def training_record(
 
     Args:
         network: the generator's network arguments (see :attr:`GeneratorRecord.network`).
-        data: the training set; its settings and the identity of each of its images are recorded.
+        data: the training set; its data specification and the identity of each of its images are recorded.
         recipe: training settings to keep with the model.
     """
     network = dict(network)
@@ -391,7 +377,7 @@ def training_record(
         class_names=list(data.class_names) if int(network.get("num_classes", 0)) > 0 else [],
         training_data={
             "source": data.source,
-            "settings": dict(data.settings),
+            "settings": asdict(data.spec),
             "num_images": len(ids),
             "item_ids": ids,
             "item_names": names,

@@ -221,7 +221,7 @@ def test_a_failed_rerun_leaves_the_previous_model_and_record(trained_bundle, tmp
     assert "NonFinite" in proc.stderr, proc.stderr[-2000:]
     after = {p.name: p.read_bytes() for p in (bundle / "models").iterdir() if p.is_file()}
     assert after == before
-    assert load_generator(bundle / "models" / "model.pt").record.data_settings["num_phantoms"] == 32
+    assert load_generator(bundle / "models" / "model.pt").record.data_spec.num_phantoms == 32
 
 
 @pytest.mark.slow
@@ -363,7 +363,7 @@ def test_non_default_model_serves_everywhere_without_overrides(tmp_path):
         "false",
     )
     report = json.loads((out / "report.json").read_text())
-    assert report["settings"]["dataset_dir"] == str(data_csv.resolve()) and report["settings"]["num_real"] == 12
+    assert report["settings"]["data"]["dataset_dir"] == str(data_csv.resolve()) and report["settings"]["num_real"] == 12
     fake, _ = generate_per_class(generator.network, 4, seed=7)
     assert torch.allclose(fake[4:], expected, atol=1e-5)  # class 1 ("normal") block
     assert report["diversity"]["fake"]["mean"] == pytest.approx(pairwise_ms_ssim(fake, seed=7).mean, rel=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,14 @@ import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
 from xray_files import ramp, write_bad_corpus, write_good_corpus, write_png
 
-from monai_msgsagan.data import PHANTOM_CLASS_NAMES, build_datalist, make_dataset, training_data, write_phantom_folder
+from monai_msgsagan.data import (
+    PHANTOM_CLASS_NAMES,
+    DataSpec,
+    build_datalist,
+    make_dataset,
+    training_data,
+    write_phantom_folder,
+)
 from monai_msgsagan.transforms import LoadXray, xray_train_transforms
 
 
@@ -156,10 +164,23 @@ def test_broken_symbolic_links_are_reported(tmp_path):
     assert dl.report.num_candidates == 6
 
 
+def test_data_spec_normalises_once_and_round_trips_through_asdict(tmp_path):
+    """Blank strings are None, paths absolute, classes a tuple; ``asdict`` through JSON gives an equal spec."""
+    spec = DataSpec(tmp_path / "data.csv", label_column=" ", classes=["b", "a"], store_dir="")
+    assert spec.dataset_dir == str((tmp_path / "data.csv").resolve()) and spec.label_column is spec.store_dir is None
+    assert spec.classes == ("b", "a") and DataSpec(dataset_dir="").dataset_dir is None
+    assert DataSpec(labels_from_subfolders="false") == DataSpec() != DataSpec(labels_from_subfolders="True")
+    assert DataSpec(**json.loads(json.dumps(asdict(spec)))) == spec != DataSpec(tmp_path / "data.csv")
+    with pytest.raises(TypeError, match="DataSpec.num_phantoms: expected int"):
+        DataSpec(num_phantoms="8")
+    with pytest.raises(FileNotFoundError, match="data.csv does not exist"):
+        training_data(spec, 32)
+
+
 def test_bundle_data_entry_writes_the_report_when_nothing_is_usable(tmp_path):
     """The bundle's training_data keeps the per-file reasons on disk when every image is unusable."""
     write_bad_corpus(tmp_path / "bad")
     report = tmp_path / "logs" / "datalist_report.json"
     with pytest.raises(ValueError, match="no usable images"):
-        training_data(tmp_path / "bad", 32, report_path=report)
+        training_data(DataSpec(tmp_path / "bad"), 32, report_path=report)
     assert json.loads(report.read_text())["num_used"] == 0

@@ -168,10 +168,10 @@ def test_evaluate_config_matches_the_package_with_a_user_feature_network(trained
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["feature_network"] == "Sequential" and report["fidelity"]["features"]["dim"] == 16
     # the same numbers from the package, on the same weights and real sample
-    from monai_msgsagan.data import real_image_sample, training_data
+    from monai_msgsagan.data import DataSpec, real_image_sample, training_data
 
     generator = load_generator(trained_bundle / "models" / "model.pt")
-    real = real_image_sample(training_data("", 32, num_phantoms=32, seed=0).dataset, 16, 3)
+    real = real_image_sample(training_data(DataSpec(num_phantoms=32), 32).dataset, 16, 3)
     fake, _ = generate_per_class(generator.network, 5, seed=3)
     pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())
     assert report["fidelity"]["fid"] == pytest.approx(compute_fid(real, fake, pool), rel=1e-5)
@@ -192,7 +192,7 @@ def test_evaluate_config_on_real_radiographs_unconditional(figure1_dir, tmp_path
     assert report["generator"]["num_classes"] == 0 and report["generator"]["class_names"] == []
     assert report["settings"]["num_real"] == 55 and report["settings"]["num_fake"] == 8  # all 55 radiographs
     assert report["settings"]["model"]["network"]["attention_resolutions"] == []
-    assert report["settings"]["dataset_dir"] == str((figure1_dir / "metadata.csv").resolve())
+    assert report["settings"]["data"]["dataset_dir"] == str((figure1_dir / "metadata.csv").resolve())
     assert report["memorization"] is not None
 
 

@@ -21,6 +21,7 @@ from monai_msgsagan.artifact import (
     resolve_class,
     save_record,
 )
+from monai_msgsagan.data import DataSpec
 from monai_msgsagan.generation import GenerationError, generate, generate_per_class, image_latents, image_seed
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
@@ -130,14 +131,19 @@ def test_state_dict_artifact_round_trip_and_refusals(tmp_path: Path):
         load_generator(tmp_path / "missing.pt")
 
 
-def test_record_format_1_reads_with_data_settings_defaults(tmp_path: Path):
+def test_record_format_1_reads_with_data_spec_defaults(tmp_path: Path):
     """0.3.0 wrote the record's fields at the top level of model.json, without data settings."""
     data = {"source": "/data/cxr.csv", "num_images": 0, "item_ids": [], "item_names": []}
     flat = {"network": ARGS, "class_names": CLASSES, "version": "0.3.0", "format": 1, "training_data": data}
     (tmp_path / "model.json").write_text(json.dumps(flat))
     record = GeneratorRecord.load(tmp_path / "model.json")
-    assert record.data_settings["dataset_dir"] == "/data/cxr.csv" and record.data_settings["num_phantoms"] == 512
+    assert record.data_spec == DataSpec(dataset_dir="/data/cxr.csv")
     assert record.class_names == CLASSES
+    for settings, reason in (({"shards": 4}, "unexpected keyword argument 'shards'"), ({"seed": "0"}, "DataSpec.seed")):
+        flat["training_data"]["settings"] = settings
+        (tmp_path / "model.json").write_text(json.dumps(flat))
+        with pytest.raises(ModelError, match=rf"model\.json: .*training_data\.settings: not a data spec.*{reason}"):
+            GeneratorRecord.load(tmp_path / "model.json")
 
 
 def test_weights_and_record_of_different_runs_are_refused_naming_both(tmp_path: Path):

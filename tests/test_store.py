@@ -19,6 +19,7 @@ from xray_files import dicom_dataset, ramp, write_dicom, write_png
 from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.data import (
     ClassBalancedSampler,
+    DataSpec,
     StoreError,
     StoreIncompleteError,
     StoreSettingsError,
@@ -28,7 +29,7 @@ from monai_msgsagan.data import (
     training_data,
 )
 from monai_msgsagan.files import file_sha256
-from monai_msgsagan.transforms import xray_preprocess_transforms
+from monai_msgsagan.transforms import XrayPreprocessSettings, xray_preprocess_transforms
 
 
 def write_mixed_folder(folder: Path, per_class: int = 4) -> dict[str, Path]:
@@ -48,10 +49,10 @@ def write_mixed_folder(folder: Path, per_class: int = 4) -> dict[str, Path]:
 
 def test_store_equals_the_pipeline_and_reports_bad_files(tmp_path):
     bad = write_mixed_folder(tmp_path / "src")
+    spec = DataSpec(tmp_path / "src", labels_from_subfolders=True, store_dir=tmp_path / "store")
     summary = preprocess_store(
-        tmp_path / "src", tmp_path / "store", 32, labels_from_subfolders=True, num_workers=2, shard_size=4,
-        report_path=tmp_path / "logs" / "datalist_report.json",
-    )  # fmt: skip
+        spec, 32, num_workers=2, shard_size=4, report_path=tmp_path / "logs" / "datalist_report.json"
+    )
     assert (summary.num_images, summary.num_skipped, summary.num_shards) == (9, 2, 3)
     report = json.loads((tmp_path / "logs" / "datalist_report.json").read_text())
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
@@ -76,36 +77,37 @@ def test_store_equals_the_pipeline_and_reports_bad_files(tmp_path):
         step = 1.0 / 255 if i < 4 else 1.0 / 65535  # half a quantisation step of the shard's dtype
         assert float((got["image"] - expected).abs().max()) <= step + 1e-6, item["image"]
 
-    again = preprocess_store(tmp_path / "src", tmp_path / "store", 32, labels_from_subfolders=True, shard_size=4)
+    again = preprocess_store(spec, 32, shard_size=4)
     assert (again.shards_written, again.shards_reused, again.num_images) == (0, 3, 9)
 
 
 def test_other_settings_or_files_are_refused(tmp_path):
     write_mixed_folder(tmp_path / "src", per_class=2)
     store = tmp_path / "store"
-    preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True)
+    spec = DataSpec(tmp_path / "src", labels_from_subfolders=True, store_dir=store)
+    preprocess_store(spec, 32)
     with pytest.raises(StoreSettingsError, match=r"store\.json.*resolution: store has 32, asked for 64"):
-        preprocess_store(tmp_path / "src", store, 64, labels_from_subfolders=True)
+        preprocess_store(spec, 64)
     with pytest.raises(StoreSettingsError, match="normalize_mode: store has 'percentile', asked for 'minmax'"):
-        preprocess_store(
-            tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings={"normalize_mode": "minmax"}
-        )
-    same = {"normalize_mode": "percentile", "lower": 0.5, "window": None}  # the defaults, given explicitly
-    again = preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True, transform_settings=same)
+        preprocess_store(spec, 32, transform_settings=XrayPreprocessSettings(normalize_mode="minmax"))
+    same = XrayPreprocessSettings(normalize_mode="percentile", lower=0.5, window=None)  # the defaults, given explicitly
+    again = preprocess_store(spec, 32, transform_settings=same)
     assert again.shards_reused == 1 and again.num_images == 5
     write_png(tmp_path / "src" / "a" / "new.png", ramp(40, 40, 255, seed=5))
     with pytest.raises(StoreSettingsError, match="num_files: store has 7, asked for 8") as e:
-        preprocess_store(tmp_path / "src", store, 32, labels_from_subfolders=True)
+        preprocess_store(spec, 32)
     assert "files_sha256" in e.value.mismatches
     with pytest.raises(StoreSettingsError, match="resolution: store has 32, asked for 64"):
         XrayStoreDataset(store, resolution=64)
     with pytest.raises(StoreSettingsError, match="labels_from_subfolders: store has True, asked for False"):
-        training_data(tmp_path / "src", 32, store_dir=store)
+        training_data(DataSpec(tmp_path / "src", store_dir=store), 32)
 
 
 def _edited_store(tmp_path: Path) -> Path:
     write_mixed_folder(tmp_path / "src", per_class=2)
-    preprocess_store(tmp_path / "src", tmp_path / "store", 32, labels_from_subfolders=True, shard_size=2)
+    preprocess_store(
+        DataSpec(tmp_path / "src", labels_from_subfolders=True, store_dir=tmp_path / "store"), 32, shard_size=2
+    )
     return tmp_path / "store"
 
 
@@ -140,7 +142,9 @@ def test_shard_record_edited_or_shard_truncated_is_refused_when_opened(tmp_path,
 
 def test_ranks_read_disjoint_parts_through_dataloader_workers(tmp_path):
     write_mixed_folder(tmp_path / "src", per_class=6)
-    preprocess_store(tmp_path / "src", tmp_path / "store", 16, labels_from_subfolders=True, shard_size=5)
+    preprocess_store(
+        DataSpec(tmp_path / "src", labels_from_subfolders=True, store_dir=tmp_path / "store"), 16, shard_size=5
+    )
     store = XrayStoreDataset(tmp_path / "store")
     seen = []
     for rank in range(2):
@@ -158,11 +162,11 @@ def test_ranks_read_disjoint_parts_through_dataloader_workers(tmp_path):
 _PREPROCESS = """
 import os, signal, sys
 import monai_msgsagan.data.store as store
-from monai_msgsagan.data import preprocess_store
+from monai_msgsagan.data import DataSpec, preprocess_store
 # SIGKILL as soon as the first shard is complete (its .json written): an interruption at a known point, whatever
 # the machine's speed
 store._log_shard = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
-preprocess_store(sys.argv[1], sys.argv[2], 64, shard_size=2, num_workers=1)
+preprocess_store(DataSpec(sys.argv[1], store_dir=sys.argv[2]), 64, shard_size=2, num_workers=1)
 """
 
 
@@ -182,9 +186,9 @@ def test_killed_preprocessing_resumes_where_it_stopped(tmp_path):
     with pytest.raises(StoreIncompleteError, match="preprocessing has not finished"):
         XrayStoreDataset(store)
 
-    resumed = preprocess_store(src, store, 64, shard_size=2)
+    resumed = preprocess_store(DataSpec(src, store_dir=store), 64, shard_size=2)
     assert resumed.shards_reused == len(done) and resumed.shards_written == 12 - len(done)
-    whole = preprocess_store(src, tmp_path / "whole", 64, shard_size=2, num_workers=2)
+    whole = preprocess_store(DataSpec(src, store_dir=tmp_path / "whole"), 64, shard_size=2, num_workers=2)
     a, b = XrayStoreDataset(store), XrayStoreDataset(tmp_path / "whole")
     assert a.identities() == b.identities()
     for i in range(len(a)):
@@ -216,11 +220,10 @@ def test_bundle_preprocess_then_training_from_the_store(tmp_path):
     for key, value in torch.load(in_process / "models" / "model.pt", weights_only=True).items():
         torch.testing.assert_close(with_workers[key], value, rtol=0, atol=0, msg=key)  # workers change nothing
     record = GeneratorRecord.load(bundle / "models" / "model.json")
-    direct = training_data(src, 32, labels_from_subfolders=True)  # the same files without a store
+    direct = training_data(DataSpec(src, labels_from_subfolders=True), 32)  # the same files without a store
     assert (record.training_data["item_ids"], record.training_data["item_names"]) == direct.identities()
     assert record.class_names == ["a", "b"] and record.training_data["source"] == str(src.resolve())
-    assert record.data_settings["dataset_dir"] == str(src.resolve()) and record.data_settings["labels_from_subfolders"]
-    assert record.training_data["settings"]["store_dir"] == str(store.resolve())
+    assert record.data_spec == DataSpec(src, labels_from_subfolders=True, num_phantoms=32, store_dir=store)
     report = json.loads((bundle / "logs" / "datalist_report.json").read_text())
     assert {s["path"] for s in report["skipped"]} == {str(p) for p in bad.values()}
     # evaluation with no data or network overrides reads the same store (the record names it)

@@ -17,7 +17,7 @@ import torch
 from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, train_bundle
 
 from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, save_record, training_record
-from monai_msgsagan.data import training_data, write_phantom_folder
+from monai_msgsagan.data import DataSpec, training_data, write_phantom_folder
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator
@@ -58,14 +58,13 @@ def save_generator(folder: Path, data, seed: int = 0) -> Path:
 
 
 def test_training_record_holds_the_data_and_best_weights_have_their_own(tmp_path: Path):
-    data = training_data("", 16, num_phantoms=8, seed=3)
+    data = training_data(DataSpec(num_phantoms=8, seed=3), 16)
     model = save_generator(tmp_path / "models", data)
     generator = load_generator(model)
     record = generator.record
     assert record.network == NET_ARGS and record.class_names == ["normal", "lung_opacity"]
     assert record.training_data["item_ids"][:2] == ["phantom:3:0", "phantom:3:1"]
-    assert record.data_settings["num_phantoms"] == 8 and record.data_settings["seed"] == 3
-    assert record.data_settings["dataset_dir"] == ""
+    assert record.data_spec == DataSpec(num_phantoms=8, seed=3) == data.spec
     assert generator.resolution == 16 and generator.num_classes == 2
     best = model.with_name("model_best.pt")  # the health monitor's best weights: the run's record, their SHA-256
     best.write_bytes(model.read_bytes())
@@ -76,7 +75,7 @@ def test_training_record_holds_the_data_and_best_weights_have_their_own(tmp_path
 def test_leakage_of_files_is_refused_naming_them(tmp_path: Path):
     """A test image that is a renamed copy of a training file is found by content, and named."""
     csv = write_phantom_folder(tmp_path / "train", 6, size=16, seed=0)
-    data = training_data(csv, 16, label_column="class_name")
+    data = training_data(DataSpec(csv, label_column="class_name"), 16)
     record = training_record(NET_ARGS, data)
     test_dir = tmp_path / "test"
     test_dir.mkdir()
@@ -183,8 +182,8 @@ def test_class_weights_are_inverse_frequency():
 
 
 def test_every_arm_end_to_end(tmp_path: Path):
-    train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
-    test = training_data("", 16, num_phantoms=8, seed=1000)
+    train = training_data(DataSpec(num_phantoms=24, phantom_class_ratio=0.25, seed=0), 16)
+    test = training_data(DataSpec(num_phantoms=8, seed=1000), 16)
     generator = load_generator(save_generator(tmp_path / "models", train))
     cache = tmp_path / "classifier_cache"
     report = run_utility_study(
@@ -242,8 +241,8 @@ def test_every_arm_end_to_end(tmp_path: Path):
 
 
 def test_filtered_truncated_sampling_and_the_default_arm_first(tmp_path: Path):
-    train = training_data("", 16, num_phantoms=24, phantom_class_ratio=0.25, seed=0)
-    test = training_data("", 16, num_phantoms=40, seed=1000)
+    train = training_data(DataSpec(num_phantoms=24, phantom_class_ratio=0.25, seed=0), 16)
+    test = training_data(DataSpec(num_phantoms=40, seed=1000), 16)
     generator = load_generator(save_generator(tmp_path / "models", train))
     cache = tmp_path / "classifier_cache"
     arms = ("real_oversampled", "real_plus_synthetic", "real_plus_synthetic_every_class")
@@ -280,13 +279,13 @@ def _filter(cache: Path, train) -> torch.nn.Module:
 
 
 def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):
-    train = training_data("", 16, num_phantoms=12, phantom_class_ratio=0.25, seed=0)
+    train = training_data(DataSpec(num_phantoms=12, phantom_class_ratio=0.25, seed=0), 16)
     generator = load_generator(save_generator(tmp_path / "models", train))
-    leaked = training_data("", 16, num_phantoms=4, seed=0)  # phantoms 0-3 of the generator's training seed
+    leaked = training_data(DataSpec(num_phantoms=4, seed=0), 16)  # phantoms 0-3 of the generator's training seed
     with pytest.raises(DataLeakageError, match=r"4 held-out test image\(s\).*phantom 0 \(seed 0\)"):
         run_utility_study(train, leaked, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
-    other_train = training_data("", 16, num_phantoms=12, seed=5)
-    overlapping_test = training_data("", 16, num_phantoms=4, seed=5)
+    other_train = training_data(DataSpec(num_phantoms=12, seed=5), 16)
+    overlapping_test = training_data(DataSpec(num_phantoms=4, seed=5), 16)
     with pytest.raises(DataLeakageError, match="also in the classifier's train split"):
         run_utility_study(other_train, overlapping_test, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
     assert not (tmp_path / "eval").exists()
@@ -295,9 +294,9 @@ def test_study_refuses_leaked_or_mismatched_test_data(tmp_path: Path):
 @pytest.mark.parametrize("ratio, counts", [(0.0, "{'normal': 8, 'lung_opacity': 0}"), (0.1, "'lung_opacity': 1}")])
 def test_study_refuses_a_test_split_missing_a_class_before_training(tmp_path: Path, ratio: float, counts: str):
     """A one-class test split (AUROC and macro F1 undefined) or a class of one image: refused, nothing trained."""
-    train = training_data("", 16, num_phantoms=12, phantom_class_ratio=0.25, seed=0)
+    train = training_data(DataSpec(num_phantoms=12, phantom_class_ratio=0.25, seed=0), 16)
     generator = load_generator(save_generator(tmp_path / "models", train))
-    test = training_data("", 16, num_phantoms=8, phantom_class_ratio=ratio, seed=1000)
+    test = training_data(DataSpec(num_phantoms=8, phantom_class_ratio=ratio, seed=1000), 16)
     with pytest.raises(ValueError, match=rf"(?s)test split \(phantoms\) has .*{re.escape(counts)}.*before training"):
         run_utility_study(train, test, generator, tmp_path / "eval", classifier=TINY_CLASSIFIER)
     assert not (tmp_path / "eval").exists()
@@ -331,7 +330,7 @@ def test_bundle_utility_workflow(tmp_path: Path):
     study += ["--classifier#num_steps", "2", "--classifier#batch_size", "8"]
     run_bundle("run", bundle, "utility", "--config_file", configs, "--bundle_root", str(bundle), *study)
     report = json.loads((bundle / "eval" / "utility.json").read_text())
-    assert list(report["arms"]) == list(ARMS) and report["settings"]["test_seed"] == 1000
+    assert list(report["arms"]) == list(ARMS) and report["settings"]["test_data"]["seed"] == 1000
     assert report["test_counts"] == {"normal": 4, "lung_opacity": 4}
     proc = run_bundle(
         "run",

@@ -7,6 +7,7 @@ from .latents import LatentDataset
 from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
 from .samplers import ClassBalancedSampler
 from .sources import TrainingData, real_image_sample, training_data
+from .spec import DataSpec
 from .store import (
     PreprocessSummary,
     StoreError,
@@ -19,6 +20,7 @@ from .store import (
 __all__ = [
     "PHANTOM_CLASS_NAMES",
     "ClassBalancedSampler",
+    "DataSpec",
     "LatentDataset",
     "TrainingData",
     "real_image_sample",

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from monai.data import Dataset
 
-from monai_msgsagan.data.datalist import DatalistReport, build_datalist, make_dataset
+from monai_msgsagan.data.datalist import DatalistReport, make_dataset
 from monai_msgsagan.data.phantoms import PhantomDataset
+from monai_msgsagan.data.spec import SELECTION_FIELDS, DataSpec
 from monai_msgsagan.data.store import REPORT, XrayStoreDataset
 from monai_msgsagan.files import atomic_write_text, file_sha256
 from monai_msgsagan.transforms import RandXrayAugmentd, xray_train_transforms
@@ -30,16 +29,20 @@ class TrainingData:
     """A training dataset of ``{"image": (1, R, R) float32 in [-1, 1], "label": int}`` items and its classes.
 
     ``num_classes`` is what the networks are built with: 0 (unconditional) when the data has fewer than two
-    classes, else the number of classes. ``settings`` are the :func:`training_data` arguments that define which
-    images these are (kept in the generator record, so an evaluation finds the same data without overrides).
+    classes, else the number of classes. ``spec`` says which images these are (kept in the generator record, so an
+    evaluation finds the same data without overrides); for a store, it names the files the store was made from.
     """
 
     dataset: Dataset
     class_names: list[str]
+    spec: DataSpec
     report: DatalistReport | None = None
-    source: str = "phantoms"
     files: list[str] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The folder or CSV of the images, or ``"phantoms"``."""
+        return self.spec.dataset_dir or "phantoms"
 
     @property
     def num_classes(self) -> int:
@@ -69,114 +72,67 @@ class TrainingData:
 
 
 def training_data(
-    dataset_dir: str | os.PathLike | None,
+    spec: DataSpec,
     resolution: int,
-    label_column: str | None = None,
-    path_column: str | None = None,
-    classes: Sequence[str] | None = None,
-    labels_from_subfolders: bool = False,
     cache: str = "memory",
     cache_dir: str | os.PathLike | None = None,
     augment: bool = False,
-    num_phantoms: int = 512,
-    phantom_classes: int = 2,
-    phantom_class_ratio: float = 0.5,
-    seed: int = 0,
     report_path: str | os.PathLike | None = None,
-    store_dir: str | os.PathLike | None = None,
 ) -> TrainingData:
-    """Build the training set a bundle config names.
+    """Build the training set a data specification names.
 
     Args:
-        dataset_dir: a folder of images (DICOM, PNG, JPEG, NIfTI; searched recursively), a CSV of paths and
-            labels, or empty / ``None`` for the embedded procedural chest phantoms.
+        spec: which images: the store ``spec.store_dir`` when set (made by
+            :func:`~monai_msgsagan.data.preprocess_store`, the bundle's ``preprocess`` workflow, at the same
+            ``resolution`` and, when ``spec.dataset_dir`` is set too, from it with the same datalist settings;
+            ``cache`` does not apply and its report is copied to ``report_path``), else the files of
+            ``spec.dataset_dir``, else the embedded procedural chest phantoms.
         resolution: square power-of-two side of the training images.
-        label_column, path_column, classes, labels_from_subfolders: passed to
-            :func:`~monai_msgsagan.data.build_datalist` (class filter and where the labels are).
         cache: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` in ``cache_dir``) or ``"none"``.
-        augment: add radiograph-safe random augmentation in the data pipeline (the trainer's on-device
-            differentiable augmentation is usually the better choice for small sets).
-        num_phantoms, phantom_classes: size and classes (1 or 2) of the phantom set.
-        phantom_class_ratio: fraction of lung-opacity phantoms (label 1) when ``phantom_classes=2``: 0.5 is
-            balanced, ``1 / 11`` is a 10:1 imbalance (the utility benchmark).
-        seed: seed of the phantoms and of the augmentation.
+        augment: add radiograph-safe random augmentation (seeded with ``spec.seed``) in the data pipeline (the
+            trainer's on-device differentiable augmentation is usually the better choice for small sets).
         report_path: where to write the datalist report (skipped rows, unreadable files) as JSON.
-        store_dir: a store written by :func:`~monai_msgsagan.data.preprocess_store` (the bundle's ``preprocess``
-            workflow): training reads it instead of decoding files (``cache`` does not apply). It must have the
-            same ``resolution`` and, when ``dataset_dir`` is given too, come from it with the same datalist
-            settings; its report is copied to ``report_path``. Empty / ``None``: no store.
+
+    Raises:
+        FileNotFoundError: ``spec.dataset_dir`` does not exist.
+        StoreError: an unusable store (:class:`~monai_msgsagan.data.StoreSettingsError`: one made from other
+            files, settings or resolution).
     """
-    if store_dir is not None and str(store_dir).strip() != "":
-        return _store_data(
-            Path(store_dir), dataset_dir, resolution, label_column, path_column, classes, labels_from_subfolders,
-            augment, seed, report_path,
-        )  # fmt: skip
-    if dataset_dir is None or str(dataset_dir).strip() == "":
-        settings = {
-            "dataset_dir": "",
-            "num_phantoms": num_phantoms,
-            "phantom_classes": phantom_classes,
-            "phantom_class_ratio": phantom_class_ratio,
-            "seed": seed,
-        }
+    if spec.store_dir is not None:
+        return _store_data(spec, resolution, augment, report_path)
+    if spec.dataset_dir is None:
         dataset = PhantomDataset(
-            num_phantoms, resolution, num_classes=phantom_classes, class_ratio=phantom_class_ratio, seed=seed
+            spec.num_phantoms, resolution, spec.phantom_classes, spec.phantom_class_ratio, seed=spec.seed
         )
-        logger.info("training on %d procedural chest phantoms at %d px", num_phantoms, resolution)
-        return TrainingData(dataset, list(dataset.class_names), settings=settings)
-    source = Path(dataset_dir)
-    if not source.exists():
-        raise FileNotFoundError(f"dataset_dir {source} does not exist (give a folder or a CSV of images).")
-    settings = {
-        "dataset_dir": str(source.resolve()),
-        "label_column": label_column,
-        "path_column": path_column,
-        "classes": None if classes is None else list(classes),
-        "labels_from_subfolders": labels_from_subfolders,
-        "seed": seed,
-    }
-    datalist = build_datalist(
-        source, report_path=report_path, **{k: v for k, v in settings.items() if k != "dataset_dir"}
-    )
+        logger.info("training on %d procedural chest phantoms at %d px", spec.num_phantoms, resolution)
+        return TrainingData(dataset, list(dataset.class_names), spec)
+    datalist = spec.datalist(report_path=report_path)
     logger.info(datalist.report.summary())
-    transform = xray_train_transforms(resolution, augment=augment, pyramid=False, seed=seed)
+    transform = xray_train_transforms(resolution, augment=augment, pyramid=False, seed=spec.seed)
     dataset = make_dataset(datalist.train, transform, cache=cache, cache_dir=cache_dir)
     files = [item["image"] for item in datalist.train]
-    return TrainingData(dataset, list(datalist.class_names), datalist.report, str(source), files, settings)
+    return TrainingData(dataset, list(datalist.class_names), spec, datalist.report, files)
 
 
-def _store_data(
-    store_dir: Path,
-    dataset_dir: str | os.PathLike | None,
-    resolution: int,
-    label_column: str | None,
-    path_column: str | None,
-    classes: Sequence[str] | None,
-    labels_from_subfolders: bool,
-    augment: bool,
-    seed: int,
-    report_path: str | os.PathLike | None,
-) -> TrainingData:
+def _store_data(spec: DataSpec, resolution: int, augment: bool, report_path: str | os.PathLike | None) -> TrainingData:
+    """The store ``spec.store_dir``, checked against ``spec``; its spec names the files the store was made from."""
     transform = None
     if augment:
         transform = RandXrayAugmentd("image")
-        transform.set_random_state(seed=seed)
-    dataset = XrayStoreDataset(store_dir, transform=transform, resolution=resolution)
-    if dataset_dir is not None and str(dataset_dir).strip() != "":
-        dataset.check_datalist(dataset_dir, label_column, path_column, classes, labels_from_subfolders)
+        transform.set_random_state(seed=spec.seed)
+    dataset = XrayStoreDataset(spec.store_dir, transform=transform, resolution=resolution)
+    if spec.dataset_dir is not None:
+        dataset.check_datalist(spec)
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(report_path, (store_dir / REPORT).read_text(encoding="utf-8"))
+        atomic_write_text(report_path, (dataset.folder / REPORT).read_text(encoding="utf-8"))
     made_from = dataset.manifest["datalist"]
-    source = str(made_from["source"])
-    settings = {
-        "dataset_dir": source,
-        **{k: made_from[k] for k in ("label_column", "path_column", "classes", "labels_from_subfolders")},
-        "seed": seed,
-        "store_dir": str(store_dir.resolve()),
-    }
-    logger.info("training on %d images of the store %s (from %s) at %d px", len(dataset), store_dir, source, resolution)
-    return TrainingData(dataset, dataset.class_names, None, source, None, settings)
+    spec = replace(spec, dataset_dir=made_from["source"], **{k: made_from[k] for k in SELECTION_FIELDS})
+    logger.info(
+        "training on %d images of the store %s (from %s) at %d px", len(dataset), spec.store_dir, spec.dataset_dir,
+        resolution,
+    )  # fmt: skip
+    return TrainingData(dataset, dataset.class_names, spec)
 
 
 def real_image_sample(dataset: Dataset, num: int, seed: int = 0) -> torch.Tensor:

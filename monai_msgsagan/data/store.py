@@ -27,16 +27,15 @@ with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +44,10 @@ import torch
 from monai.data import Dataset
 from monai.transforms import apply_transform
 
-from monai_msgsagan.data.datalist import DatalistReport, SkippedItem, build_datalist
+from monai_msgsagan.data.datalist import DatalistReport, SkippedItem
+from monai_msgsagan.data.spec import SELECTION_FIELDS, DataSpec
 from monai_msgsagan.files import atomic_write_bytes, atomic_write_text, file_sha256
-from monai_msgsagan.transforms import XrayReadError, xray_preprocess_transforms
+from monai_msgsagan.transforms import XrayPreprocessSettings, XrayReadError, xray_preprocess_transforms
 
 __all__ = [
     "preprocess_store",
@@ -107,38 +107,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     raise StoreError(f"{path}: unreadable store file ({reason}).")
 
 
-_NOT_SETTINGS = ("resolution", "keys", "load", "label_key")  # arguments of the pipeline that are not store settings
+def _transform_settings(resolution: int, transform_settings: XrayPreprocessSettings | None) -> dict[str, Any]:
+    """The resolution and every pipeline setting (``None``: the defaults), as JSON values, so a store made with a
+    default and one made with the same value given explicitly compare equal."""
+    return json.loads(
+        json.dumps({"resolution": int(resolution), **asdict(transform_settings or XrayPreprocessSettings())})
+    )
 
 
-def _transform_settings(resolution: int, transform_settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Every setting of :func:`xray_preprocess_transforms` (its defaults, then ``transform_settings``), as JSON
-    values, so a store made with a default and one made with the same value given explicitly compare equal."""
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(xray_preprocess_transforms).parameters.items()
-        if name not in _NOT_SETTINGS
-    }
-    given = dict(transform_settings or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"preprocess_store: unknown transform settings {unknown}; known: {sorted(defaults)}")
-    return json.loads(json.dumps({"resolution": int(resolution), **defaults, **given}))
-
-
-def _datalist_settings(
-    source: str | os.PathLike,
-    label_column: str | None,
-    path_column: str | None,
-    classes: Sequence[str] | None,
-    labels_from_subfolders: bool,
-) -> dict[str, Any]:
-    return {
-        "source": str(Path(source).resolve()),
-        "label_column": label_column,
-        "path_column": path_column,
-        "classes": None if classes is None else list(classes),
-        "labels_from_subfolders": bool(labels_from_subfolders),
-    }
+def _datalist_settings(spec: DataSpec) -> dict[str, Any]:
+    """How a store's manifest names the files it holds: ``spec.dataset_dir`` (as ``source``) and the fields that
+    select files out of it, as JSON values."""
+    fields = asdict(spec)
+    return json.loads(json.dumps({"source": spec.dataset_dir, **{k: fields[k] for k in SELECTION_FIELDS}}))
 
 
 _PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process and settings
@@ -147,9 +128,8 @@ _PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process a
 def _pipeline(settings: dict[str, Any]) -> Callable:
     key = json.dumps(settings, sort_keys=True)
     if key not in _PIPELINES:
-        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], **{
-            k: v for k, v in settings.items() if k != "resolution"
-        })  # fmt: skip
+        pipeline = XrayPreprocessSettings(**{k: v for k, v in settings.items() if k != "resolution"})
+        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], settings=pipeline)
     return _PIPELINES[key]
 
 
@@ -303,16 +283,11 @@ class PreprocessSummary:
 
 
 def preprocess_store(
-    dataset_dir: str | os.PathLike,
-    store_dir: str | os.PathLike,
+    spec: DataSpec,
     resolution: int,
-    label_column: str | None = None,
-    path_column: str | None = None,
-    classes: Sequence[str] | None = None,
-    labels_from_subfolders: bool = False,
     num_workers: int = 1,
     shard_size: int | None = None,
-    transform_settings: Mapping[str, Any] | None = None,
+    transform_settings: XrayPreprocessSettings | None = None,
     report_path: str | os.PathLike | None = None,
 ) -> PreprocessSummary:
     """Decode, check, normalise and resize every file of a datalist once, into a store at training resolution.
@@ -325,44 +300,32 @@ def preprocess_store(
     (8-bit sources) or uint16.
 
     Args:
-        dataset_dir: a folder of radiographs or a CSV of paths and labels (see
-            :func:`~monai_msgsagan.data.build_datalist`).
-        store_dir: the store folder (created; an existing store must have been made with the same settings).
+        spec: the images: ``spec.dataset_dir`` (a folder of radiographs or a CSV of paths and labels) with its
+            datalist settings, and the store folder ``spec.store_dir`` (created; an existing store must have been
+            made with the same settings).
         resolution: square power-of-two training side ``R``.
-        label_column, path_column, classes, labels_from_subfolders: passed to ``build_datalist``.
         num_workers: worker processes (1: decode in this process).
         shard_size: images per shard (``None``: 16 MiB of uint16 images, ``2**23 // R**2``).
-        transform_settings: arguments of :func:`~monai_msgsagan.transforms.xray_preprocess_transforms` other
-            than ``resolution`` (``normalize_mode``, ``lower``, ``upper``, ``window``, ``resize_mode``,
-            ``border_cleanup``, ``remove_text``, ``jpeg_draft``); the training pipeline's defaults when ``None``.
+        transform_settings: the pipeline's :class:`~monai_msgsagan.transforms.XrayPreprocessSettings`; the
+            training pipeline's defaults when ``None``.
         report_path: also write the datalist report there (the store keeps its own copy).
 
     Returns:
         :class:`PreprocessSummary`.
 
     Raises:
-        ValueError: ``dataset_dir`` or ``store_dir`` is empty, or an unknown transform setting.
-        StoreSettingsError: ``store_dir`` holds a store made with other settings or from other files.
+        ValueError: ``spec.dataset_dir`` or ``spec.store_dir`` is empty.
+        FileNotFoundError: ``spec.dataset_dir`` does not exist.
+        StoreSettingsError: ``spec.store_dir`` holds a store made with other settings or from other files.
         NoUsableImagesError: the source has no candidate file at all (before any decode).
         StoreError: every file was unreadable (the report says why for each).
     """
     start = time.perf_counter()
-    for name, value in (("dataset_dir", dataset_dir), ("store_dir", store_dir)):
-        if value is None or str(value).strip() == "":
-            raise ValueError(
-                f"preprocess_store: {name} is empty; name the folder or CSV of images and the store folder."
-            )
-    folder = Path(store_dir)
-    source = Path(dataset_dir)
+    if spec.dataset_dir is None or spec.store_dir is None:
+        raise ValueError("preprocess_store: dataset_dir or store_dir is empty; name the images and the store folder.")
+    folder = Path(spec.store_dir)
     settings = _transform_settings(resolution, transform_settings)
-    datalist = build_datalist(
-        source,
-        label_column=label_column,
-        path_column=path_column,
-        classes=classes,
-        labels_from_subfolders=labels_from_subfolders,
-        check_readable=False,
-    )
+    datalist = spec.datalist(check_readable=False)
     items = [(str(it["image"]), int(it["label"])) for it in datalist.train]
     digest = hashlib.sha256("\n".join(f"{p}\t{lb}" for p, lb in items).encode()).hexdigest()
     size = int(shard_size) if shard_size else max(1, (_SHARD_BYTES // 2) // (int(resolution) ** 2))
@@ -370,7 +333,7 @@ def preprocess_store(
         "format": STORE_FORMAT,
         "settings": settings,
         "datalist": {
-            **_datalist_settings(source, label_column, path_column, classes, labels_from_subfolders),
+            **_datalist_settings(spec),
             "num_files": len(items),
             "files_sha256": digest,
         },
@@ -413,7 +376,7 @@ def preprocess_store(
                     raise
 
     report = DatalistReport(
-        source=str(source), num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
+        source=spec.dataset_dir, num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
     )
     num_images = 0
     for k in range(num_shards):
@@ -526,17 +489,10 @@ class XrayStoreDataset(Dataset):
             )
         self._verified.add(shard)
 
-    def check_datalist(
-        self,
-        dataset_dir: str | os.PathLike,
-        label_column: str | None = None,
-        path_column: str | None = None,
-        classes: Sequence[str] | None = None,
-        labels_from_subfolders: bool = False,
-    ) -> None:
-        """Refuse, with :class:`StoreSettingsError`, a store made from another source or datalist settings."""
-        wanted = _datalist_settings(dataset_dir, label_column, path_column, classes, labels_from_subfolders)
-        _compare(self.folder / MANIFEST, self.manifest["datalist"], wanted)
+    def check_datalist(self, spec: DataSpec) -> None:
+        """Refuse, with :class:`StoreSettingsError`, a store made from another source or datalist settings than
+        ``spec``'s."""
+        _compare(self.folder / MANIFEST, self.manifest["datalist"], _datalist_settings(spec))
 
     @property
     def labels(self) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from monai.transforms import Compose
 
@@ -34,6 +35,7 @@ __all__ = [
     "ResizeXrayToSquared",
     "XrayBorderCleanup",
     "XrayBorderCleanupd",
+    "XrayPreprocessSettings",
     "XrayReadError",
     "image_pyramid",
     "pyramid_sizes",
@@ -43,19 +45,34 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class XrayPreprocessSettings:
+    """How :func:`xray_preprocess_transforms` prepares a radiograph (a preprocessed store records them).
+
+    Attributes:
+        normalize_mode, lower, upper, window: see :class:`NormalizeXrayIntensity`.
+        resize_mode: ``"pad"`` or ``"crop"``, see :class:`ResizeXrayToSquare`.
+        border_cleanup: crop uniform borders; ``remove_text`` also erases small burned-in marks.
+        jpeg_draft: decode large JPEGs at a reduced DCT scale (sides kept >= 2 x ``resolution``), a several-fold
+            speed-up on 2000+ px files; the area resize to ``resolution`` follows either way.
+    """
+
+    normalize_mode: str = "percentile"
+    lower: float = 0.5
+    upper: float = 99.5
+    window: Sequence[float] | None = None
+    resize_mode: str = "pad"
+    border_cleanup: bool = False
+    remove_text: bool = False
+    jpeg_draft: bool = True
+
+
 def xray_preprocess_transforms(
     resolution: int,
     keys: Sequence[str] = ("image",),
     load: bool = True,
-    normalize_mode: str = "percentile",
-    lower: float = 0.5,
-    upper: float = 99.5,
-    window: Sequence[float] | None = None,
-    resize_mode: str = "pad",
-    border_cleanup: bool = False,
-    remove_text: bool = False,
     label_key: str | None = "label",
-    jpeg_draft: bool = True,
+    settings: XrayPreprocessSettings | None = None,
 ) -> Compose:
     """The deterministic part: load -> normalise to [-1, 1] -> (border cleanup) -> square ``resolution`` side.
 
@@ -66,20 +83,16 @@ def xray_preprocess_transforms(
         resolution: output side, a power of two.
         keys: keys holding file paths (or, with ``load=False``, channel-first images).
         load: start with :class:`LoadXrayd` (file paths in); ``False`` for in-memory images.
-        normalize_mode, lower, upper, window: see :class:`NormalizeXrayIntensity`.
-        resize_mode: ``"pad"`` or ``"crop"``, see :class:`ResizeXrayToSquare`.
-        border_cleanup: crop uniform borders; ``remove_text`` also erases small burned-in marks.
         label_key: key of the class label copied into the image metadata by the loader.
-        jpeg_draft: decode large JPEGs at a reduced DCT scale (sides kept >= 2 x ``resolution``), a several-fold
-            speed-up on 2000+ px files; the area resize to ``resolution`` follows either way.
+        settings: normalisation, border cleanup, resize mode and JPEG draft decoding (``None``: the defaults).
     """
-    keys = list(keys)
-    draft = 2 * int(resolution) if jpeg_draft else None
+    keys, s = list(keys), settings or XrayPreprocessSettings()
+    draft = 2 * int(resolution) if s.jpeg_draft else None
     chain = [LoadXrayd(keys, label_key=label_key, draft_size=draft)] if load else []
-    chain.append(NormalizeXrayIntensityd(keys, mode=normalize_mode, lower=lower, upper=upper, window=window))
-    if border_cleanup or remove_text:
-        chain.append(XrayBorderCleanupd(keys, remove_text=remove_text))
-    chain.append(ResizeXrayToSquared(keys, size=resolution, mode=resize_mode, pad_value=-1.0))
+    chain.append(NormalizeXrayIntensityd(keys, mode=s.normalize_mode, lower=s.lower, upper=s.upper, window=s.window))
+    if s.border_cleanup or s.remove_text:
+        chain.append(XrayBorderCleanupd(keys, remove_text=s.remove_text))
+    chain.append(ResizeXrayToSquared(keys, size=resolution, mode=s.resize_mode, pad_value=-1.0))
     return Compose(chain)
 
 
@@ -108,7 +121,7 @@ def xray_train_transforms(
         min_size: coarsest pyramid side.
         seed: seed of the augmentation's random state (``None``: MONAI default).
         augment_kwargs: arguments of :class:`RandXrayAugment`.
-        preprocess_kwargs: arguments of :func:`xray_preprocess_transforms` (``load``, ``normalize_mode``, ...).
+        preprocess_kwargs: arguments of :func:`xray_preprocess_transforms` (``load``, ``settings``, ...).
 
     Example::
 

@@ -42,6 +42,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +267,8 @@ def run_utility_study(
         synthetic_fraction: share of each class's draws that are synthetic in ``real_plus_synthetic_every_class``,
             in (0, 1).
         device: where the classifiers train and the generator runs.
-        settings: extra JSON-ready settings stored in the report (model file, data, commands).
+        settings: extra JSON-ready settings stored in the report (model file, commands); the report holds the
+            train and test splits' data specifications (``train_data``, ``test_data``) itself.
         classifier_cache_dir: where the classifiers of the arms without synthetic data are kept, keyed by their
             real train images, settings and seed, so studies of several generators on the same data train them
             once (None: no cache).
@@ -458,6 +460,8 @@ def run_utility_study(
     report["settings"] = {
         "generator": str(generator.path),
         "generator_sha256": generator.sha256,
+        "train_data": asdict(train.spec),
+        "test_data": asdict(test.spec),
         "seeds": [int(s) for s in seeds],
         "classifier": {**classifier.__dict__, "block_config": list(classifier.block_config)},
         "balance": balance,
