@@ -431,6 +431,10 @@ class GeneratorArtifact:
         for (``--class`` at export), else 0."""
         return int(getattr(self.network, "default_class", 0)) if self.num_classes > 0 else 0
 
+    def resolve_class(self, requested: int | str | None, where: str = "class") -> tuple[int, str | None]:
+        """``(index, name)`` of a class of this model (:func:`resolve_class`; ``None``: :attr:`default_class`)."""
+        return resolve_class(requested, self.class_names, where, self.default_class)
+
     def network_for_class(self, index: int) -> nn.Module:
         """The network, set to generate class ``index`` (from :func:`resolve_class`) when it is called with latents
         only, ``z`` ``(B, latent_dim)`` -> ``(B, 1, R, R)`` in [-1, 1]: what the bundle's inference evaluator feeds

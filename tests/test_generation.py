@@ -239,7 +239,8 @@ def test_a_torchscript_export_for_a_class_makes_it_the_default_class(tmp_path: P
     )
     artifact = load_generator(tmp_path / "model.ts")
     assert artifact.default_class == 1 and load_generator(pt).default_class == 0
-    assert resolve_class(None, artifact.class_names, default=artifact.default_class) == (1, "lung_opacity")
+    assert artifact.resolve_class(None) == (1, "lung_opacity")
+    assert load_generator(pt).resolve_class(None) == (0, "normal")
 
 
 def test_truncation_is_part_of_the_one_seeding_policy():

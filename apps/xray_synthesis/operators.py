@@ -24,7 +24,7 @@ from output import new_run_id, remove_stale_partials, write_run_report, write_se
 from request import DEFAULT_MAX_REQUEST_BYTES, SynthesisRequest, load_request
 
 from monai_msgsagan import __version__
-from monai_msgsagan.artifact import GeneratorArtifact, ModelError, load_generator, resolve_class
+from monai_msgsagan.artifact import GeneratorArtifact, ModelError, load_generator
 from monai_msgsagan.dicom_send import send_c_store, send_stow_rs
 from monai_msgsagan.generation import generate
 from monai_msgsagan.metrics.gate import diversity_gate
@@ -157,9 +157,7 @@ class GeneratorOperator(StateOperator):
 
         def run() -> None:
             request, generator = state.request, state.generator
-            index, state.class_name = resolve_class(
-                request.class_name, generator.class_names, default=generator.default_class
-            )
+            index, state.class_name = generator.resolve_class(request.class_name)
             state.images = generate(
                 generator.network,
                 request.num_images,

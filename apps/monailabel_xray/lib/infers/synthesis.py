@@ -8,7 +8,7 @@ from typing import Any
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
-from monai_msgsagan.artifact import GeneratorArtifact, resolve_class
+from monai_msgsagan.artifact import GeneratorArtifact
 from monai_msgsagan.files import write_png
 from monai_msgsagan.generation import generate
 
@@ -53,9 +53,7 @@ class XraySynthesisInfer(InferTask):
         requested = request.get("class")
         if isinstance(requested, list):  # the config default offers all classes: the default class
             requested = None
-        class_index, class_name = resolve_class(
-            requested, self.generator.class_names, "infer param 'class'", self.generator.default_class
-        )
+        class_index, class_name = self.generator.resolve_class(requested, "infer param 'class'")
         try:
             seed = int(request.get("seed", 0))
         except (TypeError, ValueError):
