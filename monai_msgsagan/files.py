@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "file_sha256", "write_png"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "file_sha256", "write_png"]
 
 
 def _write_error(err: OSError, path: Path, size: int) -> OSError:
@@ -69,6 +69,17 @@ def atomic_write_bytes(data: bytes | memoryview, path: str | os.PathLike) -> Pat
     except OSError:
         pass
     return path
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`atomic_write_bytes`); returns the path.
+
+    The object is serialised in memory first, so a failed write (a full disk, say) raises an ``OSError`` that
+    names ``path`` and its reason, and leaves no temporary file behind.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(buffer.getbuffer(), path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

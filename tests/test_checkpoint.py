@@ -200,7 +200,8 @@ def test_full_disk_says_no_space_and_names_the_file(tmp_path):
     script = textwrap.dedent(
         f"""
         import torch
-        from monai_msgsagan.handlers.integrity import atomic_torch_save, save_checkpoint
+        from monai_msgsagan.files import atomic_torch_save
+        from monai_msgsagan.handlers.integrity import save_checkpoint
         try:
             atomic_torch_save({{"w": torch.zeros(1_000_000)}}, "{disk}/checkpoint_4.pt")
         except OSError as e:

@@ -20,11 +20,11 @@ from ignite.engine import Engine, Events
 from monai_msgsagan.artifact import GeneratorRecord, save_record
 from monai_msgsagan.distributed import all_gather_object, broadcast_object, get_rank
 from monai_msgsagan.engines.trainer import NonFiniteLossError
+from monai_msgsagan.files import atomic_torch_save
 from monai_msgsagan.handlers.integrity import (
     CHECKPOINT_PREFIX,
     NonFiniteWeightsError,
     VerifiedDiskSaver,
-    atomic_torch_save,
     checkpoints,
     is_generator,
     load_checkpoint,

@@ -31,7 +31,6 @@ __all__ = [
     "CheckpointIntegrityError",
     "NonFiniteWeightsError",
     "VerifiedDiskSaver",
-    "atomic_torch_save",
     "checkpoints",
     "is_generator",
     "load_checkpoint",
@@ -69,15 +68,6 @@ def _serialize(obj: Any) -> memoryview:
 
 def _hash_path(path: Path) -> Path:
     return path.with_name(path.name + HASH_SUFFIX)
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` ``obj`` to ``path`` atomically: a reader never sees a partial file.
-
-    The object is serialised in memory first, so a failed write (a full disk, say) raises an ``OSError`` that
-    names ``path`` and its reason, and leaves no temporary file behind.
-    """
-    return atomic_write_bytes(_serialize(obj), path)
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> str:

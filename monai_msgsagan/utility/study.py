@@ -36,7 +36,6 @@ Before anything is trained the study refuses test images that the generator was 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -51,7 +50,7 @@ from torch import nn
 
 from monai_msgsagan.artifact import DataLeakageError, GeneratorArtifact, ModelError, check_no_leakage, find_overlap
 from monai_msgsagan.data.sources import TrainingData
-from monai_msgsagan.files import atomic_write_bytes
+from monai_msgsagan.files import atomic_torch_save
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.metrics.diversity import collapse_score
@@ -218,9 +217,7 @@ def _cached_classifier(
         except Exception as err:  # a damaged cache entry is retrained, never trusted
             logger.warning("utility: cached classifier %s unreadable (%s); training it again", path, err)
     network = train()
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in network.state_dict().items()}, buffer)
-    atomic_write_bytes(buffer.getbuffer(), path)
+    atomic_torch_save({k: v.cpu() for k, v in network.state_dict().items()}, path)
     return network
 
 
@@ -479,16 +476,14 @@ def run_utility_study(
     }
     report["files"] = write_utility_report(report, output_dir)
     scores_path = Path(output_dir) / "utility_scores.pt"
-    buffer = io.BytesIO()
-    torch.save(
+    atomic_torch_save(
         {
             "metrics": [str(m) for m in metrics],
             "arms": {str(a): v.float() for a, v in scores.items()},
             "class_fidelity": {str(c): v.float() for c, v in fidelity_samples.items()},
         },
-        buffer,
+        scores_path,
     )
-    atomic_write_bytes(buffer.getbuffer(), scores_path)
     report["files"]["scores"] = str(scores_path)
     return report
 
