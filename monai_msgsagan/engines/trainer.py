@@ -107,7 +107,7 @@ class MultiScaleGanTrainer(Trainer):
             AVX512-BF16); ignored on other CPUs, where it would be emulated and slower. ``False`` is float32
             everywhere.
         channels_last: channels-last memory format for G, D and the images (on CPU too: faster for the bundle's
-            networks, see ``bench/train.py``).
+            networks, see ``bench/step_options.py``).
         compile: wrap G and D forward in ``torch.compile`` (the R1 / gradient penalty's double backward runs the
             eager D, which ``torch.compile`` cannot differentiate twice).
         max_nonfinite_steps: consecutive skipped steps after which the run stops.
