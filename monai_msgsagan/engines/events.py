@@ -25,7 +25,8 @@ class GanIterationEvents(EventEnum):
 
 
 class GanOutputKeys(StrEnum):
-    """Keys of ``engine.state.output`` (a dict of floats); members compare and hash equal to their string values.
+    """Keys of ``engine.state.output`` (0-dim float tensors on the training device; ``AUGMENT_P`` a float);
+    members compare and hash equal to their string values.
 
     - ``D_LOSS``: adversarial discriminator loss (mean over the D steps of the iteration).
     - ``G_LOSS``: adversarial generator loss.

@@ -115,14 +115,11 @@ class MultiScaleGanTrainer(Trainer):
         epoch_length, non_blocking, train_handlers: as in :class:`monai.engines.Trainer`.
 
     ``engine.state.output`` holds 0-dim float tensors on the training device under the
-    :class:`~monai_msgsagan.engines.GanOutputKeys` names: ``d_loss``, ``g_loss`` (adversarial part), ``penalty``,
-    ``mode_seeking`` (the regulariser's term), ``real_logit``, ``fake_logit``, ``d_real_acc``, ``d_fake_acc`` (D's
-    accuracy) and ``skipped`` (1.0 when a step was skipped), plus ``augment_p``, a float. Handlers read them
+    :class:`~monai_msgsagan.engines.GanOutputKeys` names (``augment_p`` is a float). Handlers read them
     (``float()``) at their logging interval, not every iteration, so the step stays asynchronous. With
     ``measure_scale_gradients`` set, ``scale_gradient_norms`` holds the norm of the adversarial gradient reaching
     each scale of G's output in the last G step, a ``(num_scales,)`` tensor, coarse to fine. Inside every
-    iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`: ``D_STEP_COMPLETED`` after
-    each discriminator update and ``G_STEP_COMPLETED`` after the generator update.
+    iteration the trainer fires :class:`~monai_msgsagan.engines.GanIterationEvents`.
     """
 
     def __init__(

@@ -109,15 +109,11 @@ class DiversityMonitor:
         num_classes = max(int(self.network.num_classes), 1)
         return generate_per_class(self.network, -(-num // num_classes), self.seed)[0][:num]
 
-    def measure(self) -> float:
-        """Mean pairwise MS-SSIM of the fixed generated batch."""
-        return float(pairwise_ms_ssim(self.generate(self.num_samples)).mean)
-
-    def measure_fid(self, fake: torch.Tensor | None = None) -> float:
-        """FID between ``real_images`` (features cached) and the fixed generated batch (or ``fake``)."""
+    def measure_fid(self) -> float:
+        """FID between ``real_images`` (features cached) and the fixed generated batch."""
         if self.real_images is None:
             raise ValueError("FID needs real_images.")
-        fake = self.generate(self.fid_num_samples) if fake is None else fake
+        fake = self.generate(self.fid_num_samples)
         device = next(self.network.parameters()).device
         kw = {"batch_size": self.fid_batch_size, "device": device}
         real_feats = extract_features(

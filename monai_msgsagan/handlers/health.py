@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import statistics
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +122,14 @@ def diversity_retained(signals: dict[str, Any]) -> dict[str, float]:
 
 def _trend(values: list[float]) -> float:
     """Least-squares change over the whole window (slope x (n - 1)), 0 for fewer than 2 values."""
-    n = len(values)
-    if n < 2:
+    if len(values) < 2:
         return 0.0
-    mean_x, mean_y = (n - 1) / 2, sum(values) / n
-    sxx = sum((i - mean_x) ** 2 for i in range(n))
-    slope = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sxx
-    return slope * (n - 1)
+    return statistics.linear_regression(range(len(values)), values).slope * (len(values) - 1)
 
 
 def _finite_mean(values: list[float]) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else None
+    return statistics.fmean(finite) if finite else None
 
 
 class TrainingHealthMonitor:
@@ -285,12 +282,10 @@ class TrainingHealthMonitor:
         record["logit_margin"] = _finite_mean(margins)
         for name in ("d_loss", "g_loss"):
             values = [v for v in column.get(name, []) if math.isfinite(v)]
-            mean = sum(values) / len(values) if values else None
-            record[f"{name}_mean"] = mean
+            mean = record[f"{name}_mean"] = _finite_mean(values)
             record[f"{name}_trend"] = _trend(values) if values else None
-            if values and mean is not None:
-                std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-                record[f"{name}_variation"] = std / max(abs(mean), 0.1)
+            if mean is not None:
+                record[f"{name}_variation"] = statistics.pstdev(values, mean) / max(abs(mean), 0.1)
         if record.get("g_loss_trend") is not None and record.get("g_loss_mean") is not None:
             record["g_loss_rise"] = record["g_loss_trend"] / max(abs(record["g_loss_mean"]), 0.1)
         record["skipped_fraction"] = sum(column.get("skipped", [])) / max(len(rows), 1)
