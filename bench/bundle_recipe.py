@@ -22,7 +22,6 @@ def bundle_recipe(
     overrides: Mapping[str, Any] | None = None,
     handlers: Mapping[str, Mapping[str, Any]] | None = None,
     data_loader: Iterable | None = None,
-    bundle_root: str | Path | None = None,
 ) -> ConfigParser:
     """``train.json`` with ``overrides`` applied.
 
@@ -34,12 +33,10 @@ def bundle_recipe(
             are left out.
         data_loader: batches ``{"image": (B, 1, R, R) in [-1, 1], "label": (B,)}`` that replace the bundle's
             data loader (the networks still take their number of classes from the bundle's data).
-        bundle_root: the bundle root of the files the kept handlers write (``train.json``'s own when ``None``;
-            :class:`~monai_msgsagan.handlers.GeneratorEMA` writes none).
     """
     parser = ConfigParser()
     parser.read_config(TRAIN_CONFIG)
-    parser.update({**({} if bundle_root is None else {"bundle_root": str(bundle_root)}), **(overrides or {})})
+    parser.update(dict(overrides or {}))
     keep = {"GeneratorEMA": {}} if handlers is None else handlers
     kept = []
     for handler in parser["train#handlers"]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if one == ["ddp"]:
             cmd.insert(cmd.index("ddp") + 1, str(max(left - 5, 5)))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=left, env={**os.environ})
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
         except subprocess.TimeoutExpired:
             table.append((name, f"timed out after {left:.0f} s", "", ""))
             failed += 1

@@ -108,7 +108,6 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ignite").setLevel(logging.ERROR)
     logging.getLogger("monai_msgsagan.engines.trainer").setLevel(logging.ERROR)  # skipped-step warnings
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     results = [run(name, RECIPES[name], args) for name in args.recipes]
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))

@@ -19,6 +19,19 @@ __all__ = ["DiversityMonitor"]
 logger = logging.getLogger(__name__)
 
 
+def log_record(record: dict, prefix: str, summary_writer=None, log_path: Path | None = None) -> None:
+    """Write the numbers of ``record`` (but its ``epoch`` and ``iteration``) to TensorBoard as ``{prefix}/{key}``
+    at its ``iteration``, and append ``record`` as a JSON line to ``log_path``."""
+    if summary_writer is not None:
+        for key, value in record.items():
+            if isinstance(value, (int, float)) and key not in ("epoch", "iteration"):
+                summary_writer.add_scalar(f"{prefix}/{key}", value, record["iteration"])
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 class DiversityMonitor:
     """Log the mean pairwise MS-SSIM of a fixed batch of generated images (higher = less diverse).
 
@@ -154,11 +167,4 @@ class DiversityMonitor:
             record["fid"] = self.measure_fid()
         self.history.append(record)
         logger.info("epoch %d diversity: %s", engine.state.epoch, {k: round(v, 4) for k, v in record.items()})
-        if self.summary_writer is not None:
-            for key, value in record.items():
-                if key not in ("epoch", "iteration"):
-                    self.summary_writer.add_scalar(f"diversity/{key}", value, engine.state.iteration)
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+        log_record(record, "diversity", self.summary_writer, self.log_path)

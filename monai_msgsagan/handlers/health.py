@@ -20,7 +20,7 @@ from monai.utils.enums import StrEnum
 from monai_msgsagan.artifact import GeneratorRecord
 from monai_msgsagan.files import atomic_write_bytes
 from monai_msgsagan.handlers.checkpoint_saver import save_generator
-from monai_msgsagan.handlers.diversity import DiversityMonitor
+from monai_msgsagan.handlers.diversity import DiversityMonitor, log_record
 from monai_msgsagan.handlers.integrity import weights_problems
 
 __all__ = ["Diagnosis", "HealthThresholds", "TrainingHealthMonitor", "diagnose", "diversity_retained"]
@@ -310,15 +310,9 @@ class TrainingHealthMonitor:
             level = logging.INFO if diagnosis == Diagnosis.HEALTHY else logging.WARNING
             logger.log(level, "iteration %d: training health %s: %s", engine.state.iteration, diagnosis, evidence)
             self.diagnosis = diagnosis
+        log_record(record, "health", self.summary_writer, self.log_path)
         if self.summary_writer is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("epoch", "iteration"):
-                    self.summary_writer.add_scalar(f"health/{key}", value, engine.state.iteration)
             self.summary_writer.add_text("health/diagnosis", f"{diagnosis}: {evidence}", engine.state.iteration)
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
         self.collapsed_checks = self.collapsed_checks + 1 if diagnosis == Diagnosis.MODE_COLLAPSE else 0
         if self.stop_after_collapsed and self.collapsed_checks >= self.stop_after_collapsed:
             logger.error(

@@ -55,8 +55,7 @@ class TrainingProgress:
     def _is_terminal(self) -> bool:
         if self.interactive is not None:
             return self.interactive
-        isatty = getattr(self.stream, "isatty", None)
-        return bool(isatty and isatty())
+        return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def attach(self, engine: Engine) -> None:
         if not self.enabled:

@@ -41,10 +41,8 @@ class MultiScaleDiscriminator(nn.Module):
             default (:data:`~monai_msgsagan.networks.DEFAULT_ATTENTION_RESOLUTIONS` that the network has).
         num_classes: ``> 0`` for class-conditional (projection) discrimination.
         use_spectral_norm: spectral-normalise every convolution and linear layer (the SAGAN recipe). At the
-            small widths of a CPU budget it slows D down: told to separate phantoms from blurred copies, the
-            He-initialised D separates them after 100 steps without it and 150-200 with it
-            (``bench/discriminator_capacity.py``), so the bundle turns it off and regularises D with R1
-            instead (``d_spectral_norm``, ``r1_gamma``).
+            small widths of a CPU budget D learns more slowly with it (``bench/discriminator_capacity.py``), so
+            the bundle turns it off and regularises D with R1 instead (``d_spectral_norm``, ``r1_gamma``).
         mbstd_group_size: group size of the minibatch standard deviation.
         auxiliary_classifier: add the class head (needs ``num_classes >= 2``).
 
