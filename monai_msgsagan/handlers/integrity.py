@@ -60,12 +60,6 @@ class CheckpointIntegrityError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------------- writing
-def _serialize(obj: Any) -> memoryview:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getbuffer()
-
-
 def _hash_path(path: Path) -> Path:
     return path.with_name(path.name + HASH_SUFFIX)
 
@@ -81,8 +75,9 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> str:
         OSError: naming the file that could not be written and why (see
             :func:`~monai_msgsagan.files.atomic_write_bytes`).
     """
-    path = Path(path)
-    data = _serialize(obj)
+    path, buffer = Path(path), io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
     digest = hashlib.sha256(data).hexdigest()
     sidecar = _hash_path(path)
     previous = sidecar.read_bytes() if sidecar.is_file() else None
