@@ -31,8 +31,9 @@ VARIANTS = {"MSG-GAN": [], "MSG-SAGAN": [32, 64]}
 def run_one(resolution: int, variant: str, batch: int, steps: int, device: str) -> dict:
     dev = torch.device(device)
     torch.manual_seed(0)
+    attention = [a for a in VARIANTS[variant] if a <= resolution]  # the scales the network has
     parser = bundle_recipe(
-        {"device": dev, "resolution": resolution, "channels": None, "attention_resolutions": VARIANTS[variant]}
+        {"device": dev, "resolution": resolution, "channels": None, "attention_resolutions": attention}
     )
     g, d = parser.get_parsed_content("train#g_net"), parser.get_parsed_content("train#d_net")
     cuda = dev.type == "cuda"
