@@ -152,12 +152,9 @@ def ms_ssim_weights(size: int, win_size: int = 11, weights: Sequence[float] | No
             f"images of side {size} px are smaller than the {win_size}-px SSIM window; use a smaller "
             f"win_size or images of at least {win_size} px"
         )
-    fit, side = 1, size
-    while True:
-        side = _pooled_size(side)
-        if side < win_size:
-            break
-        fit += 1
+    fit, side = 1, _pooled_size(size)
+    while side >= win_size:
+        fit, side = fit + 1, _pooled_size(side)
     if weights is not None:
         weights = tuple(float(w) for w in weights)
         if len(weights) == 0:
@@ -198,19 +195,12 @@ def sample_pairs(num_images: int, num_pairs: int | None = None, seed: int = 0) -
             draw = torch.randint(0, total, (2 * num_pairs,), generator=gen)
             linear = torch.cat([linear, draw[~torch.isin(draw, linear)]]).unique(sorted=False)
         linear = linear[:num_pairs]
-    linear = linear.sort().values.to(torch.float64)
-    # invert the row-major upper-triangle numbering t(i, j) = i * (2N - i - 1) / 2 + (j - i - 1)
-    n = float(num_images)
-    i = torch.floor(((2 * n - 1) - torch.sqrt((2 * n - 1) ** 2 - 8 * linear)) / 2)
-    start = i * (2 * n - i - 1) / 2
-    # guard against floating-point rounding of the square root at row boundaries
-    i = torch.where(linear < start, i - 1, i)
-    start = i * (2 * n - i - 1) / 2
-    nxt = (i + 1) * (2 * n - i - 2) / 2
-    i = torch.where(linear >= nxt, i + 1, i)
-    start = i * (2 * n - i - 1) / 2
-    j = linear - start + i + 1
-    return torch.stack([i, j], dim=1).round().to(torch.int64)
+    linear = linear.sort().values
+    # invert the row-major upper-triangle numbering t(i, j) = starts[i] + (j - i - 1), exactly in integers
+    rows = torch.arange(num_images - 1)
+    starts = rows * (2 * num_images - rows - 1) // 2
+    i = torch.searchsorted(starts, linear, right=True) - 1
+    return torch.stack([i, linear - starts[i] + i + 1], dim=1)
 
 
 class _ScaleStats:
