@@ -21,13 +21,14 @@ with a train subset. Settings (``SETTINGS``):
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from monai_msgsagan.files import file_sha256
 
 __all__ = ["SETTINGS", "Setting", "XrayFile", "check_disjoint", "find_splits", "read_split", "write_setting"]
 
@@ -115,10 +116,6 @@ def read_split(split_dir: Path) -> list[XrayFile]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def draw_subset(train: Sequence[XrayFile], setting: Setting, exclude_patients: set[str], seed: int) -> dict[str, list]:
     """Each class's train images, drawn patient by patient in a seeded order until the class has its share.
 
@@ -154,12 +151,12 @@ def check_disjoint(train: dict[str, list[XrayFile]], test: dict[str, list[XrayFi
     """
     train_files = [f for fs in train.values() for f in fs]
     patients = {f.patient: f for f in train_files}
-    digests = {_sha256(f.path): f for f in train_files}
+    digests = {file_sha256(f.path): f for f in train_files}
     overlap = []
     for f in (f for fs in test.values() for f in fs):
         if f.patient in patients:
             overlap.append(f"{f.path} (patient {f.patient}, also in train: {patients[f.patient].path})")
-        elif (d := _sha256(f.path)) in digests:
+        elif (d := file_sha256(f.path)) in digests:
             overlap.append(f"{f.path} (same content as train image {digests[d].path})")
     if overlap:
         raise ValueError(

@@ -7,9 +7,8 @@ is copied into ``<out>/<data set>/<model>`` and run as real subprocesses:
 1. ``python -m monai.bundle run training`` on the imbalanced train split (the generator records its training
    images in ``models/model.json``);
 2. ``python -m monai.bundle run utility`` with ``inference.json`` + ``utility.json``: the same classifier trained
-   under every arm (``real``, ``real_weighted``, ``real_oversampled``, ``real_plus_synthetic``,
-   ``synthetic_only``) and scored on a disjoint, real test split (balanced phantoms of another seed, or the
-   held-out patients of figure1-cxr); the leakage check runs first.
+   under every arm (:mod:`monai_msgsagan.utility.study`) and scored on a disjoint, real test split (balanced
+   phantoms of another seed, or the held-out patients of figure1-cxr); the leakage check runs first.
 
 The reports (``eval/utility.json``) are read back into one table, printed and saved as
 ``<out>/utility_benchmark.md`` and ``.json``. A rerun with the same ``--out`` reuses finished trainings (the bundle

@@ -7,9 +7,8 @@ they are scored against real images with :func:`~monai_msgsagan.metrics.evaluate
 collapse score, FID, KID, precision/recall/density/coverage, memorisation), and
 :func:`~monai_msgsagan.metrics.write_evaluation_report` writes ``report.json`` and the PNG plots.
 
-Cost on CPU: the default InceptionV3 features run at 299 x 299, roughly 0.1-0.3 s per image on one core, so
-keep ``num_per_class`` and the real sample modest there (tens to a few hundred images); on a GPU use thousands
-(FID is biased upwards for small sets and is only comparable between runs with the same set sizes).
+The InceptionV3 features run at 299 x 299: on CPU keep ``num_per_class`` and the real sample modest; FID is biased
+upwards for small sets and only comparable between runs with the same set sizes.
 """
 
 from __future__ import annotations
@@ -24,7 +23,12 @@ from monai_msgsagan.artifact import GeneratorArtifact
 from monai_msgsagan.generation import generate_per_class
 from monai_msgsagan.metrics.card import write_model_card
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
-from monai_msgsagan.metrics.report import evaluate_synthesis, load_training_log, write_evaluation_report
+from monai_msgsagan.metrics.report import (
+    diagnosis_changes,
+    evaluate_synthesis,
+    load_training_log,
+    write_evaluation_report,
+)
 
 __all__ = ["evaluate_generator"]
 
@@ -95,28 +99,20 @@ def evaluate_generator(
         "resolution": int(fake.shape[-1]),
         "per_class_ms_ssim_fake": per_class,
     }
-    log = Path(training_log) if training_log else None
+    log = Path(training_log) if training_log and Path(training_log).is_file() else None
     health = Path(health_log) if health_log and Path(health_log).is_file() else None
     if health is not None:
         rows = load_training_log(health)
-        changes = [
-            {"epoch": r.get("epoch"), "iteration": r.get("iteration"), "diagnosis": r["diagnosis"]}
-            for i, r in enumerate(rows)
-            if "diagnosis" in r and (i == 0 or rows[i - 1].get("diagnosis") != r["diagnosis"])
-        ]
-        final = rows[-1]
         result["health"] = {
-            "final": {"diagnosis": final.get("diagnosis"), "evidence": final.get("evidence")},
-            "changes": changes,
+            "final": {"diagnosis": rows[-1].get("diagnosis"), "evidence": rows[-1].get("evidence")},
+            "changes": [
+                {"epoch": r.get("epoch"), "iteration": r.get("iteration"), "diagnosis": r["diagnosis"]}
+                for r in diagnosis_changes(rows)
+            ],
             "log": str(health),
         }
     result["files"] = write_evaluation_report(
-        result,
-        output_dir,
-        real=real,
-        fake=fake,
-        training_log=log if log is not None and log.is_file() else None,
-        health_log=health,
+        result, output_dir, real=real, fake=fake, training_log=log, health_log=health
     )
     result["files"]["model_card"] = str(write_model_card(result, output_dir, generator))
     return result

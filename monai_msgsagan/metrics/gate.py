@@ -59,9 +59,7 @@ def diversity_gate(images: torch.Tensor, threshold: float, max_pairs: int | None
         raise ValueError(f"the diversity gate needs (N, C, H, W) images with N >= 2, got {tuple(images.shape)}.")
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"diversity threshold must be in (0, 1], got {threshold}.")
-    total_pairs = images.shape[0] * (images.shape[0] - 1) // 2
-    num_pairs = None if max_pairs is None or max_pairs >= total_pairs else max_pairs
-    scores = pairwise_ms_ssim(images, num_pairs=num_pairs, seed=seed)
+    scores = pairwise_ms_ssim(images, num_pairs=max_pairs, seed=seed)  # max_pairs >= N (N - 1) / 2: all pairs
     mean, largest, pairs = float(scores.mean), float(scores.values.max()), int(scores.values.numel())
     passed = mean <= threshold
     reason = None

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from monai_msgsagan.files import atomic_write_text
 from monai_msgsagan.metrics.diversity import pairwise_ms_ssim
-from monai_msgsagan.metrics.fidelity import ExtractionOptions, FeatureCache, extract_features, fidelity_metrics
+from monai_msgsagan.metrics.fidelity import ExtractionOptions, FeatureCache, fidelity_metrics
 from monai_msgsagan.metrics.memorization import memorization
 from monai_msgsagan.metrics.utils import check_images, check_same_size
 
@@ -93,10 +94,7 @@ def evaluate_synthesis(
         },
         "fidelity": None,
     }
-    if fidelity:
-        # extract once; the calls below find the features in the cache
-        extract_features(real, feature_extractor, name="real", **extraction)
-        extract_features(fake, feature_extractor, name="fake", **extraction)
+    if fidelity:  # each set's features are extracted once: memorisation finds them in the cache
         kid = {"seed": seed, **(kid_kwargs or {})}
         result["fidelity"] = fidelity_metrics(
             real, fake, feature_extractor, nearest_k=nearest_k, kid_kwargs=kid, **extraction
@@ -185,11 +183,8 @@ def write_evaluation_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, str] = {}
-
-    report_path = out / "report.json"
-    report_path.write_text(json.dumps(result, indent=1, default=_json_default))
-    written["report"] = str(report_path)
+    report = atomic_write_text(out / "report.json", json.dumps(result, indent=1, default=_json_default))
+    written = {"report": str(report)}
 
     if fake is not None:
         rows = [("synthetic", fake)] + ([("real", real)] if real is not None else [])
@@ -264,11 +259,7 @@ def _plot_log(rows: list[dict], path: Path, plt) -> str | None:
     if not series:
         return None
     fig, axes = plt.subplots(len(series), 1, figsize=(5, 1.8 * len(series)), squeeze=False, sharex=True)
-    changes = [
-        (r[step_key], r["diagnosis"])
-        for i, r in enumerate(rows)
-        if "diagnosis" in r and (i == 0 or rows[i - 1].get("diagnosis") != r["diagnosis"])
-    ]
+    changes = [(r[step_key], r["diagnosis"]) for r in diagnosis_changes(rows)]
     for ax, key in zip(axes[:, 0], series):
         pts = [(r[step_key], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1)
@@ -280,6 +271,13 @@ def _plot_log(rows: list[dict], path: Path, plt) -> str | None:
     axes[-1, 0].set_xlabel(step_key)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def diagnosis_changes(rows: list[dict]) -> list[dict]:
+    """The rows of a health log where the diagnosis changed (the first diagnosed row included)."""
+    return [
+        r for i, r in enumerate(rows) if "diagnosis" in r and (i == 0 or rows[i - 1].get("diagnosis") != r["diagnosis"])
+    ]
 
 
 def _save(fig, path: Path) -> str:

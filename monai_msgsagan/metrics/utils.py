@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_images", "check_same_size", "to_unit_range"]
+__all__ = ["check_images", "check_same_size"]
 
 # float rounding only: real images are normalised into [-1, 1] and generate() clamps its output to it
 _RANGE_TOLERANCE = 1e-5
@@ -56,8 +56,3 @@ def check_same_size(a: torch.Tensor, b: torch.Tensor, name_a: str = "real", name
             f"mixed sizes: {name_a} images are {tuple(a.shape[1:])} (C, H, W) but {name_b} images are "
             f"{tuple(b.shape[1:])}; resize both sets to one size first"
         )
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """Map images from [-1, 1] to [0, 1]: ``(x + 1) / 2``."""
-    return (images + 1.0) / 2.0

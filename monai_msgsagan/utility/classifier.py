@@ -140,46 +140,34 @@ def train_classifier(
     """
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"need (N, C, R, R) images with N labels, got {tuple(images.shape)} and {len(labels)} labels.")
+    device = torch.device(device)
     with fixed_threads(settings.num_threads):
-        return _train(images, labels, num_classes, settings, seed, sample_weights, loss_weights, torch.device(device))
-
-
-def _train(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    num_classes: int,
-    settings: ClassifierSettings,
-    seed: int,
-    sample_weights: torch.Tensor | None,
-    loss_weights: torch.Tensor | None,
-    device: torch.device,
-) -> nn.Module:
-    set_determinism(seed=seed)
-    network = build_classifier(num_classes, settings, images.shape[1]).to(device)
-    transform = RandXrayAugmentd("image").set_random_state(seed) if settings.augment else None
-    data = [{"image": img, "label": int(lb)} for img, lb in zip(images, labels)]
-    num_samples = settings.num_steps * settings.batch_size
-    generator = torch.Generator().manual_seed(seed)
-    if sample_weights is not None:
-        if sample_weights.shape != labels.shape:
-            raise ValueError(f"sample_weights must be ({len(labels)},), got {tuple(sample_weights.shape)}.")
-        sampler = WeightedRandomSampler(sample_weights.double(), num_samples, replacement=True, generator=generator)
-    else:
-        sampler = RandomSampler(data, replacement=True, num_samples=num_samples, generator=generator)
-    loader = DataLoader(Dataset(data, transform), batch_size=settings.batch_size, sampler=sampler, num_workers=0)
-    optimizer = torch.optim.AdamW(network.parameters(), settings.learning_rate, weight_decay=settings.weight_decay)
-    loss = nn.CrossEntropyLoss(weight=None if loss_weights is None else loss_weights.to(device))
-    trainer = SupervisedTrainer(
-        device=device,
-        max_epochs=1,
-        train_data_loader=loader,
-        network=network,
-        optimizer=optimizer,
-        loss_function=loss,
-        decollate=False,
-    )
-    trainer.run()
-    set_determinism(seed=None)
+        set_determinism(seed=seed)
+        network = build_classifier(num_classes, settings, images.shape[1]).to(device)
+        transform = RandXrayAugmentd("image").set_random_state(seed) if settings.augment else None
+        data = [{"image": img, "label": int(lb)} for img, lb in zip(images, labels)]
+        num_samples = settings.num_steps * settings.batch_size
+        generator = torch.Generator().manual_seed(seed)
+        if sample_weights is not None:
+            if sample_weights.shape != labels.shape:
+                raise ValueError(f"sample_weights must be ({len(labels)},), got {tuple(sample_weights.shape)}.")
+            sampler = WeightedRandomSampler(sample_weights.double(), num_samples, replacement=True, generator=generator)
+        else:
+            sampler = RandomSampler(data, replacement=True, num_samples=num_samples, generator=generator)
+        loader = DataLoader(Dataset(data, transform), batch_size=settings.batch_size, sampler=sampler, num_workers=0)
+        optimizer = torch.optim.AdamW(network.parameters(), settings.learning_rate, weight_decay=settings.weight_decay)
+        loss = nn.CrossEntropyLoss(weight=None if loss_weights is None else loss_weights.to(device))
+        trainer = SupervisedTrainer(
+            device=device,
+            max_epochs=1,
+            train_data_loader=loader,
+            network=network,
+            optimizer=optimizer,
+            loss_function=loss,
+            decollate=False,
+        )
+        trainer.run()
+        set_determinism(seed=None)
     return network.eval()
 
 

@@ -92,7 +92,7 @@ def summarize_class_fidelity(samples: torch.Tensor, seed: int, level: float = 0.
         return out
     defined = ratio[1:][real[1:] > 0] if len(ratio) > 1 else ratio
     out["fidelity"] = float(ratio[0])
-    out["ci95"] = list(percentile_interval(defined))
+    out["ci95"] = list(percentile_interval(defined, level))
     return out
 
 

@@ -149,18 +149,16 @@ def generate_images(
         rejected.append((batch[~accepted], probs[~accepted]))
         start += num
     images = torch.cat(kept)
-    if len(images) < count:
+    accepted = len(images)
+    if accepted < count:
         pool = torch.cat([b for b, _ in rejected])
         order = torch.cat([p for _, p in rejected]).argsort(descending=True)
         logger.warning(
             "utility: the filter classifier called %d of %d synthetic images of class %d their class; the other %d "
             "are the most probable of the rest",
-            len(images), start, class_index, count - len(images),
+            accepted, start, class_index, count - accepted,
         )  # fmt: skip
-        accepted = len(images)
-        images = torch.cat([images, pool[order[: count - len(images)]]])
-    else:
-        accepted = len(images)
+        images = torch.cat([images, pool[order[: count - accepted]]])
     return images[:count], accepted / start
 
 
@@ -324,18 +322,21 @@ def run_utility_study(
     need = [max(synthetic_counts[a][c] for a in arms) for c in range(k)]
     cache = Path(classifier_cache_dir) if classifier_cache_dir else None
     settings_key = {**classifier.__dict__, "block_config": list(classifier.block_config)}
+
+    def cache_key(arm: str, seed: int) -> dict[str, Any]:
+        """What fixes a classifier of the arms without synthetic data: its cache entry's key."""
+        return {"arm": arm, "seed": int(seed), "classifier": settings_key, "train": train_ids,
+                "in_channels": int(train_images.shape[1]), "torch": torch.__version__}  # fmt: skip
+
     keep = None
     if filter_synthetic:
-        key = {"arm": REFERENCE_ARM, "seed": FILTER_CLASSIFIER_SEED, "classifier": settings_key, "train": train_ids,
-               "in_channels": int(train_images.shape[1]), "torch": torch.__version__}  # fmt: skip
 
         def fit_filter() -> nn.Module:
             draw = class_balanced_weights(train_labels, k)
             return train_classifier(train_images, train_labels, k, classifier, FILTER_CLASSIFIER_SEED, draw, None,
                                     device)  # fmt: skip
 
-        with fixed_threads(classifier.num_threads):
-            keep = _cached_classifier(cache, key, k, classifier, fit_filter)
+        keep = _cached_classifier(cache, cache_key(REFERENCE_ARM, FILTER_CLASSIFIER_SEED), k, classifier, fit_filter)
     start = time.perf_counter()
     with fixed_threads(classifier.num_threads):
         drawn = [generate_images(generator, c, need[c], synthetic_seed, truncation, keep, device) for c in range(k)]
@@ -372,21 +373,13 @@ def run_utility_study(
         arm_start = time.perf_counter()
         nets, probs = [], []
         for seed in seeds:
-            key = {
-                "arm": arm,
-                "seed": int(seed),
-                "classifier": settings_key,
-                "train": train_ids,
-                "in_channels": int(images.shape[1]),
-                "torch": torch.__version__,
-            }
 
             def fit(images=images, labels=labels, draw=draw_weights, weights=loss_weights, seed=seed) -> nn.Module:
                 return train_classifier(images, labels, k, classifier, int(seed), draw, weights, device)
 
+            net = _cached_classifier(cache if arm in BASELINE_ARMS else None, cache_key(arm, seed), k, classifier, fit)
+            nets.append(net)
             with fixed_threads(classifier.num_threads):
-                net = _cached_classifier(cache if arm in BASELINE_ARMS else None, key, k, classifier, fit)
-                nets.append(net)
                 probs.append(predict_probabilities(net, test_images, device=device))
         networks[arm] = nets
         probabilities[arm] = torch.stack(probs)
@@ -418,6 +411,7 @@ def run_utility_study(
         "default_arm": default_arm,
         "differences": {},
     }
+    means = {arm: hierarchical_means(scores[arm], bootstrap_seed) for arm in arms}  # (B, M), paired draws
     for arm in arms:
         preds = probabilities[arm].argmax(-1)
         confusion = torch.zeros(k, k, dtype=torch.long)
@@ -429,10 +423,7 @@ def run_utility_study(
             "seconds": timings[arm],
         }
         if arm != baseline:
-            # (B, M): the same seed draws and test resamples for both arms (paired)
-            diff = hierarchical_means(scores[arm], bootstrap_seed) - hierarchical_means(
-                scores[baseline], bootstrap_seed
-            )
+            diff = means[arm] - means[baseline]
             report["differences"][arm] = {}
             for i, m in enumerate(metrics):
                 resampled = diff[1:, i] if len(diff) > 1 else diff[:, i]
@@ -460,7 +451,7 @@ def run_utility_study(
         "train_data": asdict(train.spec),
         "test_data": asdict(test.spec),
         "seeds": [int(s) for s in seeds],
-        "classifier": {**classifier.__dict__, "block_config": list(classifier.block_config)},
+        "classifier": settings_key,
         "balance": balance,
         "max_ratio": max_ratio,
         "synthetic_fraction": synthetic_fraction,
