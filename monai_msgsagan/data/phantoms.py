@@ -195,10 +195,6 @@ def make_phantom(size: int, label: int = 0, rng: np.random.Generator | int | Non
     return out[None]
 
 
-def _item_rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-
-
 class PhantomDataset(Dataset):
     """A MONAI ``Dataset`` of chest radiograph phantoms, drawn on the fly and reproducible per index.
 
@@ -255,7 +251,8 @@ class PhantomDataset(Dataset):
         item = self.data[index]
         image = self._drawn.get(item["index"])
         if image is None:
-            image = make_phantom(self.resolution, item["label"], _item_rng(self.seed, item["index"]))
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, item["index"]]))
+            image = make_phantom(self.resolution, item["label"], rng)
             if self.cache:
                 self._drawn[item["index"]] = image
         out = {
