@@ -126,11 +126,8 @@ def _is_8bit(image: Any) -> bool:
 def _write_shard(
     store_dir: str, index: int, items: list[tuple[str, int]], settings: dict[str, Any]
 ) -> tuple[int, int, int]:
-    """Decode, check, normalise and resize the files of one shard and write it; returns ``(index, kept, skipped)``.
-
-    Runs in a worker process. The images go to ``shard_NNNNN.npy`` (atomically), then the shard's index JSON
-    (atomically), whose presence marks the shard complete.
-    """
+    """Decode, check, normalise and resize the files of one shard and write its ``.npy``, then its record (whose
+    presence marks the shard complete); returns ``(index, kept, skipped)``. Runs in a worker process."""
     torch.set_num_threads(1)
     side = settings["resolution"]
     chosen = XrayPreprocessSettings(**{k: v for k, v in settings.items() if k != "resolution"})
@@ -230,11 +227,9 @@ def _check_shard(folder: Path, index: int, record: Mapping[str, Any], resolution
 
 def _shard_done(folder: Path, index: int) -> bool:
     name = _shard_name(index)
-    if not ((folder / f"{name}.json").is_file() and (folder / f"{name}.npy").is_file()):
-        return False
     try:
-        return isinstance(_read_json(folder / f"{name}.json").get("count"), int)
-    except StoreError:  # a damaged record (the writes are atomic, so not a stopped run's): the shard is redone
+        return (folder / f"{name}.npy").is_file() and isinstance(_read_json(folder / f"{name}.json").get("count"), int)
+    except StoreError:  # no record, or a damaged one (the writes are atomic, so not a stopped run's): (re)done
         return False
 
 

@@ -79,9 +79,8 @@ class NormalizeXrayIntensity(Transform):
 
     Modes:
         - ``"percentile"`` (default): the ``lower`` and ``upper`` percentiles of the image map to -1 and 1. Robust to
-          burned-in text and collimator edges. On big images the percentiles are estimated on a regular
-          sub-grid of at most ``max_samples`` pixels (a 2000 x 2000 radiograph needs no 4 M-element sort to find
-          its 0.5th percentile); ``max_samples=None`` computes them exactly, matching MONAI's
+          burned-in text and collimator edges. On big images the percentiles are estimated on a regular sub-grid
+          of at most ``max_samples`` pixels; ``max_samples=None`` computes them exactly, matching MONAI's
           ``ScaleIntensityRangePercentiles``.
         - ``"window"``: a fixed ``window=(centre, width)`` in source units, or, when ``window`` is ``None``, the
           source's full display range from the metadata (``display_range``: DICOM VOI output, 0-255 for 8-bit,
