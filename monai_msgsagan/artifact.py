@@ -1,19 +1,15 @@
 """The generator artifact: a trained generator's weights with the record of what it is, and its one loader.
 
-``models/model.pt`` stays the flat state dict the Model Zoo expects. Beside it, ``models/model.json`` holds
-``{"generator_record": {...}}``: what the weights alone do not say (:class:`GeneratorRecord`): the
-:class:`~monai_msgsagan.networks.InferenceGenerator` arguments, the class names in class order, the training
+``models/model.pt`` stays the flat state dict the Model Zoo expects. Every weights file has its record beside it,
+its name with ``.json`` (``models/model.json``, ``models/model_best.json``): ``{"generator_record": {...}}``
+(:class:`GeneratorRecord`), what the weights alone do not say: the network arguments, the class names, the training
 data's settings and the identity of every training image (so that an evaluation can prove it did not score the
-generator on images it was trained on), the training recipe, the package version and the SHA-256 of the weights
-it describes. Training writes the two together, the weights first, then their record (:func:`save_record`), so a
-run that fails before it has weights to export leaves the previous pair as it was, and :func:`load_generator`
-refuses weights whose record names other weights. Every weights file has its own record, its name with ``.json``
-(``models/model_best.pt``: ``models/model_best.json``). A TorchScript export carries ``model.json`` inside
-(``ckpt_export ... --config_file "['configs/inference.json','models/model.json']"`` stores each config file in the
-export).
-:func:`load_generator` reads either and refuses anything else with a :class:`ModelError`. A record is checked as
-a schema when it is read (:meth:`GeneratorRecord.from_dict`): bounded size (:data:`MAX_RECORD_BYTES`) and nesting
-(:data:`MAX_RECORD_DEPTH`), the fields' types, unique non-empty class names, counts equal to the listed items.
+generator on images it was trained on), the recipe, the package version and the weights' SHA-256. Training writes
+the weights first, then their record (:func:`save_record`), so a run that fails before it has weights to export
+leaves the previous pair as it was. A TorchScript export carries ``model.json`` inside (``ckpt_export ...
+--config_file "['configs/inference.json','models/model.json']"``). :func:`load_generator` reads either, checks the
+record as a schema (:meth:`GeneratorRecord.from_dict`) and refuses anything else, or weights whose record names
+other weights, with a :class:`ModelError`.
 
 Training-image identities are strings: ``sha256:<hex>`` of the file bytes for files (so a copy of a training
 image under another name is still recognised), ``phantom:<seed>:<index>`` for the procedural phantoms (a
@@ -138,39 +134,39 @@ def _fail(field_name: str, reason: str) -> ModelError:
     return ModelError(f"generator record: field {field_name}: {reason}.")
 
 
-def _check_depth(raw: Any, source: str | os.PathLike) -> None:
-    """Refuse JSON nested deeper than :data:`MAX_RECORD_DEPTH` (checked without recursion)."""
-    todo: list[tuple[Any, int, str]] = [(raw, 1, "")]
-    while todo:
-        value, depth, where = todo.pop()
-        if not isinstance(value, (dict, list)):
-            continue
-        if depth > MAX_RECORD_DEPTH:
-            raise ModelError(
-                f"{source}: field {where or '(top level)'}: nested deeper than {MAX_RECORD_DEPTH} levels (a generator "
-                "record nests 5 deep: not a record this package wrote)."
-            )
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        todo += [(v, depth + 1, f"{where}.{k}" if where else str(k)) for k, v in items]
+def _too_large(source: str | os.PathLike, size: int) -> ModelError:
+    return ModelError(
+        f"{source}: {size / 2**20:.1f} MiB, more than a generator record's limit of {MAX_RECORD_BYTES / 2**20:.0f} "
+        "MiB; not read."
+    )
+
+
+def _too_deep(where: str) -> ModelError:
+    return ModelError(
+        f"{where}nested deeper than {MAX_RECORD_DEPTH} levels (a generator record nests 5 deep: not a record this "
+        "package wrote)."
+    )
 
 
 def _parse_record_json(text: str | bytes, source: str | os.PathLike) -> Any:
-    """``json.loads`` of a record's text, bounded in size and nesting; :class:`ModelError` naming ``source``."""
+    """``json.loads`` of a record's text, bounded in size and nesting (:data:`MAX_RECORD_DEPTH`, checked without
+    recursion); :class:`ModelError` naming ``source``."""
     if len(text) > MAX_RECORD_BYTES:
-        raise ModelError(
-            f"{source}: {len(text) / 2**20:.1f} MiB, more than a generator record's limit of "
-            f"{MAX_RECORD_BYTES / 2**20:.0f} MiB; not read."
-        )
+        raise _too_large(source, len(text))
     try:
         raw = json.loads(text)
     except RecursionError:
-        raise ModelError(
-            f"{source}: nested deeper than {MAX_RECORD_DEPTH} levels (a generator record nests 5 deep: not a record "
-            "this package wrote)."
-        ) from None
+        raise _too_deep(f"{source}: ") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"{source}: unreadable generator record ({e}).") from e
-    _check_depth(raw, source)
+    todo: list[tuple[Any, int, str]] = [(raw, 1, "")]
+    while todo:
+        value, depth, where = todo.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_RECORD_DEPTH:
+                raise _too_deep(f"{source}: field {where or '(top level)'}: ")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            todo += [(v, depth + 1, f"{where}.{k}" if where else str(k)) for k, v in items]
     return raw
 
 
@@ -337,12 +333,8 @@ class GeneratorRecord:
                 "weights without their record cannot say what network they are or what they were trained on)."
             )
         try:
-            size = path.stat().st_size
-            if size > MAX_RECORD_BYTES:
-                raise ModelError(
-                    f"{path}: {size / 2**20:.1f} MiB, more than a generator record's limit of "
-                    f"{MAX_RECORD_BYTES / 2**20:.0f} MiB; not read."
-                )
+            if path.stat().st_size > MAX_RECORD_BYTES:
+                raise _too_large(path, path.stat().st_size)
             text = path.read_bytes()
         except OSError as e:
             raise ModelError(f"{path}: unreadable generator record ({e}).") from e

@@ -61,9 +61,8 @@ def image_seed(seed: int, class_index: int, index: int) -> int:
 
 
 def image_latents(latent_dim: int, seed: int, class_index: int, indices: Sequence[int]) -> torch.Tensor:
-    """The latent vectors ``(len(indices), latent_dim)`` float32 (CPU) of images ``indices`` of a class."""
-    if len(indices) == 0:
-        return torch.zeros(0, latent_dim)
+    """The latent vectors ``(len(indices), latent_dim)`` float32 (CPU) of images ``indices`` (at least one) of a
+    class."""
     return torch.cat(
         [sample_latent(1, latent_dim, torch.Generator().manual_seed(image_seed(seed, class_index, i))) for i in indices]
     )
@@ -176,10 +175,8 @@ def generate_per_class(
         images and ``None``.
     """
     num_classes = int(network.num_classes)
-    if num_classes == 0:
-        return generate(network, num_per_class, seed, batch_size=batch_size, device=device, truncation=truncation), None
     images = [
         generate(network, num_per_class, seed, k, batch_size=batch_size, device=device, truncation=truncation)
-        for k in range(num_classes)
+        for k in range(max(num_classes, 1))
     ]
-    return torch.cat(images), torch.arange(num_classes).repeat_interleave(num_per_class)
+    return torch.cat(images), torch.arange(num_classes).repeat_interleave(num_per_class) if num_classes else None

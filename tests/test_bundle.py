@@ -34,10 +34,10 @@ from conftest import DEPLOY_APP_DIR, META_SCHEMA
 from monai.bundle import ConfigParser, ConfigWorkflow
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
+from xray_files import write_phantom_folder
 
 from monai_msgsagan import __version__
 from monai_msgsagan.artifact import GeneratorRecord, load_generator, save_record
-from monai_msgsagan.data import write_phantom_folder
 from monai_msgsagan.files import file_sha256
 from monai_msgsagan.generation import generate, generate_per_class
 from monai_msgsagan.label import SyntheticAugmentSettings

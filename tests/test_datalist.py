@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from monai.data import CacheDataset, DataLoader, PersistentDataset
-from xray_files import ramp, write_bad_corpus, write_good_corpus, write_png
+from xray_files import ramp, write_bad_corpus, write_good_corpus, write_phantom_folder, write_png
 
 from monai_msgsagan.data import (
     PHANTOM_CLASS_NAMES,
@@ -19,7 +19,6 @@ from monai_msgsagan.data import (
     build_datalist,
     make_dataset,
     training_data,
-    write_phantom_folder,
 )
 from monai_msgsagan.transforms import LoadXray, xray_train_transforms
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from monai.data import CacheDataset, DataLoader, MetaTensor
 from monai.transforms import ScaleIntensityRange, ScaleIntensityRangePercentiles
+from xray_files import write_phantom_folder
 
-from monai_msgsagan.data import write_phantom_folder
 from monai_msgsagan.transforms import (
     LoadXray,
     MultiScalePyramid,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from monai.data import DataLoader
 from pytorch_msssim import ms_ssim
+from xray_files import write_phantom_folder
 
-from monai_msgsagan.data import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+from monai_msgsagan.data import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom
 from monai_msgsagan.transforms import LoadXray, MultiScalePyramidd
 
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 from bundle_utils import BUNDLE_DIR, REPO_ROOT, TINY_TRAIN, copy_bundle, overrides, run_bundle, train_bundle
+from xray_files import write_phantom_folder
 
 from monai_msgsagan.artifact import DataLeakageError, check_no_leakage, load_generator, save_record, training_record
-from monai_msgsagan.data import DataSpec, training_data, write_phantom_folder
+from monai_msgsagan.data import DataSpec, training_data
 from monai_msgsagan.generation import generate
 from monai_msgsagan.label.augment import plan_synthetic_counts
 from monai_msgsagan.networks import InferenceGenerator

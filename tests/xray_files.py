@@ -1,11 +1,12 @@
 """Writers of real radiograph test files (DICOM via pydicom, PNG/JPEG via Pillow, NIfTI via nibabel).
 
-Used by the data-layer tests: good files of every supported kind, and a corpus of bad files with the reason
-each one must be refused for.
+Used by the data-layer tests: good files of every supported kind, a corpus of bad files with the reason
+each one must be refused for, and a folder of phantoms as PNG files with a CSV of labels.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from pydicom.uid import (
     JPEGLosslessSV1,
     generate_uid,
 )
+
+from monai_msgsagan.data import PhantomDataset
 
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
 
@@ -185,3 +188,46 @@ def encode_jpeg_lossless_sv1(arr: np.ndarray, precision: int) -> bytes:
     dht = bytes([0x00]) + counts + bytes(range(17))
     sos = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, Ss = predictor 1, Se = 0, Ah/Al = 0
     return b"\xff\xd8" + segment(0xC3, sof3) + segment(0xC4, dht) + segment(0xDA, sos) + bytes(data) + b"\xff\xd9"
+
+
+def write_phantom_folder(
+    directory: Path,
+    num_images: int,
+    size: int = 256,
+    seed: int = 0,
+    num_classes: int = 2,
+    class_ratio: float = 0.5,
+    bit_depth: int = 8,
+) -> Path:
+    """Write phantoms as grayscale PNG files plus ``labels.csv`` (columns ``path``, ``label``, ``class_name``).
+
+    The CSV holds paths relative to ``directory``, so ``build_datalist(directory / "labels.csv",
+    label_column="class_name")`` reads them back as files.
+
+    Args:
+        directory: output folder (created).
+        num_images, size, seed, num_classes, class_ratio: as :class:`PhantomDataset`.
+        bit_depth: 8 or 16 bits per pixel.
+
+    Returns:
+        Path of ``labels.csv``.
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ds = PhantomDataset(num_images, size, num_classes, class_ratio, seed, cache=False)
+    rows: list[tuple] = []
+    top = 255 if bit_depth == 8 else 65535
+    for i in range(len(ds)):
+        item = ds[i]
+        arr = np.round((item["image"][0].numpy() + 1.0) * 0.5 * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+        name = f"phantom_{i:05d}.png"
+        Image.fromarray(arr).save(directory / name)
+        rows.append((name, item["label"], item["class_name"]))
+    csv_path = directory / "labels.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("path", "label", "class_name"))
+        writer.writerows(rows)
+    return csv_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .datalist import Datalist, DatalistReport, NoUsableImagesError, SkippedItem, build_datalist, make_dataset
 from .latents import LatentDataset
-from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom, write_phantom_folder
+from .phantoms import PHANTOM_CLASS_NAMES, PhantomDataset, make_phantom
 from .samplers import ClassBalancedSampler
 from .sources import TrainingData, real_image_sample, training_data
 from .spec import DataSpec
@@ -39,5 +39,4 @@ __all__ = [
     "build_datalist",
     "make_dataset",
     "make_phantom",
-    "write_phantom_folder",
 ]

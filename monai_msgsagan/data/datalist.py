@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from monai.data import CacheDataset, Dataset, PersistentDataset
 
+from monai_msgsagan.files import atomic_write_text
 from monai_msgsagan.transforms.io import XRAY_EXTENSIONS, XrayReadError, read_xray
 
 __all__ = ["SkippedItem", "DatalistReport", "Datalist", "NoUsableImagesError", "build_datalist", "make_dataset"]
@@ -57,12 +58,9 @@ class DatalistReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reason_counts": self.reason_counts()}
 
-    def to_json(self, path: str | Path) -> Path:
-        """Write the report as JSON and return its path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2))
-        return path
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the report as JSON (atomically, creating the folder) and return its path."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
 
 class NoUsableImagesError(ValueError):
@@ -130,11 +128,6 @@ def _resolve(value: str, bases: Sequence[Path], extensions: Sequence[str]) -> Pa
             if _is_file(e):
                 return e
     return None
-
-
-def _has_extension(path: Path, extensions: Sequence[str]) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(ext) for ext in extensions)
 
 
 def _is_dicom_without_extension(path: Path) -> bool:
@@ -270,7 +263,7 @@ def build_datalist(
     wanted = list(classes) if classes is not None else None
     if wanted is not None and len(set(wanted)) != len(wanted):
         raise ValueError(f"classes has duplicates: {wanted}")
-    candidates: list[tuple[int | None, Path | None, str, str]] = []  # (row, path, raw path, class name)
+    candidates: list[tuple[int | None, Path, str, str]] = []  # (row, path, raw path, class name)
 
     if source.is_dir():
         use_sub = labels_from_subfolders or wanted is not None
@@ -282,15 +275,13 @@ def build_datalist(
             broken = _broken_link(p)
             if broken is not None:
                 report.skipped.append(SkippedItem(str(p), broken))
-                report.num_candidates += 1
-            elif _is_file(p) and (_has_extension(p, extensions) or _is_dicom_without_extension(p)):
+            elif _is_file(p) and (p.name.lower().endswith(tuple(extensions)) or _is_dicom_without_extension(p)):
                 files.append(p)
         for p in files:
             rel = p.relative_to(source)
             name = rel.parts[0] if use_sub and len(rel.parts) > 1 else ""
             if use_sub and not name:
                 report.skipped.append(SkippedItem(str(p), "not in a class subfolder"))
-                report.num_candidates += 1
                 continue
             candidates.append((None, p, str(p), name))
     else:
@@ -313,27 +304,21 @@ def build_datalist(
             raw = r.get(path_column, "")
             name = r.get(label_column, "") if label_column is not None else ""
             if not raw:
-                report.skipped.append(SkippedItem("", f"blank path in column {path_column!r}", i))
-                report.num_candidates += 1
+                reason = f"blank path in column {path_column!r}"
+            elif label_column is not None and not name:
+                reason = f"blank label in column {label_column!r}"
+            elif (p := _resolve(raw, bases, extensions)) is not None:
+                candidates.append((i, p, raw, name))
                 continue
-            if label_column is not None and not name:
-                report.skipped.append(SkippedItem(raw, f"blank label in column {label_column!r}", i))
-                report.num_candidates += 1
-                continue
-            p = _resolve(raw, bases, extensions)
-            if p is None:
+            else:
                 tried = ", ".join(str(b / raw) for b in bases)
                 reason = f"file not found (tried {tried} with and without extensions)"
-                report.skipped.append(SkippedItem(raw, reason, i))
-                report.num_candidates += 1
-                continue
-            candidates.append((i, p, raw, name))
+            report.skipped.append(SkippedItem(raw, reason, i))
 
+    report.num_candidates = len(report.skipped) + len(candidates)
     seen: dict[str, int | str] = {}
     chosen: list[tuple[int | None, Path, str]] = []
     for row, p, raw, name in candidates:
-        report.num_candidates += 1
-        assert p is not None
         key = str(p.resolve())
         if key in seen:
             report.skipped.append(SkippedItem(raw, f"duplicate of {seen[key]}", row))
@@ -344,21 +329,18 @@ def build_datalist(
             continue
         chosen.append((row, p, name))
 
-    errors: list[str | None] = [None] * len(chosen)
     if check_readable:
         with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # decoders release the GIL
             errors = list(pool.map(_read_error, [p for _, p, _ in chosen]))
-    kept: list[tuple[int | None, Path, str]] = []
-    for (row, p, name), error in zip(chosen, errors):
-        if error is not None:
-            report.skipped.append(SkippedItem(str(p), f"unreadable: {error}", row))
-        else:
-            kept.append((row, p, name))
+        for (row, p, _), error in zip(chosen, errors):
+            if error is not None:
+                report.skipped.append(SkippedItem(str(p), f"unreadable: {error}", row))
+        chosen = [c for c, error in zip(chosen, errors) if error is None]
 
     labelled = label_column is not None or (source.is_dir() and (labels_from_subfolders or wanted is not None))
-    class_names = (wanted if wanted is not None else _natural_sorted({n for _, _, n in kept})) if labelled else []
+    class_names = (wanted if wanted is not None else _natural_sorted({n for _, _, n in chosen})) if labelled else []
     index = {n: i for i, n in enumerate(class_names)}
-    items = [{"image": str(p), "label": index.get(n, 0), "class_name": n} for _, p, n in kept]
+    items = [{"image": str(p), "label": index.get(n, 0), "class_name": n} for _, p, n in chosen]
     report.num_used = len(items)
     if report_path is not None:
         report.to_json(report_path)

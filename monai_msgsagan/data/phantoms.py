@@ -13,9 +13,7 @@ Images are float32, channel-first ``(1, size, size)``, values in [-1, 1] (air da
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,9 +22,8 @@ from monai.data import Dataset
 from monai.utils import optional_import
 
 ndimage, _ = optional_import("scipy.ndimage")
-Image, _ = optional_import("PIL.Image")
 
-__all__ = ["PHANTOM_CLASS_NAMES", "make_phantom", "PhantomDataset", "write_phantom_folder"]
+__all__ = ["PHANTOM_CLASS_NAMES", "make_phantom", "PhantomDataset"]
 
 #: Class names of the phantom labels (index = label).
 PHANTOM_CLASS_NAMES: tuple[str, ...] = ("normal", "lung_opacity")
@@ -195,10 +192,6 @@ def make_phantom(size: int, label: int = 0, rng: np.random.Generator | int | Non
     return out[None]
 
 
-def _item_rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-
-
 class PhantomDataset(Dataset):
     """A MONAI ``Dataset`` of chest radiograph phantoms, drawn on the fly and reproducible per index.
 
@@ -255,7 +248,8 @@ class PhantomDataset(Dataset):
         item = self.data[index]
         image = self._drawn.get(item["index"])
         if image is None:
-            image = make_phantom(self.resolution, item["label"], _item_rng(self.seed, item["index"]))
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, item["index"]]))
+            image = make_phantom(self.resolution, item["label"], rng)
             if self.cache:
                 self._drawn[item["index"]] = image
         out = {
@@ -264,46 +258,3 @@ class PhantomDataset(Dataset):
             "class_name": PHANTOM_CLASS_NAMES[item["label"]],
         }
         return self.transform(out) if self.transform is not None else out
-
-
-def write_phantom_folder(
-    directory: str | Path,
-    num_images: int,
-    size: int = 256,
-    seed: int = 0,
-    num_classes: int = 2,
-    class_ratio: float = 0.5,
-    bit_depth: int = 8,
-) -> Path:
-    """Write phantoms as grayscale PNG files plus ``labels.csv`` (columns ``path``, ``label``, ``class_name``).
-
-    The CSV holds paths relative to ``directory``, so ``build_datalist(directory / "labels.csv",
-    label_column="class_name")`` reads them back as files.
-
-    Args:
-        directory: output folder (created).
-        num_images, size, seed, num_classes, class_ratio: as :class:`PhantomDataset`.
-        bit_depth: 8 or 16 bits per pixel.
-
-    Returns:
-        Path of ``labels.csv``.
-    """
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    ds = PhantomDataset(num_images, size, num_classes, class_ratio, seed, cache=False)
-    rows: list[Sequence[Any]] = []
-    top = 255 if bit_depth == 8 else 65535
-    for i in range(len(ds)):
-        item = ds[i]
-        arr = np.round((item["image"][0].numpy() + 1.0) * 0.5 * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
-        name = f"phantom_{i:05d}.png"
-        Image.fromarray(arr).save(directory / name)
-        rows.append((name, item["label"], item["class_name"]))
-    csv_path = directory / "labels.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("path", "label", "class_name"))
-        writer.writerows(rows)
-    return csv_path

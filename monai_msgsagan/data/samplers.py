@@ -50,11 +50,11 @@ class ClassBalancedSampler(DistributedSampler):
         labels_t = torch.as_tensor(list(labels), dtype=torch.long)
         if len(labels_t) != len(dataset):  # type: ignore[arg-type]
             raise ValueError(f"labels has {len(labels_t)} entries for a dataset of {len(dataset)} items.")  # type: ignore[arg-type]
-        counts = torch.bincount(labels_t).double() if len(labels_t) else torch.zeros(0, dtype=torch.float64)
+        counts = torch.bincount(labels_t).double()
         if not isinstance(balanced, bool):  # "--class_balanced true" arrives as the string "true"
             raise TypeError(f"balanced must be True or False, got {balanced!r} (command line: --class_balanced True).")
         self.balanced, self.minority_from_epoch = balanced, minority_from_epoch
-        self.weights = (1.0 / counts.clamp(min=1))[labels_t] if len(labels_t) else counts
+        self.weights = (1.0 / counts.clamp(min=1))[labels_t]
 
     def __iter__(self) -> Iterator[int]:
         minority = 0 < self.minority_from_epoch <= self.epoch

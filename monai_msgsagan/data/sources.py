@@ -7,7 +7,6 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 from monai.data import Dataset
@@ -124,7 +123,6 @@ def _store_data(spec: DataSpec, resolution: int, augment: bool, report_path: str
     if spec.dataset_dir is not None:
         dataset.check_datalist(spec)
     if report_path is not None:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(report_path, (dataset.folder / REPORT).read_text(encoding="utf-8"))
     made_from = dataset.manifest["datalist"]
     spec = replace(spec, dataset_dir=made_from["source"], **{k: made_from[k] for k in SELECTION_FIELDS})

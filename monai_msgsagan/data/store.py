@@ -1,5 +1,5 @@
 """A preprocessed image store: every radiograph decoded, checked, normalised and resized once, then read by
-training from ``.npy`` shards (memory-mappable, ``numpy.load(path, mmap_mode="r")``).
+training from ``.npy`` shards.
 
 Layout of a store folder::
 
@@ -10,18 +10,10 @@ Layout of a store folder::
                             its presence marks the shard complete
     datalist_report.json    the datalist report, once every shard is complete
 
-:func:`preprocess_store` fills it with the package's one X-ray pipeline
-(:func:`~monai_msgsagan.transforms.xray_preprocess_transforms`), one decode per file, in parallel processes, one
-shard per task. Shards are written atomically, so a killed run leaves only complete shards and a rerun continues
-with the missing ones. A store made with other settings or from another list of files is refused
-(:class:`StoreSettingsError`). :class:`XrayStoreDataset` reads it: random access, one positioned read per image
-from the shared page cache, so memory does not grow with the number of images (one int64 label per image is held).
-A store edited after it was written is refused with a :class:`StoreError` naming the shard and the files it holds:
-each shard record's own hash and each ``.npy``'s size and array header (shape, dtype) are checked when the store is
-opened, and each ``.npy``'s SHA-256 when the shard is first read (once per shard per process).
-
-A shard is ``uint8`` when every image in it comes from an 8-bit source (display range 0-255: 8-bit PNG/JPEG, DICOM
-with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to ``q * 2 / (2**bits - 1) - 1``.
+Every file is written atomically, so a killed :func:`preprocess_store` leaves only complete shards and a rerun
+continues with the missing ones. A shard is ``uint8`` when every image in it comes from an 8-bit source (display
+range 0-255: 8-bit PNG/JPEG, DICOM with an 8-bit VOI LUT), else ``uint16``; values ``q`` map back to
+``q * 2 / (2**bits - 1) - 1``.
 """
 
 from __future__ import annotations
@@ -34,7 +26,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,17 +114,6 @@ def _datalist_settings(spec: DataSpec) -> dict[str, Any]:
     return json.loads(json.dumps({"source": spec.dataset_dir, **{k: fields[k] for k in SELECTION_FIELDS}}))
 
 
-_PIPELINES: dict[str, Callable] = {}  # one transform chain per worker process and settings
-
-
-def _pipeline(settings: dict[str, Any]) -> Callable:
-    key = json.dumps(settings, sort_keys=True)
-    if key not in _PIPELINES:
-        pipeline = XrayPreprocessSettings(**{k: v for k, v in settings.items() if k != "resolution"})
-        _PIPELINES[key] = xray_preprocess_transforms(settings["resolution"], settings=pipeline)
-    return _PIPELINES[key]
-
-
 def _is_8bit(image: Any) -> bool:
     """Whether a preprocessed image comes from an 8-bit source (display range 0-255 in its metadata)."""
     rng = getattr(image, "meta", {}).get("display_range")
@@ -145,14 +126,12 @@ def _is_8bit(image: Any) -> bool:
 def _write_shard(
     store_dir: str, index: int, items: list[tuple[str, int]], settings: dict[str, Any]
 ) -> tuple[int, int, int]:
-    """Decode, check, normalise and resize the files of one shard and write it; returns ``(index, kept, skipped)``.
-
-    Runs in a worker process. The images go to ``shard_NNNNN.npy`` (atomically), then the shard's index JSON
-    (atomically), whose presence marks the shard complete.
-    """
+    """Decode, check, normalise and resize the files of one shard and write its ``.npy``, then its record (whose
+    presence marks the shard complete); returns ``(index, kept, skipped)``. Runs in a worker process."""
     torch.set_num_threads(1)
-    pipeline = _pipeline(settings)
     side = settings["resolution"]
+    chosen = XrayPreprocessSettings(**{k: v for k, v in settings.items() if k != "resolution"})
+    pipeline = xray_preprocess_transforms(side, settings=chosen)
     images = np.empty((len(items), 1, side, side), dtype=np.float32)
     labels: list[int] = []
     files: list[str] = []
@@ -248,11 +227,9 @@ def _check_shard(folder: Path, index: int, record: Mapping[str, Any], resolution
 
 def _shard_done(folder: Path, index: int) -> bool:
     name = _shard_name(index)
-    if not ((folder / f"{name}.json").is_file() and (folder / f"{name}.npy").is_file()):
-        return False
     try:
-        return isinstance(_read_json(folder / f"{name}.json").get("count"), int)
-    except StoreError:  # a damaged record (the writes are atomic, so not a stopped run's): the shard is redone
+        return (folder / f"{name}.npy").is_file() and isinstance(_read_json(folder / f"{name}.json").get("count"), int)
+    except StoreError:  # no record, or a damaged one (the writes are atomic, so not a stopped run's): (re)done
         return False
 
 
@@ -366,14 +343,8 @@ def preprocess_store(
         # fork where the platform has it, as DataLoader workers do: no re-import of the caller's main module
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=min(num_workers, len(tasks)), mp_context=context) as pool:
-            futures = [pool.submit(_write_shard, *task) for task in tasks]
-            for future in as_completed(futures):
-                try:
-                    _log_shard(future.result(), num_shards)
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
+            for result in pool.map(_write_shard, *zip(*tasks)):  # a failed shard cancels the ones not started
+                _log_shard(result, num_shards)
 
     report = DatalistReport(
         source=spec.dataset_dir, num_candidates=datalist.report.num_candidates, skipped=list(datalist.report.skipped)
@@ -384,11 +355,9 @@ def preprocess_store(
         num_images += int(record["count"])
         report.skipped += [SkippedItem(s["path"], s["reason"]) for s in record["skipped"]]
     report.num_used = num_images
-    text = json.dumps(report.to_dict(), indent=2)
-    atomic_write_text(folder / REPORT, text)
+    report.to_json(folder / REPORT)
     if report_path is not None:
-        Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(report_path, text)
+        report.to_json(report_path)
     if num_images == 0:
         raise StoreError(f"{folder}: no usable images: {report.summary()}; each file and its reason: {folder / REPORT}")
     summary = PreprocessSummary(
@@ -451,17 +420,16 @@ class XrayStoreDataset(Dataset):
                 "run the preprocess workflow again, it continues where it stopped."
             )
         counts, dtypes, data_offsets, labels, hashes = [], [], [], [], []
-        resolution_ = int(self.manifest["settings"]["resolution"])
+        self.resolution = int(self.manifest["settings"]["resolution"])
         for k in range(num_shards):  # one shard record at a time: only the labels and the .npy hash are kept
             record = _read_json(folder / f"{_shard_name(k)}.json")
-            _check_shard(folder, k, record, resolution_)
+            _check_shard(folder, k, record, self.resolution)
             hashes.append(str(record["npy_sha256"]))
             counts.append(int(record["count"]))
             dtypes.append(np.dtype(record["dtype"]))
             data_offsets.append(int(record["data_offset"]))
             labels.append(np.asarray(record["labels"], dtype=np.int64))
         self.folder = folder
-        self.resolution = int(self.manifest["settings"]["resolution"])
         self.class_names: list[str] = list(self.manifest["class_names"])
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.dtypes = dtypes

@@ -79,9 +79,8 @@ class NormalizeXrayIntensity(Transform):
 
     Modes:
         - ``"percentile"`` (default): the ``lower`` and ``upper`` percentiles of the image map to -1 and 1. Robust to
-          burned-in text and collimator edges. On big images the percentiles are estimated on a regular
-          sub-grid of at most ``max_samples`` pixels (a 2000 x 2000 radiograph needs no 4 M-element sort to find
-          its 0.5th percentile); ``max_samples=None`` computes them exactly, matching MONAI's
+          burned-in text and collimator edges. On big images the percentiles are estimated on a regular sub-grid
+          of at most ``max_samples`` pixels; ``max_samples=None`` computes them exactly, matching MONAI's
           ``ScaleIntensityRangePercentiles``.
         - ``"window"``: a fixed ``window=(centre, width)`` in source units, or, when ``window`` is ``None``, the
           source's full display range from the metadata (``display_range``: DICOM VOI output, 0-255 for 8-bit,
@@ -118,15 +117,6 @@ class NormalizeXrayIntensity(Transform):
         self.window = None if window is None else (float(window[0]), float(window[1]))
         self.max_samples = max_samples
 
-    def _percentiles(self, img: torch.Tensor) -> tuple[float, float]:
-        x = img.as_tensor() if isinstance(img, MetaTensor) else img
-        if self.max_samples is not None and x.shape[-1] * x.shape[-2] > self.max_samples:
-            step = math.ceil(math.sqrt(x.shape[-1] * x.shape[-2] / self.max_samples))
-            x = x[..., ::step, ::step]
-        # numpy's partition-based percentile: torch.quantile sorts, ~10x slower at this size
-        lo, hi = percentile(x.reshape(-1).float().cpu().numpy(), [self.lower, self.upper])
-        return float(lo), float(hi)
-
     def intensity_range(self, img: torch.Tensor) -> tuple[float, float]:
         """The source intensities ``(a_min, a_max)`` that map to -1 and 1 for this image."""
         if self.mode == "minmax":
@@ -140,7 +130,13 @@ class NormalizeXrayIntensity(Transform):
                 rng = np.asarray(rng, dtype=np.float64).reshape(-1)
                 if rng.size == 2 and np.isfinite(rng).all() and rng[1] > rng[0]:
                     return float(rng[0]), float(rng[1])
-        return self._percentiles(img)
+        x = img.as_tensor() if isinstance(img, MetaTensor) else img
+        if self.max_samples is not None and x.shape[-1] * x.shape[-2] > self.max_samples:
+            step = math.ceil(math.sqrt(x.shape[-1] * x.shape[-2] / self.max_samples))
+            x = x[..., ::step, ::step]
+        # numpy's partition-based percentile: torch.quantile sorts, ~10x slower at this size
+        lo, hi = percentile(x.reshape(-1).float().cpu().numpy(), [self.lower, self.upper])
+        return float(lo), float(hi)
 
     def __call__(self, img: Any) -> torch.Tensor:
         img = _as_tensor(img).float()
@@ -198,7 +194,7 @@ class XrayBorderCleanup(Transform):
 
     def __call__(self, img: Any) -> torch.Tensor:
         img = _as_tensor(img)
-        x = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+        x = img.detach().cpu().numpy()
         gray = x.mean(axis=0)
         content = (gray > -1.0 + self.tol) & (gray < 1.0 - self.tol)
         r0, r1 = self._bounds(content.mean(axis=1), gray.shape[0])
@@ -244,7 +240,6 @@ class ResizeXrayToSquare(Transform):
         self.size = int(size)
         check_resolution(self.size, "image size")
         self.mode = mode
-        self.pad_value = pad_value
         self.pad = SpatialPad((self.size, self.size), method="symmetric", mode="constant", value=pad_value)
         self.crop = CenterSpatialCrop((self.size, self.size))
 
@@ -352,10 +347,9 @@ class RandXrayAugmentd(Randomizable, _ForEachKey):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        first = True
-        for key in self.key_iterator(d):
-            if first:
-                self.randomize(d[key])
-                first = False
+        keys = list(self.key_iterator(d))
+        if keys:
+            self.randomize(d[keys[0]])
+        for key in keys:
             d[key] = self.transform(d[key], randomize=False)
         return d

@@ -332,8 +332,7 @@ def read_xray(
     path = Path(path)
     if not path.is_file():
         raise XrayReadError(path, "file not found" if not path.exists() else "not a regular file")
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise XrayReadError(path, "empty file (0 bytes)")
     with open(path, "rb") as f:
         head = f.read(352)

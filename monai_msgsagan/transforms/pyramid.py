@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 
 from monai_msgsagan.networks.blocks import check_resolution
+from monai_msgsagan.transforms.intensity import _ForEachKey
 
 __all__ = ["MultiScalePyramid", "MultiScalePyramidd", "image_pyramid", "pyramid_sizes"]
 
@@ -86,22 +86,9 @@ class MultiScalePyramid(Transform):
         return [t.squeeze(0) for t in image_pyramid(x.unsqueeze(0), min_size=self.min_size)]
 
 
-class MultiScalePyramidd(MapTransform):
-    """Dictionary version of :class:`MultiScalePyramid`: replaces each image by its list of scales.
+class MultiScalePyramidd(_ForEachKey):
+    """Dictionary version of :class:`MultiScalePyramid` (same arguments after ``keys``): replaces each image
+    ``(C, R, R)`` by its list of scales. With MONAI's default collate a batch then holds ``list[Tensor(B, C, s, s)]``
+    under the key, coarse to fine."""
 
-    With MONAI's default collate a batch then holds ``list[Tensor(B, C, s, s)]`` under the key, coarse to fine.
-
-    Args:
-        keys: keys of square images ``(C, R, R)``.
-        min_size: side of the coarsest scale.
-    """
-
-    def __init__(self, keys: KeysCollection, min_size: int = 4, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.pyramid = MultiScalePyramid(min_size)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.pyramid(d[key])
-        return d
+    transform_type = MultiScalePyramid
