@@ -188,9 +188,8 @@ class SyntheticAugmenter:
         self.batch_size = batch_size
         self.image_key = image_key
         self.label_key = label_key
-        settings = {"seed": self.seed, "format": "png-uint8", "version": CACHE_FORMAT_VERSION}
-        settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-        self.settings = settings
+        self.settings = {"seed": self.seed, "format": "png-uint8", "version": CACHE_FORMAT_VERSION}
+        settings_hash = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:8]
         self.cache_folder = Path(cache_dir) / f"{generator.sha256[:16]}-{settings_hash}"
 
     def plan(self, datalist: Sequence[Mapping[str, Any]]) -> dict[str, int]:
