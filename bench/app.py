@@ -181,21 +181,13 @@ def run(args: argparse.Namespace, tmp: Path, device: torch.device, pacs: Orthanc
             f"app steps end to end: {n / total:.1f} images/s "
             f"({t['generate'] / total:.0%} of the time in the network)"
         )
-        print(
-            f"  per image: generate {1e3 * t['generate'] / n:.1f} ms | DICOM encode+write {1e3 * t['write'] / n:.1f} ms"
-            + (f" | C-STORE to Orthanc {1e3 * t['c_store'] / n:.1f} ms" if "c_store" in t else "")
-            + (f" | STOW-RS to Orthanc {1e3 * t['stow_rs'] / n:.1f} ms" if "stow_rs" in t else "")
-        )
-        if "c_store" in t:
-            print(
-                f"  send ({t['bytes_per_image'] / 1024:.0f} KiB per file): C-STORE {t['c_store']:.3f}s, "
-                f"{t['c_store_acknowledged']}/{n} acknowledged"
-                + (
-                    f" | STOW-RS {t['stow_rs']:.3f}s, {t['stow_rs_acknowledged']}/{n} acknowledged"
-                    if "stow_rs" in t
-                    else ""
+        print(f"  per image: generate {1e3 * t['generate'] / n:.1f} ms | DICOM write {1e3 * t['write'] / n:.1f} ms")
+        for key, protocol in (("c_store", "C-STORE"), ("stow_rs", "STOW-RS")):
+            if key in t:
+                print(
+                    f"  {protocol} to Orthanc ({t['bytes_per_image'] / 1024:.0f} KiB per file): {t[key]:.3f}s, "
+                    f"{1e3 * t[key] / n:.1f} ms per image, {t[key + '_acknowledged']}/{n} acknowledged"
                 )
-            )
     if not args.skip_app:
         wall, report = full_app(model, tmp / "app", n, batch, pacs)
         split = " | ".join(f"{k} {v:.3f}s" for k, v in report["timing_s"].items())

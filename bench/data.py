@@ -62,6 +62,7 @@ def _write_files(folder: str, start: int, stop: int, size: int) -> list[tuple[st
         label = i % _BASES % 2
         image = np.clip(bases[i % _BASES] + rng.normal(0.0, 0.02, (size, size)), 0.0, 1.0)
         sub = Path(folder) / f"{i // 10000:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
         if i % 2 == 0:
             path = sub / f"cxr_{i:06d}.png"
             Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(path, compress_level=1)
@@ -88,8 +89,6 @@ def write_corpus(folder: Path, num: int, subset: int, size: int, processes: int)
     if all_csv.is_file() and sum(1 for _ in open(all_csv)) == num + 1:
         return all_csv, subset_csv, 0.0
     start = time.perf_counter()
-    for k in range((num + 9999) // 10000):
-        (folder / f"{k:02d}").mkdir(parents=True, exist_ok=True)
     chunk = 1000
     with ProcessPoolExecutor(processes) as pool:
         tasks = [(str(folder), s, min(s + chunk, num), size) for s in range(0, num, chunk)]

@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ORTHANC_CANDIDATES = ("Orthanc", "/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_AE_TITLE = "ORTHANC"
 CLIENT_AE_TITLE = "MSGSAGAN"
@@ -31,11 +30,7 @@ CLIENT_AE_TITLE = "MSGSAGAN"
 
 def find_orthanc() -> str | None:
     """The Orthanc executable (on PATH or Debian's /usr/sbin/Orthanc), None when absent."""
-    for candidate in ORTHANC_CANDIDATES:
-        found = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
-        if found:
-            return found
-    return None
+    return shutil.which("Orthanc") or shutil.which("/usr/sbin/Orthanc")
 
 
 def free_port() -> int:
@@ -57,26 +52,19 @@ class OrthancServer:
         self.dicomweb = dicomweb and DICOMWEB_PLUGIN.is_file()
         self.process: subprocess.Popen | None = None
         self.log = self.folder / "orthanc.log"
-        config: dict[str, Any] = {
+        config: dict[str, Any] = {  # Orthanc's defaults apart from these
             "Name": "msgsagan-test-pacs",
             "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "index"),
-            "StorageCompression": False,
-            "HttpServerEnabled": True,
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
-            "HttpDescribeErrors": True,
-            "DicomServerEnabled": True,
             "DicomAet": ORTHANC_AE_TITLE,
             "DicomPort": self.dicom_port,
-            "DicomCheckCalledAet": False,
             "DicomAlwaysAllowEcho": False,
             "DicomAlwaysAllowStore": False,
-            "DicomAlwaysAllowFind": False,
             "DicomCheckModalityHost": True,
             "DicomModalities": {"msgsagan": {"AET": CLIENT_AE_TITLE, "Host": "127.0.0.1", "Port": free_port()}},
-            "DicomScpTimeout": 30,
             "SaveJobs": False,
             "ConcurrentJobs": 1,
             "HttpThreadsCount": 4,
@@ -102,9 +90,9 @@ class OrthancServer:
 
     def start(self, timeout_s: float = 60.0) -> OrthancServer:
         with open(self.log, "ab") as log:
-            env = {**os.environ, "TCP_NODELAY": "1"} if self.tcp_nodelay else {**os.environ}
-            if not self.tcp_nodelay:
-                env.pop("TCP_NODELAY", None)
+            env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
+            if self.tcp_nodelay:
+                env["TCP_NODELAY"] = "1"
             self.process = subprocess.Popen(
                 [self.executable, "--verbose", str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=env
             )

@@ -171,8 +171,9 @@ def write_synthetic_dicom_series(
         contribution_datetime=now,
         contribution_description=contribution,
     )
-    # the same for every instance of the series. highdicom requires a coordinate system kind; a synthetic image has
-    # no patient orientation, so the Type 2 / 2C Patient Orientation and Laterality are emptied below instead.
+    # the same for every instance of the series (birth date, sex, accession number and referring physician stay
+    # empty). highdicom requires a coordinate system kind; a synthetic image has no patient orientation, so the
+    # Type 2 / 2C Patient Orientation and Laterality are emptied below instead.
     series: dict[str, Any] = {
         "photometric_interpretation": "MONOCHROME2",
         "bits_allocated": bits_allocated,
@@ -186,13 +187,9 @@ def write_synthetic_dicom_series(
         "software_versions": software_versions,
         "patient_id": patient_id,
         "patient_name": SYNTHETIC_PATIENT_NAME,
-        "patient_birth_date": None,
-        "patient_sex": None,
-        "accession_number": None,
         "study_id": "SYNTHETIC",
         "study_date": now.date(),
         "study_time": now.time(),
-        "referring_physician_name": None,
         "series_description": series_description,
         "contributing_equipment": [equipment],
     }

@@ -36,7 +36,7 @@ from monai.utils import optional_import
 pynetdicom, _has_pynetdicom = optional_import("pynetdicom")
 _STORAGE_STATUS, _ = optional_import("pynetdicom.status", name="STORAGE_SERVICE_CLASS_STATUS")
 
-__all__ = ["DicomNode", "InstanceResult", "send_c_store", "send_stow_rs"]
+__all__ = ["DicomNode", "InstanceResult", "check_retry_settings", "send_c_store", "send_stow_rs"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ def _read_headers(files: Sequence[str | Path]) -> tuple[list[InstanceResult], di
     return results, headers
 
 
-def _check_retry_settings(attempts: int, retry_delay_s: float, timeout_s: float) -> None:
+def check_retry_settings(attempts: int, retry_delay_s: float, timeout_s: float) -> None:
+    """The retry settings of :func:`send_c_store` and :func:`send_stow_rs`; ``ValueError`` naming a bad one."""
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
         raise ValueError(f"attempts must be an integer in [1, 10], got {attempts!r}.")
     if not 0 <= retry_delay_s <= 600:
@@ -162,13 +163,8 @@ def _no_association(assoc: Any) -> tuple[str, bool]:
 
 
 def _disable_nagle(assoc: Any) -> None:
-    """Set TCP_NODELAY on the association's socket (pynetdicom leaves Nagle's algorithm on).
-
-    Small PDUs held back by Nagle's algorithm wait for the peer's delayed ACK (40 ms on Linux). Measured on
-    loopback with Debian's Orthanc 1.10 started with ``TCP_NODELAY=1`` (its DCMTK then disables Nagle too):
-    8-10 ms per 130 KiB instance with this, 18-31 ms without. With Orthanc's default (Nagle on in its DCMTK) it is
-    about 55 ms either way; that is the PACS's setting.
-    """
+    """Set TCP_NODELAY on the association's socket (pynetdicom leaves Nagle's algorithm on): small PDUs held back
+    by Nagle's algorithm wait for the peer's delayed ACK (40 ms on Linux)."""
     try:
         assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (AttributeError, OSError) as e:  # a pynetdicom without these attributes, or a non-TCP socket: only slower
@@ -204,13 +200,12 @@ def send_c_store(
     if not _has_pynetdicom:
         raise RuntimeError("sending by C-STORE needs pynetdicom: pip install 'monai-msgsagan[deploy]'.")
     DicomNode(calling_ae_title, "calling", 1)  # validates the calling AE title the same way
-    _check_retry_settings(attempts, retry_delay_s, timeout_s)
+    check_retry_settings(attempts, retry_delay_s, timeout_s)
     results, headers = _read_headers(files)
     pending = sorted(headers)
     for attempt in _attempts(pending, attempts, retry_delay_s):
         ae = pynetdicom.AE(ae_title=calling_ae_title)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
-        ae.connection_timeout = timeout_s
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout_s
         contexts: dict[str, set[str]] = {}
         for i in pending:
             contexts.setdefault(str(headers[i].SOPClassUID), set()).add(str(headers[i].file_meta.TransferSyntaxUID))
@@ -312,16 +307,13 @@ def send_stow_rs(
     """
     if not re.match(r"^https?://", url):
         raise ValueError(f"STOW-RS URL must start with http:// or https://, got {url[:80]!r}.")
-    _check_retry_settings(attempts, retry_delay_s, timeout_s)
+    check_retry_settings(attempts, retry_delay_s, timeout_s)
     results, dicom_headers = _read_headers(files)
     pending = sorted(dicom_headers)
     for attempt in _attempts(pending, attempts, retry_delay_s):
         body, content_type = _multipart(files, pending)
-        request = urllib.request.Request(url, data=body, method="POST")
-        request.add_header("Content-Type", content_type)
-        request.add_header("Accept", "application/dicom+json")
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
+        http_headers = {"Content-Type": content_type, "Accept": "application/dicom+json", **(headers or {})}
+        request = urllib.request.Request(url, data=body, method="POST", headers=http_headers)
         for i in pending:
             results[i].attempts = attempt
         try:

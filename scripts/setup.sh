@@ -17,23 +17,20 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
-# dciodvfy (Debian dicom3tools) validates the DICOM the Deploy app writes; its test skips, saying so, without it
-if ! command -v dciodvfy >/dev/null 2>&1; then
+# optional Debian tools whose tests skip, saying so, without them: installed when run as root with apt-get
+apt_optional() {  # COMMAND NOTE PACKAGE...
+  local cmd=$1 note=$2
+  shift 2
+  if command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ]; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get install -y -q dicom3tools >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
-      apt-get install -y -q dicom3tools >/dev/null 2>&1)) || echo "warning: could not install dicom3tools" >&2
+    (apt-get install -y -q "$@" >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+      apt-get install -y -q "$@" >/dev/null 2>&1)) || echo "warning: could not install $*" >&2
   else
-    echo "note: install Debian's dicom3tools (dciodvfy) to validate the synthetic DICOM" >&2
+    echo "note: $note" >&2
   fi
-fi
-# Orthanc (Debian's orthanc + orthanc-dicomweb) is the real PACS of tests/test_pacs.py and bench/app.py; the tests
-# start their own Orthanc process (loopback, temporary storage) and skip, saying so, without it
-if ! command -v Orthanc >/dev/null 2>&1 && [ ! -x /usr/sbin/Orthanc ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get install -y -q orthanc orthanc-dicomweb >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
-      apt-get install -y -q orthanc orthanc-dicomweb >/dev/null 2>&1)) || echo "warning: could not install orthanc" >&2
-  else
-    echo "note: install Debian's orthanc and orthanc-dicomweb to run the PACS tests" >&2
-  fi
-fi
+}
+# dciodvfy (Debian dicom3tools) validates the DICOM the Deploy app writes
+apt_optional dciodvfy "install Debian's dicom3tools (dciodvfy) to validate the synthetic DICOM" dicom3tools
+# Orthanc is the real PACS of tests/test_pacs.py and bench/app.py (each starts its own process on loopback)
+apt_optional Orthanc "install Debian's orthanc and orthanc-dicomweb to run the PACS tests" orthanc orthanc-dicomweb
 "$VENV/bin/python" -c "import monai_msgsagan, monai, torch; print('monai-msgsagan', monai_msgsagan.__version__, '| monai', monai.__version__, '| torch', torch.__version__)"

@@ -60,10 +60,7 @@ class MyApp(MONAILabelApp):
         )
 
     def init_infers(self) -> dict[str, InferTask]:
-        infers: dict[str, InferTask] = {}
-        for config in self.models.values():
-            infers.update(config.infer())
-        return infers
+        return {name: task for config in self.models.values() for name, task in config.infer().items()}
 
     def init_trainers(self) -> dict[str, TrainTask]:
         return {name: config.trainer() for name, config in self.models.items()}

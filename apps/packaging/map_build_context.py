@@ -49,19 +49,6 @@ def stage_application(stage: Path) -> Path:
     return app
 
 
-def packager_argv(app: Path, models: Path, tag: str, platform: str) -> list[str]:
-    """The ``monai-deploy package`` command line for the staged app (what a Docker machine runs as is)."""
-    return [
-        "monai-deploy", "package", str(app),
-        "--config", str(APP / "app.yaml"),
-        "--sdk", "monai-deploy",
-        "--platform", platform,
-        "--source", str(MANIFEST),
-        "--models", str(models),
-        "--tag", tag,
-    ]  # fmt: skip
-
-
 def build_context(out: Path, models: Path, tag: str, platform: str) -> Path:
     """Write the build context into the new folder ``out``; returns the Dockerfile path."""
     if out.exists():
@@ -70,7 +57,16 @@ def build_context(out: Path, models: Path, tag: str, platform: str) -> Path:
         raise FileNotFoundError(f"model path {models} does not exist.")
     with tempfile.TemporaryDirectory(prefix="map-app-") as stage:
         app = stage_application(Path(stage))
-        args = parse_args(packager_argv(app, models, tag, platform))
+        # the `monai-deploy package` command line, as a machine with Docker runs it
+        args = parse_args([
+            "monai-deploy", "package", str(app),
+            "--config", str(APP / "app.yaml"),
+            "--sdk", "monai-deploy",
+            "--platform", platform,
+            "--source", str(MANIFEST),
+            "--models", str(models),
+            "--tag", tag,
+        ])  # fmt: skip
         out.mkdir(parents=True)
         # holoscan_cli.packager.packager._package_application up to, not including, builder._build_internal
         packaging = PackagingArguments(args, str(out))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from monai_msgsagan.dicom_send import DicomNode
+from monai_msgsagan.dicom_send import DicomNode, check_retry_settings
 
 ENV_DICOM_NODE = "XRAY_SYNTHESIS_DICOM_NODE"
 ENV_STOW_RS_URL = "XRAY_SYNTHESIS_STOW_RS_URL"
@@ -41,14 +41,7 @@ class SendSettings:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready form for the report."""
-        return {
-            "dicom_node": None if self.dicom_node is None else str(self.dicom_node),
-            "calling_ae_title": self.calling_ae_title,
-            "stow_rs_url": self.stow_rs_url,
-            "attempts": self.attempts,
-            "retry_delay_s": self.retry_delay_s,
-            "timeout_s": self.timeout_s,
-        }
+        return {**asdict(self), "dicom_node": None if self.dicom_node is None else str(self.dicom_node)}
 
 
 def send_settings(section: Mapping[str, Any] | None, environ: Mapping[str, str] = os.environ) -> SendSettings:
@@ -58,8 +51,7 @@ def send_settings(section: Mapping[str, Any] | None, environ: Mapping[str, str] 
         ValueError: a malformed node, URL or retry setting; the message names the setting.
     """
     section = dict(section or {})
-    unknown = sorted(set(section) - {"dicom_node", "stow_rs_url", "calling_ae_title", "attempts", "retry_delay_s",
-                                     "timeout_s"})  # fmt: skip
+    unknown = sorted(set(section) - {f.name for f in fields(SendSettings)})
     if unknown:
         raise ValueError(f"app.yaml: unknown setting send.{unknown[0]}.")
     node: Any = section.get("dicom_node")
@@ -86,10 +78,9 @@ def send_settings(section: Mapping[str, Any] | None, environ: Mapping[str, str] 
     except ValueError as e:
         raise ValueError(f"send.calling_ae_title: {e}") from e
     attempts = section.get("attempts", 3)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
-        raise ValueError(f"app.yaml send.attempts must be an integer in [1, 10], got {attempts!r}.")
     delay, timeout = float(section.get("retry_delay_s", 2.0)), float(section.get("timeout_s", 30.0))
-    if not 0 <= delay <= 600 or not 0 < timeout <= 3600:
-        raise ValueError(f"app.yaml send.retry_delay_s must be in [0, 600] and send.timeout_s in (0, 3600], got "
-                         f"{delay} and {timeout}.")  # fmt: skip
+    try:
+        check_retry_settings(attempts, delay, timeout)
+    except ValueError as e:
+        raise ValueError(f"app.yaml send.{e}") from e
     return SendSettings(node, url, calling, attempts, delay, timeout)

@@ -45,8 +45,6 @@ class RunState:
     timing_s: dict[str, float] = field(default_factory=dict)
     request: SynthesisRequest | None = None
     generator: GeneratorArtifact | None = None
-    #: the generator's identity (name, version, SHA-256, ...)
-    model: dict[str, Any] | None = None
     device: str | None = None
     precision: str | None = None
     class_name: str | None = None
@@ -104,14 +102,13 @@ class RequestOperator(Operator):
         state = RunState(new_run_id())
 
         def step() -> None:
-            request = load_request(
+            state.request = load_request(
                 self.input_path,
                 self.defaults,
                 int(self.limits["max_images"]),
                 int(self.limits["max_batch_size"]),
                 int(self.limits.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)),
             )
-            state.request = request
 
         _run_step(state, "request", step)
         op_output.emit(state, "state")
@@ -137,7 +134,8 @@ def find_model_file(model_path: Path) -> Path:
 class GeneratorOperator(StateOperator):
     """Loads the TorchScript generator (its record embedded) and generates the requested images (GPU when present).
 
-    Adds ``model`` (identity incl. SHA-256), ``device``, ``precision`` and ``images`` (N, 1, R, R) in [-1, 1].
+    Adds ``generator`` (its identity, incl. SHA-256, goes into the report), ``device``, ``precision`` and
+    ``images`` (N, 1, R, R) in [-1, 1].
     """
 
     def __init__(self, fragment: Fragment, *args: Any, model_path: Path, half_precision: bool, **kwargs) -> None:
@@ -153,7 +151,6 @@ class GeneratorOperator(StateOperator):
 
         def load() -> None:
             state.generator = load_generator(find_model_file(self.model_path), self.device)
-            state.model = state.generator.identity()
 
         def run() -> None:
             request, generator = state.request, state.generator
@@ -166,9 +163,7 @@ class GeneratorOperator(StateOperator):
                 batch_size=request.batch_size,
                 device=self.device,
                 half_precision=self.half_precision,
-            )
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            )  # a CPU tensor: the generation has finished when it returns
 
         _run_step(state, "load", load)
         _run_step(state, "generate", run)
@@ -254,11 +249,7 @@ class SendOperator(StateOperator):
 
     def _send(self, files: list[Path]) -> dict[str, Any]:
         settings = self.settings
-        retry = {
-            "attempts": settings.attempts,
-            "retry_delay_s": settings.retry_delay_s,
-            "timeout_s": settings.timeout_s,
-        }
+        retry = {key: getattr(settings, key) for key in ("attempts", "retry_delay_s", "timeout_s")}
         instances = [{"file": str(f.relative_to(self.output_path)), "sop_instance_uid": None} for f in files]
         senders = {}
         if settings.dicom_node is not None:
@@ -331,7 +322,7 @@ class ReportOperator(Operator):
             "status": state.status,
             "reason": state.reason,
             "request": state.request.to_dict() if state.request is not None else None,
-            "model": state.model,
+            "model": None if state.generator is None else state.generator.identity(),
             "device": state.device,
             "precision": state.precision,
             "class": state.class_name,

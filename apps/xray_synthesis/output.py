@@ -96,37 +96,30 @@ def remove_stale_partials(output_dir: str | Path) -> list[str]:
     """
     output_dir = Path(output_dir)
     removed = []
-    for partial in sorted(output_dir.glob(_PARTIAL_PREFIX + "*")):
-        if partial.name.endswith(_LOCK_SUFFIX) or not partial.is_dir() or partial.is_symlink():
+    # by name, folders and lock files alike: a lock file without its folder was left by a writer killed between
+    # the rename and the unlink
+    for name in sorted({p.name.removesuffix(_LOCK_SUFFIX) for p in output_dir.glob(_PARTIAL_PREFIX + "*")}):
+        partial, lock = output_dir / name, output_dir / (name + _LOCK_SUFFIX)
+        if partial.is_symlink() or (partial.exists() and not partial.is_dir()):
             continue
-        lock = partial.with_name(partial.name + _LOCK_SUFFIX)
         try:
             fd = _try_lock(lock)
         except FileNotFoundError:  # never locked (older writer), or its writer finished and renamed it just now
             fd = -1
-        if fd is None:
+        if fd is None:  # a live writer holds it
             continue
         try:
-            try:
-                shutil.rmtree(partial)
-            except FileNotFoundError:
-                continue
-            except OSError as e:
-                raise OutputError(f"stale temporary folder {partial} cannot be removed ({e.strerror}).") from e
+            if partial.exists():
+                try:
+                    shutil.rmtree(partial)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    raise OutputError(f"stale temporary folder {partial} cannot be removed ({e.strerror}).") from e
+                removed.append(name)
             lock.unlink(missing_ok=True)
-            removed.append(partial.name)
         finally:
             if fd >= 0:
-                os.close(fd)
-    # lock files whose folder is gone (a writer killed between the rename and the unlink)
-    for lock in output_dir.glob(_PARTIAL_PREFIX + "*" + _LOCK_SUFFIX):
-        if not lock.with_name(lock.name[: -len(_LOCK_SUFFIX)]).exists():
-            try:
-                fd = _try_lock(lock)
-            except FileNotFoundError:
-                continue
-            if fd is not None:
-                lock.unlink(missing_ok=True)
                 os.close(fd)
     return removed
 
@@ -175,20 +168,17 @@ def write_series_atomically(
     return [final / p.name for p in paths]
 
 
-def write_run_report(report: dict[str, Any], output_dir: str | Path, run_id: str | None = None) -> Path:
-    """Write the run's report, each file through a temporary file and an atomic rename.
-
-    With ``run_id``: ``output_dir/report_<run id>.json``, which no later run touches, then ``report.json`` (the
-    latest run's report, replaced by every run). Without: ``report.json`` only.
+def write_run_report(report: dict[str, Any], output_dir: str | Path, run_id: str) -> Path:
+    """Write the run's report as ``output_dir/report_<run id>.json``, which no later run touches, then as
+    ``report.json`` (the latest run's report, replaced by every run), each through an atomic rename.
 
     Returns:
         the run's own report file.
     """
     output_dir = Path(output_dir)
-    own = output_dir / (f"report_{run_id}.json" if run_id else REPORT_FILENAME)
-    if run_id and own.exists():
+    own = output_dir / f"report_{run_id}.json"
+    if own.exists():
         raise OutputError(f"report {own} already exists (run ids must be unique).")
-    atomic_write_text(own, json.dumps(report, indent=2))
-    if run_id:
-        atomic_write_text(output_dir / REPORT_FILENAME, json.dumps(report, indent=2))
+    for path in (own, output_dir / REPORT_FILENAME):
+        atomic_write_text(path, json.dumps(report, indent=2))
     return own

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +122,5 @@ class SyntheticAugmentSettings:
         )
 
     def build(self) -> SyntheticAugmenter:
-        """The augmenter."""
-        return SyntheticAugmenter(
-            self.generator,
-            self.cache_dir,
-            self.classes,
-            balance=self.balance,
-            max_ratio=self.max_ratio,
-            augment_classes=self.augment_classes,
-            mix=self.mix,
-            seed=self.seed,
-        )
+        """The augmenter (the fields are its arguments, by name)."""
+        return SyntheticAugmenter(**{f.name: getattr(self, f.name) for f in fields(self)})

@@ -29,19 +29,14 @@ class XraySynthesisInfer(InferTask):
 
     Args:
         generator: the loaded class-conditional generator.
-        description: shown by MONAI Label clients.
     """
 
-    def __init__(
-        self,
-        generator: GeneratorArtifact,
-        description: str = "Synthetic chest X-ray of a class (MSG-SAGAN), by seed",
-    ) -> None:
+    def __init__(self, generator: GeneratorArtifact) -> None:
         super().__init__(
             type=InferType.OTHERS,
             labels=generator.class_names,
             dimension=2,
-            description=description,
+            description="Synthetic chest X-ray of a class (MSG-SAGAN), by seed",
             config={"class": generator.class_names, "seed": 0},
         )
         self.generator = generator

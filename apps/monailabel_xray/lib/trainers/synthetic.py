@@ -20,7 +20,18 @@ from monai_msgsagan.label import REQUEST_KEY, SyntheticAugmenter, augment_split
 __all__ = ["SyntheticBundleTrainMixin", "SyntheticTrainMixin"]
 
 
-class SyntheticTrainMixin:
+class _AugmenterMixin:
+    """Takes the ``augmenter`` keyword and offers the per-run switch (:data:`REQUEST_KEY`) in the train config."""
+
+    def __init__(self, *args: Any, augmenter: SyntheticAugmenter | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.augmenter = augmenter
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), REQUEST_KEY: self.augmenter is not None}  # type: ignore[misc]
+
+
+class SyntheticTrainMixin(_AugmenterMixin):
     """Mixin for a ``monailabel.tasks.train.basic_train.BasicTrainTask`` subclass (list it first in the bases).
 
     Example::
@@ -28,20 +39,14 @@ class SyntheticTrainMixin:
         class MyTrain(SyntheticTrainMixin, BasicTrainTask):
             ...
 
-        MyTrain(model_dir, ..., augmenter=SyntheticAugmentSettings.from_conf(conf, classes, cache).build())
+        MyTrain(model_dir, ..., augmenter=SyntheticAugmentSettings.from_conf(conf, cache, classes).build())
 
     Once per training run, ``partition_datalist`` adds the augmenter's synthetic records to the train split and
     leaves validation real; the split is written to ``<output_dir>/synthetic_split.json`` and the per-class counts
     are returned with the training stats under ``"synthetic"``.
     """
 
-    def __init__(self, *args: Any, augmenter: SyntheticAugmenter | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.augmenter = augmenter
-        self._synthetic_per_class: dict[str, int] = {}
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), REQUEST_KEY: self.augmenter is not None}  # type: ignore[misc]
+    _synthetic_per_class: dict[str, int] = {}  # the last run's counts (replaced per run, never mutated)
 
     def partition_datalist(self, context: Any, shuffle: bool = False) -> tuple[list, list]:
         train, val = super().partition_datalist(context, shuffle)  # type: ignore[misc]
@@ -55,7 +60,7 @@ class SyntheticTrainMixin:
         return {**stats, "synthetic": dict(self._synthetic_per_class)}
 
 
-class SyntheticBundleTrainMixin:
+class SyntheticBundleTrainMixin(_AugmenterMixin):
     """Mixin for a ``monailabel.tasks.train.bundle.BundleTrainTask`` subclass (list it first in the bases).
 
     Once per training run, ``_partition_datalist`` adds the synthetic records to the list the bundle trains on
@@ -63,13 +68,6 @@ class SyntheticBundleTrainMixin:
     transforms must read a class index label (synthetic records) as well as the datastore's labels, for example with
     :class:`~monai_msgsagan.label.records.ClassIndexd`. The split is written to ``<bundle>/logs/synthetic_split.json``.
     """
-
-    def __init__(self, *args: Any, augmenter: SyntheticAugmenter | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.augmenter = augmenter
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), REQUEST_KEY: self.augmenter is not None}  # type: ignore[misc]
 
     def _partition_datalist(self, datalist: Any, request: Any, shuffle: bool = False) -> tuple[list, list | None]:
         train, val = super()._partition_datalist(datalist, request, shuffle)  # type: ignore[misc]
