@@ -1,4 +1,4 @@
-"""MONAI Label app: chest X-ray classification whose training split gets synthetic minority-class radiographs.
+"""MONAI Label app: chest X-ray classification whose training split gets synthetic radiographs (every class by default).
 
 Start it with ``.venv-monailabel/bin/python -m monailabel.main start_server --app apps/monailabel_xray --studies
 <datastore> --conf synthetic_model <bundle>/models/model.pt`` (see README.md). The datastore holds the radiographs
@@ -46,7 +46,7 @@ class MyApp(MONAILabelApp):
             studies=studies,
             conf=conf,
             name="MONAI Label - chest X-ray classification with MSG-SAGAN synthetic augmentation",
-            description="Class-conditional synthetic radiographs of the minority classes in the training split",
+            description="Class-conditional synthetic radiographs added to every class of the training split",
             version=monailabel.__version__,
         )
 

@@ -1,4 +1,4 @@
-"""Task config: chest X-ray classifier + synthetic minority-class augmentation + generation infer task."""
+"""Task config: chest X-ray classifier + synthetic augmentation (every class by default) + generation infer task."""
 
 from __future__ import annotations
 

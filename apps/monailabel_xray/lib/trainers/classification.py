@@ -1,4 +1,4 @@
-"""Chest X-ray classification training (MONAI Label BasicTrainTask) with synthetic minority-class images."""
+"""Chest X-ray classification training (MONAI Label BasicTrainTask) with synthetic images added to its split."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from monai_msgsagan.transforms import xray_preprocess_transforms
 
 
 class XrayClassificationTrain(SyntheticTrainMixin, BasicTrainTask):
-    """Trains a classifier on the datastore's labelled radiographs plus the hook's synthetic minority images.
+    """Trains a classifier on the datastore's labelled radiographs plus the hook's synthetic images.
 
     Real records carry the path of a ``<image id>.cls.json`` label file, synthetic ones the class index;
     :class:`~monai_msgsagan.label.records.ClassIndexd` reads both. Real and synthetic images go through the same
@@ -29,7 +29,7 @@ class XrayClassificationTrain(SyntheticTrainMixin, BasicTrainTask):
         network: torch.nn.Module,
         classes: Sequence[str],
         spatial_size: int = 64,
-        description: str = "Chest X-ray classification with synthetic minority-class augmentation",
+        description: str = "Chest X-ray classification with synthetic-image augmentation",
         **kwargs,
     ) -> None:
         self._network = network

@@ -1,4 +1,4 @@
-"""Train task mixins that add the hook's synthetic minority-class records to a MONAI Label train split.
+"""Train task mixins that add the hook's synthetic records to a MONAI Label train split.
 
 Where the hook sits (monailabel 0.8.5):
 
