@@ -88,6 +88,25 @@ def test_monitor_writes_signals_and_keeps_the_best_model(tmp_path):
     assert saved.keys() == ema.state_dict().keys() and all(torch.isfinite(v).all() for v in saved.values())
 
 
+def test_a_resumed_run_keeps_the_best_model_of_the_run_it_resumes(tmp_path):
+    """A resumed run starts from the recorded best: a model that does not beat it does not replace it."""
+    trainer, _, _, health = _monitored(tmp_path, 2, best_model_path=tmp_path / "model_best.pt")
+    trainer.run()
+    recorded = {**health.best, "value": 0.0}  # as if the run had reached a score the next epochs cannot beat
+    (tmp_path / "model_best.json").write_text(json.dumps(recorded))
+    weights = (tmp_path / "model_best.pt").read_bytes()
+
+    resumed, _, _, health = _monitored(tmp_path / "resumed", 3, best_model_path=tmp_path / "model_best.pt")
+    resumed.load_state_dict({"iteration": trainer.state.iteration, "epoch_length": 3, "max_epochs": 3})
+    resumed.run()
+    assert resumed.state.epoch == 3 and health.best == recorded
+    assert (tmp_path / "model_best.pt").read_bytes() == weights
+
+    fresh, _, _, health = _monitored(tmp_path / "fresh", 1, best_model_path=tmp_path / "model_best.pt")
+    fresh.run()  # a run from the start does not inherit a best from another run
+    assert health.best is not None and health.best["iteration"] == 3 and health.best != recorded
+
+
 def test_a_collapsed_generator_is_diagnosed_and_the_run_stopped(tmp_path, caplog):
     """A real collapse: G's first layer zeroed (every latent and class gives the same image) and frozen."""
     trainer, g, ema, health = _monitored(tmp_path, 4, stop_after_collapsed=1, best_model_path=tmp_path / "best.pt")

@@ -160,6 +160,8 @@ class TrainingHealthMonitor:
     ones**.
     A check diagnosed ``mode_collapse``, or weights that are not finite or render non-finite images, never count,
     nor do weights no generator update was applied to since the last best (a trainer's ``generator_updates``).
+    A resumed run starts from the best that the ``.json`` below records (when saved at or before the iteration it
+    resumes from), so it never replaces an earlier, better model with a worse one.
     ``best_model_path`` with ``.json`` instead of ``.pt`` records the epoch, iteration, criterion and value and,
     with ``record``, is the best weights' generator record (written after the weights, naming their SHA-256:
     :func:`~monai_msgsagan.handlers.checkpoint_saver.save_generator`), which
@@ -237,6 +239,7 @@ class TrainingHealthMonitor:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self.check)
         if self.best_model_path is not None:
+            engine.add_event_handler(Events.STARTED, self._restore_best)
             engine.add_event_handler(Events.EPOCH_COMPLETED | Events.COMPLETED, self._keep_best)
 
     def _request_gradients(self, engine: Engine) -> None:
@@ -322,6 +325,22 @@ class TrainingHealthMonitor:
                 evidence,
             )
             engine.terminate()
+
+    def _restore_best(self, engine: Engine) -> None:
+        """On a resumed run, the best so far is the one ``best_model_path``'s ``.json`` records, when it was saved
+        at or before the iteration the run resumes from (attach after the resume handler)."""
+        path = self.best_model_path.with_suffix(".json")
+        if engine.state.iteration == 0 or not (path.is_file() and self.best_model_path.is_file()):
+            return
+        try:
+            saved = json.loads(path.read_text())
+            best = {"epoch": int(saved["epoch"]), "iteration": int(saved["iteration"]),
+                    "criterion": str(saved["criterion"]), "value": float(saved["value"])}  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("%s: no best model so far read from it (%s); the resumed run keeps its own.", path, e)
+            return
+        if best["iteration"] <= engine.state.iteration:
+            self.best = best
 
     def _keep_best(self, engine: Engine) -> None:
         monitor = self.diversity_monitor
