@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from monai.data import save_net_with_metadata
 
-from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord, save_record
+from monai_msgsagan.artifact import RECORD_NAME, GeneratorRecord
+from monai_msgsagan.handlers.checkpoint_saver import save_generator
 from monai_msgsagan.networks import InferenceGenerator, MultiScaleGenerator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -92,8 +93,8 @@ def save_generator_artifact(
 ) -> Path:
     """Save a generator the two ways it ships, with its record (:class:`~monai_msgsagan.artifact.GeneratorRecord`):
 
-    - ``path`` ending in ``.pt``: the flat state dict, then ``model.json`` beside it naming its SHA-256, as the
-      bundle's training writes them;
+    - ``path`` ending in ``.pt``: the flat state dict (atomically), then ``model.json`` beside it naming its
+      SHA-256, as the bundle's training writes them (:func:`~monai_msgsagan.handlers.checkpoint_saver.save_generator`);
     - otherwise (``.ts``): TorchScript with ``model.json`` inside, as ``python -m monai.bundle ckpt_export
       --config_file "['configs/inference.json','models/model.json']"`` writes it (``network`` may be any scriptable
       module with ``latent_dim``/``num_classes``/``resolution`` attributes).
@@ -107,8 +108,7 @@ def save_generator_artifact(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".pt":
-        torch.save(network.state_dict(), path)
-        save_record(record, path)
+        save_generator(network, path, record)
     else:
         save_net_with_metadata(
             torch.jit.script(network),
